@@ -1,0 +1,191 @@
+"""Turning located YAML documents into spec models, and namespace-wide checks.
+
+Validation has two levels: each document on its own (the pydantic models), and a
+namespace as a whole (inheritance, one default profile, one SessionPolicy). Both
+report `Problem`s located at the line of the offending field.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from pydantic import ValidationError
+
+from agent_lib.config._base import API_GROUP, CREDENTIALS_REASON, find_inline_credentials
+from agent_lib.config.documents import Location, SourceDocument
+from agent_lib.config.problems import Problem
+from agent_lib.config.session_config import SessionPolicy
+from agent_lib.config.timeout_profiles import TimeoutProfile
+
+Resource = TimeoutProfile | SessionPolicy
+KINDS: dict[str, type[TimeoutProfile] | type[SessionPolicy]] = {
+    "TimeoutProfile": TimeoutProfile,
+    "SessionPolicy": SessionPolicy,
+}
+DEFAULT_NAMESPACE = "default"
+
+_FRIENDLY = {
+    "extra_forbidden": "unknown field",
+    "missing": "required field is missing",
+}
+
+
+@dataclass
+class ParsedSpecs:
+    """Valid resources grouped by namespace, and every problem found on the way."""
+
+    by_namespace: dict[str, list[Resource]] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    sources: dict[tuple[str, str, str], SourceDocument] = field(default_factory=dict)
+
+    def locate(self, problem: Problem, location: Location = ()) -> Problem:
+        """``problem`` with the file and line of its resource (and field, when known)."""
+        source = self.sources.get((problem.namespace, problem.kind, problem.name))
+        if source is None:
+            return problem
+        line = source.line_of(location) if location else source.line
+        return replace(problem, file=source.file, line=line)
+
+
+def parse_resource(
+    data: Any, source: SourceDocument | None = None
+) -> tuple[Resource | None, list[Problem]]:
+    """A spec model from one document, or the problems that prevent it.
+
+    Documents of other API groups are not ours: they give ``(None, [])``.
+    """
+    source = source or SourceDocument(data)
+    if not isinstance(data, Mapping):
+        return None, [_at(source, (), "", "", "expected a mapping (a Kubernetes object)")]
+    api_version = str(data.get("apiVersion", ""))
+    if not api_version.startswith(API_GROUP + "/"):
+        return None, []
+    kind = str(data.get("kind", ""))
+    name = _name_of(data)
+    model = KINDS.get(kind)
+    if model is None:
+        reason = f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}"
+        return None, [_at(source, ("kind",), kind or "?", name, reason, field="kind")]
+    credentials = find_inline_credentials(data.get("spec"), ("spec",))
+    if credentials:
+        return None, [
+            _at(source, _split(path), kind, name, CREDENTIALS_REASON, field=path)
+            for path in credentials
+        ]
+    try:
+        return model.model_validate(data), []
+    except ValidationError as error:
+        return None, [_problem_from(error_item, source, kind, name) for error_item in error.errors()]
+
+
+def parse_documents(
+    documents: Iterable[SourceDocument], default_namespace: str = DEFAULT_NAMESPACE
+) -> ParsedSpecs:
+    """Parse every document, then run the namespace-wide checks on what is valid."""
+    parsed = ParsedSpecs()
+    seen: set[tuple[str, str, str]] = set()
+    for document in documents:
+        resource, problems = parse_resource(document.data, document)
+        parsed.problems.extend(problems)
+        if resource is None:
+            continue
+        namespace = resource.metadata.namespace or default_namespace
+        key = (namespace, resource.kind, resource.name)
+        if key in seen:
+            reason = f"defined twice in namespace {namespace!r}"
+            parsed.problems.append(
+                _at(document, ("metadata", "name"), resource.kind, resource.name, reason,
+                    field="metadata.name", namespace=namespace)
+            )
+            continue
+        seen.add(key)
+        parsed.sources[key] = document
+        parsed.by_namespace.setdefault(namespace, []).append(resource)
+    for namespace, resources in sorted(parsed.by_namespace.items()):
+        for problem in check_namespace(namespace, resources):
+            parsed.problems.append(parsed.locate(problem, _split(problem.field)))
+    return parsed
+
+
+def check_namespace(namespace: str, resources: Iterable[Resource]) -> list[Problem]:
+    """Rules that span resources: inheritance, a single default, a single SessionPolicy."""
+    from agent_lib.config.inheritance import resolve_profiles  # noqa: PLC0415 - import cycle
+
+    resources = list(resources)
+    profiles = [r for r in resources if isinstance(r, TimeoutProfile)]
+    policies = sorted((r for r in resources if isinstance(r, SessionPolicy)), key=_age_key)
+    problems = list(resolve_profiles(namespace, profiles).problems)
+    defaults = sorted(p.name for p in profiles if p.spec.default)
+    if len(defaults) > 1:
+        reason = f"{len(defaults)} profiles are marked default in namespace {namespace!r}: " + (
+            ", ".join(defaults) + "; exactly one may be"
+        )
+        problems.extend(
+            Problem(reason, "spec.default", "TimeoutProfile", name, namespace) for name in defaults
+        )
+    for policy in policies[1:]:
+        reason = (
+            f"namespace {namespace!r} already has SessionPolicy {policies[0].name!r}; "
+            "one SessionPolicy per namespace"
+        )
+        problems.append(Problem(reason, "metadata.name", "SessionPolicy", policy.name, namespace))
+    counts = Counter((p.kind, p.name) for p in resources)
+    for (kind, name), count in sorted(counts.items()):
+        if count > 1:
+            reason = f"defined {count} times in namespace {namespace!r}"
+            problems.append(Problem(reason, "metadata.name", kind, name, namespace))
+    return problems
+
+
+def _age_key(resource: Resource) -> tuple[str, str]:
+    created = getattr(resource.metadata, "creation_timestamp", None) or ""
+    return (str(created), resource.name)
+
+
+def _name_of(data: Mapping[str, Any]) -> str:
+    metadata = data.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, Mapping) else None
+    return str(name) if name is not None else "?"
+
+
+def _split(path: str) -> Location:
+    return tuple(int(p) if p.isdigit() else p for p in path.split(".")) if path else ()
+
+
+def _problem_from(
+    item: Mapping[str, Any], source: SourceDocument, kind: str, name: str
+) -> Problem:
+    location: Location = tuple(p for p in item["loc"] if p != "[key]")
+    is_key = "[key]" in item["loc"]
+    reason = _FRIENDLY.get(item["type"], item["msg"])
+    if item["type"] == "string_pattern_mismatch" and is_key:
+        reason = f"timeout name {location[-1]!r} must be lowerCamelCase (such as llmCall)"
+    elif item["type"] == "string_pattern_mismatch":
+        reason = f"{item['input']!r:.60} does not match {item['ctx']['pattern']}"
+    namespace = ""
+    field = ".".join(str(p) for p in location)
+    return _at(source, location, kind, name, reason, field=field, namespace=namespace)
+
+
+def _at(
+    source: SourceDocument,
+    location: Location,
+    kind: str,
+    name: str,
+    reason: str,
+    *,
+    field: str = "",
+    namespace: str = "",
+) -> Problem:
+    return Problem(
+        reason=reason,
+        field=field,
+        kind=kind,
+        name=name,
+        namespace=namespace,
+        file=source.file,
+        line=source.line_of(location),
+    )

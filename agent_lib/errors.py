@@ -1,0 +1,70 @@
+"""One exception hierarchy for agent_lib: every error says which field failed and why."""
+
+from __future__ import annotations
+
+
+class HourglassError(Exception):
+    """Base of every error agent_lib raises on purpose."""
+
+
+class ConfigError(HourglassError, ValueError):
+    """A value in a spec, a file or an environment variable is not acceptable.
+
+    ``field`` is a dotted path (``spec.polling.interval``) so that tools can print
+    ``file:line: kind/name: field: reason`` without parsing the message.
+    """
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}" if field else reason)
+
+
+class DurationError(ConfigError):
+    """A duration string or number is malformed, not positive, or too large."""
+
+
+class SessionError(HourglassError):
+    """Base of the session errors."""
+
+
+class InvalidSessionId(SessionError, ValueError):
+    """A session id outside the allowed character set or length."""
+
+    def __init__(self, session_id: object, reason: str) -> None:
+        self.field = "session_id"
+        self.reason = reason
+        super().__init__(f"session_id {session_id!r:.80}: {reason}")
+
+
+class PayloadTooLarge(SessionError, ValueError):
+    """A session payload over the configured size cap."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.field = "data"
+        self.reason = f"serialised payload is {size} bytes, the cap is {limit}"
+        self.size = size
+        self.limit = limit
+        super().__init__(f"data: {self.reason}")
+
+
+class SessionNotFound(SessionError, KeyError):
+    """The session does not exist (never created, expired, or deleted)."""
+
+
+class SessionStoreUnavailable(SessionError, ConnectionError):
+    """The session store could not be reached after bounded retries.
+
+    Raised instead of reporting success: when this escapes a write, the write may
+    or may not have been applied, and the caller must treat it as not saved.
+    """
+
+
+class DeadlineExceeded(HourglassError, TimeoutError):
+    """A named timeout or an enclosing deadline ran out."""
+
+    def __init__(self, name: str, budget: float, elapsed: float) -> None:
+        self.name = name
+        self.budget = budget
+        self.elapsed = elapsed
+        super().__init__(f"{name}: deadline of {budget:.3f}s exceeded after {elapsed:.3f}s")

@@ -1,0 +1,17 @@
+"""Shared pytest setup. Fixtures live in tests/fixtures/, one module per real component."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+pytest_plugins: list[str] = [
+]
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return REPO
