@@ -11,14 +11,16 @@ $(PY):
 
 install: $(PY)
 
+# In CI (CI=true) the local job renders, cleans once and exits; elsewhere it runs
+# until Ctrl-C. ARGS passes more flags: make run ARGS="--state-dir /tmp/hg".
 run: $(PY)
-	$(VENV)/bin/hourglass local config/
+	$(VENV)/bin/hourglass local config/ $(if $(CI),--once,) $(ARGS)
 
 test: $(PY) lint
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -m "not slow" -p no:cacheprovider
 
 test-slow: $(PY)
-	$(PY) -m pytest -m slow
+	$(PY) -m pytest -m slow -p no:cacheprovider
 
 lint: $(PY)
 	$(VENV)/bin/ruff check .

@@ -68,3 +68,21 @@ class DeadlineExceeded(HourglassError, TimeoutError):
         self.budget = budget
         self.elapsed = elapsed
         super().__init__(f"{name}: deadline of {budget:.3f}s exceeded after {elapsed:.3f}s")
+
+
+class InvalidPayload(SessionError, ValueError):
+    """Session data that cannot be stored as JSON."""
+
+    def __init__(self, reason: str) -> None:
+        self.field = "data"
+        self.reason = reason
+        super().__init__(f"data: {reason}")
+
+
+class SessionExists(SessionError, ValueError):
+    """``create`` was given a session id that is already in use."""
+
+    def __init__(self, session_id: str) -> None:
+        self.field = "session_id"
+        self.reason = "a session with this id already exists"
+        super().__init__(f"session_id {session_id!r}: {self.reason}")

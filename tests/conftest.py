@@ -8,8 +8,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
-pytest_plugins: list[str] = [
-]
+pytest_plugins: list[str] = []
 
 
 @pytest.fixture

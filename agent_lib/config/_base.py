@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
@@ -13,7 +13,7 @@ from agent_lib.durations import DURATION_PATTERN, parse_duration
 from agent_lib.errors import ConfigError
 
 API_GROUP = "hourglass.dev"
-API_VERSION = f"{API_GROUP}/v1alpha1"
+API_VERSION: Final = "hourglass.dev/v1alpha1"
 
 DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"

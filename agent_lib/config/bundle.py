@@ -10,24 +10,24 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from agent_lib.config._base import API_VERSION
+from agent_lib.config.inheritance import resolve_profiles
 from agent_lib.config.problems import Problem
 from agent_lib.config.session_config import SessionPolicy
 from agent_lib.config.specs import Resource, check_namespace
-from agent_lib.config.inheritance import resolve_profiles
 from agent_lib.config.timeout_profiles import TimeoutProfile
 from agent_lib.errors import ConfigError
 
 CONFIGMAP_NAME = "hourglass-config"
 CONFIG_KEY = "hourglass.yaml"
 HASH_ANNOTATION = "hourglass.dev/config-hash"
-BUNDLE_KIND = "HourglassConfig"
+BUNDLE_KIND: Final = "HourglassConfig"
 LABELS = {
     "app.kubernetes.io/name": "hourglass",
     "app.kubernetes.io/component": "config",

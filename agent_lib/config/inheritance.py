@@ -81,9 +81,7 @@ def _chain(
     return tuple(chain), None
 
 
-def _merge(
-    namespace: str, chain: list[TimeoutProfile]
-) -> tuple[ResolvedProfile, Problem | None]:
+def _merge(namespace: str, chain: list[TimeoutProfile]) -> tuple[ResolvedProfile, Problem | None]:
     timeouts: dict[str, float] = {}
     polling = dict(DEFAULT_POLLING)
     for profile in reversed(chain):
@@ -101,9 +99,7 @@ def _merge(
     except PydanticCustomError as error:
         source = f"inherited from {chain[1].name!r}" if len(chain) > 1 else "with default polling"
         reason = f"{error.message()} ({source})"
-        return resolved, Problem(
-            reason, "spec.polling", "TimeoutProfile", chain[0].name, namespace
-        )
+        return resolved, Problem(reason, "spec.polling", "TimeoutProfile", chain[0].name, namespace)
     return resolved, None
 
 

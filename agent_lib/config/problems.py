@@ -1,4 +1,4 @@
-"""A problem found in a spec, located well enough to print ``file:line: kind/name: field: reason``."""
+"""A problem in a spec, located for `file:line: kind/name: field: reason` output."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from agent_lib.errors import ConfigError
 from agent_lib.quantity import QUANTITY_PATTERN, parse_quantity
 
 KEY_PREFIX_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$"
-SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
+SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"  # noqa: S105 - a pattern, not a secret
 MAX_SESSIONS_LIMIT = 100_000_000
 
 
@@ -48,7 +48,7 @@ MemoryQuantity = Annotated[
 
 
 def _check_cron(value: Any) -> Any:
-    from croniter import croniter  # noqa: PLC0415 - keeps croniter off the import path of agents
+    from croniter import croniter
 
     if not isinstance(value, str) or not croniter.is_valid(value) or len(value.split()) != 5:
         raise PydanticCustomError(
@@ -119,7 +119,9 @@ class SessionPolicy(BaseModel):
     def _no_credentials(cls, data: Any) -> Any:
         if isinstance(data, dict) and (paths := find_inline_credentials(data.get("spec"))):
             raise PydanticCustomError(
-                "credentials", "spec.{path}: {reason}", {"path": paths[0], "reason": CREDENTIALS_REASON}
+                "credentials",
+                "spec.{path}: {reason}",
+                {"path": paths[0], "reason": CREDENTIALS_REASON},
             )
         return data
 

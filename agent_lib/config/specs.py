@@ -78,7 +78,9 @@ def parse_resource(
     try:
         return model.model_validate(data), []
     except ValidationError as error:
-        return None, [_problem_from(error_item, source, kind, name) for error_item in error.errors()]
+        return None, [
+            _problem_from(error_item, source, kind, name) for error_item in error.errors()
+        ]
 
 
 def parse_documents(
@@ -97,8 +99,15 @@ def parse_documents(
         if key in seen:
             reason = f"defined twice in namespace {namespace!r}"
             parsed.problems.append(
-                _at(document, ("metadata", "name"), resource.kind, resource.name, reason,
-                    field="metadata.name", namespace=namespace)
+                _at(
+                    document,
+                    ("metadata", "name"),
+                    resource.kind,
+                    resource.name,
+                    reason,
+                    field="metadata.name",
+                    namespace=namespace,
+                )
             )
             continue
         seen.add(key)
@@ -112,7 +121,7 @@ def parse_documents(
 
 def check_namespace(namespace: str, resources: Iterable[Resource]) -> list[Problem]:
     """Rules that span resources: inheritance, a single default, a single SessionPolicy."""
-    from agent_lib.config.inheritance import resolve_profiles  # noqa: PLC0415 - import cycle
+    from agent_lib.config.inheritance import resolve_profiles
 
     resources = list(resources)
     profiles = [r for r in resources if isinstance(r, TimeoutProfile)]
@@ -155,9 +164,7 @@ def _split(path: str) -> Location:
     return tuple(int(p) if p.isdigit() else p for p in path.split(".")) if path else ()
 
 
-def _problem_from(
-    item: Mapping[str, Any], source: SourceDocument, kind: str, name: str
-) -> Problem:
+def _problem_from(item: Mapping[str, Any], source: SourceDocument, kind: str, name: str) -> Problem:
     location: Location = tuple(p for p in item["loc"] if p != "[key]")
     is_key = "[key]" in item["loc"]
     reason = _FRIENDLY.get(item["type"], item["msg"])

@@ -10,8 +10,8 @@ from pydantic_core import PydanticCustomError
 from agent_lib.config._base import (
     API_VERSION,
     CREDENTIALS_REASON,
-    K8sName,
     Duration,
+    K8sName,
     ObjectMeta,
     SpecModel,
     find_inline_credentials,
@@ -93,7 +93,9 @@ class TimeoutProfile(BaseModel):
     def _no_credentials(cls, data: Any) -> Any:
         if isinstance(data, dict) and (paths := find_inline_credentials(data.get("spec"))):
             raise PydanticCustomError(
-                "credentials", "spec.{path}: {reason}", {"path": paths[0], "reason": CREDENTIALS_REASON}
+                "credentials",
+                "spec.{path}: {reason}",
+                {"path": paths[0], "reason": CREDENTIALS_REASON},
             )
         return data
 
