@@ -8,7 +8,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = [
+    "tests.fixtures.redis_server",
+]
 
 
 @pytest.fixture

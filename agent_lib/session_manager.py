@@ -1,0 +1,369 @@
+"""SessionManager: sessions that expire, stay under their caps and clean themselves.
+
+It replaces the ad-hoc ``_sessions`` dict of agent endpoints: the same calls work on
+an in-process store (``memory://``) and on Redis / Valkey (standalone, Sentinel or
+Cluster). The manager validates ids, encodes payloads as JSON, enforces the payload
+cap and estimates each session's size once; the store applies the expiry rules
+(sliding TTL, absolute lifetime, LRU eviction over ``max_sessions``/``max_memory``)
+atomically, one round trip per call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import threading
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, TypeVar
+
+from agent_lib._session_ids import (
+    new_session_id,
+    validate_key_prefix,
+    validate_namespace,
+    validate_session_id,
+)
+from agent_lib._session_settings import SessionSettings, resolve
+from agent_lib.durations import parse_duration
+from agent_lib.errors import (
+    ConfigError,
+    InvalidPayload,
+    PayloadTooLarge,
+    SessionExists,
+    SessionNotFound,
+    SessionStoreUnavailable,
+)
+from agent_lib.memory_tracker import estimate_session_bytes
+from agent_lib.quantity import parse_quantity
+from agent_lib.stores.base import CleanupReport, Limits, SessionExistsError, SessionStore
+from agent_lib.stores.memory import MemoryStore
+
+DEFAULT_MAX_PAYLOAD = 1024 * 1024
+"""Largest encoded payload one session may hold (1 MiB)."""
+
+_log = logging.getLogger("agent_lib.sessions")
+_T = TypeVar("_T")
+
+__all__ = ["CleanupReport", "Session", "SessionManager", "SyncSessionManager"]
+
+
+@dataclass
+class Session:
+    """One session as read: its data and when it was created and last used (epoch seconds)."""
+
+    id: str
+    data: Any
+    created_at: float
+    last_access: float
+
+
+def _seconds(value: float | str | None, field: str) -> float | None:
+    return None if value is None else parse_duration(value, field=field)
+
+
+def _bytes(value: int | str | None, field: str) -> int | None:
+    return None if value is None else parse_quantity(value, field=field)
+
+
+def _count(value: int | None, field: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(field, f"must be a positive integer, got {value!r}")
+    return value
+
+
+class SessionManager:
+    """Async session API over one namespace of a `SessionStore`."""
+
+    def __init__(
+        self,
+        store: SessionStore,
+        *,
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
+        batch_size: int = 500,
+        cleanup_interval: float | None = None,
+    ) -> None:
+        self.store = store
+        self.max_payload = _count(max_payload, "max_payload") or DEFAULT_MAX_PAYLOAD
+        self.batch_size = _count(batch_size, "batch_size") or 500
+        self.cleanup_interval = cleanup_interval
+        self._cleaner: asyncio.Task[None] | None = None
+
+    # --- construction ---------------------------------------------------------------
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str = "memory://",
+        *,
+        namespace: str = "default",
+        ttl: float | str = 1800.0,
+        max_lifetime: float | str | None = 86400.0,
+        max_sessions: int | None = None,
+        max_memory: int | str | None = None,
+        key_prefix: str = "hourglass",
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
+        batch_size: int = 500,
+        cleanup_interval: float | str | None = None,
+        retries: int = 3,
+        socket_timeout: float = 5.0,
+    ) -> SessionManager:
+        """A manager for ``url``: ``memory://``, ``redis://``, ``rediss://``,
+        ``redis+cluster://host:port[,host:port]`` or ``redis+sentinel://host:port[,...]/service``.
+
+        Durations are seconds or strings such as ``"30m"``; ``max_memory`` is bytes or a
+        quantity such as ``"512Mi"``. No connection is made until the first call.
+        """
+        limits = Limits(
+            ttl_s=parse_duration(ttl, field="ttl"),
+            max_lifetime_s=_seconds(max_lifetime, "max_lifetime"),
+            max_sessions=_count(max_sessions, "max_sessions"),
+            max_memory=_bytes(max_memory, "max_memory"),
+        )
+        namespace = validate_namespace(namespace)
+        key_prefix = validate_key_prefix(key_prefix, field="key_prefix")
+        interval = _seconds(cleanup_interval, "cleanup_interval")
+        if not isinstance(url, str) or "://" not in url:
+            raise ConfigError("url", f"expected a URL such as redis://host:6379, got {url!r:.60}")
+        store: SessionStore
+        if url.split("://", 1)[0].lower() == "memory":
+            store = MemoryStore(namespace=namespace, limits=limits, sweep_interval=interval or 30.0)
+            interval = None
+        else:
+            from agent_lib.stores.redis import RedisOptions, RedisStore
+
+            store = RedisStore.from_url(
+                url,
+                namespace=namespace,
+                limits=limits,
+                key_prefix=key_prefix,
+                options=RedisOptions(retries=retries, socket_timeout=socket_timeout),
+            )
+        return cls(store, max_payload=max_payload, batch_size=batch_size, cleanup_interval=interval)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **explicit: Any) -> SessionManager:
+        """A manager configured from the pod's environment and mounted policy.
+
+        Precedence, highest first: explicit keyword arguments (``url``, ``namespace``,
+        ``ttl``, ``max_lifetime``, ``max_sessions``, ``max_memory``, ``key_prefix``,
+        ``batch_size``, ``cleanup_interval``) > environment variables (``REDIS_URL``,
+        ``SESSION_TTL_SECONDS``, ``SESSION_CLEANUP_INTERVAL``, ``HOURGLASS_NAMESPACE``) >
+        the SessionPolicy in ``$HOURGLASS_CONFIG_DIR/hourglass.yaml`` (default
+        ``/etc/hourglass``) > defaults (``memory://``, ttl 30m, lifetime 24h, no caps).
+        """
+        extra = {
+            k: explicit.pop(k)
+            for k in ("max_payload", "retries", "socket_timeout")
+            if k in explicit
+        }
+        settings: SessionSettings = resolve(explicit, environ)
+        return cls.from_url(
+            settings.url,
+            namespace=settings.namespace,
+            ttl=settings.ttl,
+            max_lifetime=settings.max_lifetime,
+            max_sessions=settings.max_sessions,
+            max_memory=settings.max_memory,
+            key_prefix=settings.key_prefix,
+            batch_size=settings.batch_size,
+            cleanup_interval=settings.cleanup_interval,
+            **extra,
+        )
+
+    # --- the session API ------------------------------------------------------------
+
+    async def create(self, data: Any = None, session_id: str | None = None) -> Session:
+        """Store a new session; a given ``session_id`` that is in use raises `SessionExists`."""
+        self._ensure_cleaner()
+        sid = new_session_id() if session_id is None else validate_session_id(session_id)
+        payload = self._encode({} if data is None else data)
+        try:
+            stored = await self.store.create(sid, payload, self._size(sid, payload))
+        except SessionExistsError as taken:
+            if taken.payload != payload:
+                raise SessionExists(sid) from None
+            return await self._reread(sid)
+        return Session(
+            sid, json.loads(payload), stored.created_ms / 1000, stored.last_access_ms / 1000
+        )
+
+    async def _reread(self, sid: str) -> Session:
+        """After an ambiguous retry found our own payload stored: report what is there."""
+        session = await self.get(sid)
+        if session is None:
+            raise SessionNotFound(sid)
+        return session
+
+    async def get(self, session_id: str) -> Session | None:
+        """The session, renewing its idle TTL; ``None`` when it does not exist (any more)."""
+        sid = validate_session_id(session_id)
+        stored = await self.store.get(sid)
+        if stored is None:
+            return None
+        return Session(
+            sid, json.loads(stored.payload), stored.created_ms / 1000, stored.last_access_ms / 1000
+        )
+
+    async def touch(self, session_id: str) -> bool:
+        """Renew the idle TTL without reading the data; ``False`` when it does not exist."""
+        return await self.store.touch(validate_session_id(session_id))
+
+    async def update(self, session_id: str, data: Any) -> Session:
+        """Replace the data (and renew); raises `SessionNotFound` when it does not exist."""
+        sid = validate_session_id(session_id)
+        payload = self._encode(data)
+        stored = await self.store.update(sid, payload, self._size(sid, payload))
+        if stored is None:
+            raise SessionNotFound(sid)
+        return Session(
+            sid, json.loads(payload), stored.created_ms / 1000, stored.last_access_ms / 1000
+        )
+
+    async def delete(self, session_id: str) -> bool:
+        """Remove the session; ``True`` when it existed."""
+        return await self.store.delete(validate_session_id(session_id))
+
+    async def count(self) -> int:
+        """Live sessions in this namespace."""
+        return await self.store.count()
+
+    async def cleanup(
+        self,
+        *,
+        batch_size: int | None = None,
+        max_batches: int | None = None,
+        dry_run: bool = False,
+    ) -> CleanupReport:
+        """Remove expired, lifetime-ended and over-cap sessions (guarantees: see the store)."""
+        return await self.store.cleanup(
+            batch_size=batch_size or self.batch_size, max_batches=max_batches, dry_run=dry_run
+        )
+
+    async def close(self) -> None:
+        if self._cleaner is not None:
+            self._cleaner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._cleaner
+            self._cleaner = None
+        await self.store.close()
+
+    async def __aenter__(self) -> SessionManager:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # --- internals ------------------------------------------------------------------
+
+    def _encode(self, data: Any) -> bytes:
+        try:
+            payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+        except (TypeError, ValueError) as error:
+            raise InvalidPayload(f"not JSON-serialisable: {error}") from None
+        if len(payload) > self.max_payload:
+            raise PayloadTooLarge(len(payload), self.max_payload)
+        return payload
+
+    def _size(self, sid: str, payload: bytes) -> int:
+        return estimate_session_bytes(len(self.store.key_for(sid)), len(payload), len(sid))
+
+    def _ensure_cleaner(self) -> None:
+        if self.cleanup_interval and self._cleaner is None:
+            self._cleaner = asyncio.get_running_loop().create_task(self._clean_forever())
+
+    async def _clean_forever(self) -> None:
+        assert self.cleanup_interval
+        while True:
+            await asyncio.sleep(self.cleanup_interval)
+            try:
+                await self.cleanup()
+            except SessionStoreUnavailable as error:
+                _log.warning("periodic session cleanup skipped: %s", error)
+
+
+class SyncSessionManager:
+    """Blocking facade for threaded apps: a private event loop in a daemon thread."""
+
+    def __init__(self, factory: Callable[[], SessionManager]) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="hourglass-sessions", daemon=True
+        )
+        self._thread.start()
+        self._manager = self._call(_build(factory))
+
+    @classmethod
+    def from_url(cls, url: str = "memory://", **options: Any) -> SyncSessionManager:
+        return cls(lambda: SessionManager.from_url(url, **options))
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **explicit: Any
+    ) -> SyncSessionManager:
+        return cls(lambda: SessionManager.from_env(environ, **explicit))
+
+    @property
+    def manager(self) -> SessionManager:
+        return self._manager
+
+    def _call(self, coro: Coroutine[Any, Any, _T]) -> _T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def create(self, data: Any = None, session_id: str | None = None) -> Session:
+        return self._call(self._manager.create(data, session_id))
+
+    def get(self, session_id: str) -> Session | None:
+        return self._call(self._manager.get(session_id))
+
+    def touch(self, session_id: str) -> bool:
+        return self._call(self._manager.touch(session_id))
+
+    def update(self, session_id: str, data: Any) -> Session:
+        return self._call(self._manager.update(session_id, data))
+
+    def delete(self, session_id: str) -> bool:
+        return self._call(self._manager.delete(session_id))
+
+    def count(self) -> int:
+        return self._call(self._manager.count())
+
+    def cleanup(self, **options: Any) -> CleanupReport:
+        return self._call(self._manager.cleanup(**options))
+
+    def close(self) -> None:
+        if not self._loop.is_running():
+            return
+        try:
+            self._call(self._manager.close())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
+            self._loop.close()
+
+    def __enter__(self) -> SyncSessionManager:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+async def _build(
+    factory: Callable[[], SessionManager | Awaitable[SessionManager]],
+) -> SessionManager:
+    made = factory()
+    return await made if asyncio.iscoroutine(made) else made  # type: ignore[return-value]

@@ -1,0 +1,105 @@
+-- Shared prelude of every session script (prepended by agent_lib.stores.redis).
+-- KEYS[1] last-access sorted set (LRU order and idle deadlines), KEYS[2] creation
+-- sorted set (absolute lifetime), KEYS[3] hash of size estimates plus the '*total' field.
+-- Every key carries the namespace's hash tag, so each script runs on one Cluster slot.
+local LRU, BORN, SIZES = KEYS[1], KEYS[2], KEYS[3]
+local TOTAL = '*total'
+
+local function fmt(n)
+  return string.format('%d', n)
+end
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Unlink sessions and drop their index entries; returns bytes freed and keys that existed.
+local function remove(base, ids)
+  if #ids == 0 then
+    return 0, 0
+  end
+  local keys = {}
+  for i, id in ipairs(ids) do
+    keys[i] = base .. id
+  end
+  local sizes = redis.call('HMGET', SIZES, unpack(ids))
+  local freed = 0
+  for _, s in ipairs(sizes) do
+    if s then
+      freed = freed + tonumber(s)
+    end
+  end
+  local existed = redis.call('UNLINK', unpack(keys))
+  redis.call('ZREM', LRU, unpack(ids))
+  redis.call('ZREM', BORN, unpack(ids))
+  redis.call('HDEL', SIZES, unpack(ids))
+  if freed ~= 0 then
+    redis.call('HINCRBY', SIZES, TOTAL, -freed)
+  end
+  return freed, existed
+end
+
+-- Milliseconds the key may live: the idle TTL, cut short by the absolute lifetime.
+local function pttl_for(now, born, ttl, lifetime)
+  if lifetime > 0 then
+    local left = born + lifetime - now
+    if left < ttl then
+      return left
+    end
+  end
+  return ttl
+end
+
+-- Evict least-recently-used sessions (never `keep`) until `adding` more fit under
+-- max_sessions and `extra` more bytes fit under max_memory, at most `budget` of them.
+local function make_room(base, max_sessions, max_memory, adding, extra, keep, budget)
+  local evicted, freed, scanned = 0, 0, 0
+  if max_sessions > 0 then
+    local over = redis.call('ZCARD', LRU) + adding - max_sessions
+    if over > budget then
+      over = budget
+    end
+    if over > 0 then
+      local ids = redis.call('ZRANGE', LRU, 0, over)
+      local chosen = {}
+      for _, id in ipairs(ids) do
+        if id ~= keep and #chosen < over then
+          chosen[#chosen + 1] = id
+        end
+      end
+      scanned = scanned + #ids
+      local f = remove(base, chosen)
+      evicted, freed, budget = evicted + #chosen, freed + f, budget - #chosen
+    end
+  end
+  if max_memory > 0 then
+    local total = tonumber(redis.call('HGET', SIZES, TOTAL) or '0')
+    while total + extra > max_memory and budget > 0 do
+      local ids = redis.call('ZRANGE', LRU, 0, 16)
+      scanned = scanned + #ids
+      local candidates = {}
+      for _, id in ipairs(ids) do
+        if id ~= keep then
+          candidates[#candidates + 1] = id
+        end
+      end
+      if #candidates == 0 then
+        break
+      end
+      local sizes = redis.call('HMGET', SIZES, unpack(candidates))
+      local chosen, acc = {}, 0
+      for i, id in ipairs(candidates) do
+        if total + extra - acc <= max_memory or #chosen >= budget then
+          break
+        end
+        chosen[#chosen + 1] = id
+        acc = acc + tonumber(sizes[i] or '0')
+      end
+      local f = remove(base, chosen)
+      evicted, freed, budget = evicted + #chosen, freed + f, budget - #chosen
+      total = tonumber(redis.call('HGET', SIZES, TOTAL) or '0')
+    end
+  end
+  return evicted, freed, scanned, budget
+end

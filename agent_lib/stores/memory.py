@@ -1,0 +1,244 @@
+"""Sessions in this process: the embedded default for local runs and agent tests.
+
+Same rules as the Redis store (sliding TTL, absolute lifetime, LRU eviction over
+``max_sessions`` / ``max_memory``, the same size estimates), kept in two ordered
+dicts: one in last-access order (which, with one TTL for all, is also idle-deadline
+order) and one in creation order (lifetime order). Expired sessions vanish from
+reads at once; a background sweeper task frees their memory, like Redis' own expiry
+plus the cleanup CronJob would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import islice
+
+from agent_lib.errors import ConfigError, PayloadTooLarge
+from agent_lib.stores.base import (
+    CleanupReport,
+    Limits,
+    SessionExistsError,
+    SessionStore,
+    StoredSession,
+)
+
+DEFAULT_SWEEP_INTERVAL_S = 30.0
+
+
+@dataclass
+class _Entry:
+    payload: bytes
+    created_ms: int
+    last_ms: int
+    size: int
+
+
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class MemoryStore(SessionStore):
+    """One namespace of sessions in a dict; safe to share within one event loop."""
+
+    def __init__(
+        self,
+        *,
+        namespace: str = "default",
+        limits: Limits,
+        sweep_interval: float | None = DEFAULT_SWEEP_INTERVAL_S,
+        clock_ms: Callable[[], int] = _wall_ms,
+    ) -> None:
+        self.namespace = namespace
+        self.limits = limits
+        self.sweep_interval = sweep_interval
+        self._clock = clock_ms
+        self._by_access: OrderedDict[str, _Entry] = OrderedDict()
+        self._by_birth: OrderedDict[str, None] = OrderedDict()
+        self._total = 0
+        self._sweeper: asyncio.Task[None] | None = None
+
+    def key_for(self, session_id: str) -> str:
+        return f"memory:{self.namespace}:{session_id}"
+
+    @property
+    def total_bytes(self) -> int:
+        """The estimated bytes accounted against ``max_memory``."""
+        return self._total
+
+    def _start_sweeper(self) -> None:
+        if self._sweeper is None and self.sweep_interval:
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+
+    async def _sweep_forever(self) -> None:
+        assert self.sweep_interval
+        while True:
+            await asyncio.sleep(self.sweep_interval)
+            await self.cleanup()
+
+    def _dead(self, entry: _Entry, now: int) -> bool:
+        lim = self.limits
+        if entry.last_ms + lim.ttl_ms <= now:
+            return True
+        return bool(lim.lifetime_ms) and entry.created_ms + lim.lifetime_ms <= now
+
+    def _live(self, session_id: str, now: int) -> _Entry | None:
+        entry = self._by_access.get(session_id)
+        if entry is None:
+            return None
+        if self._dead(entry, now):
+            self._remove(session_id)
+            return None
+        return entry
+
+    def _remove(self, session_id: str) -> int:
+        entry = self._by_access.pop(session_id, None)
+        if entry is None:
+            return 0
+        self._by_birth.pop(session_id, None)
+        self._total -= entry.size
+        return entry.size
+
+    def _renew(self, session_id: str, entry: _Entry, now: int) -> None:
+        entry.last_ms = now
+        self._by_access.move_to_end(session_id)
+
+    def _make_room(self, adding: int, extra: int, keep: str | None, budget: int) -> tuple[int, int]:
+        """Evict least-recently-used sessions so ``adding`` more and ``extra`` bytes fit."""
+        lim = self.limits
+        evicted = freed = 0
+        for session_id in list(islice(self._by_access, budget + 1)):
+            if budget <= 0:
+                break
+            over_count = bool(lim.max_sessions) and (
+                len(self._by_access) + adding > (lim.max_sessions or 0)
+            )
+            over_memory = bool(lim.max_memory) and self._total + extra > (lim.max_memory or 0)
+            if not (over_count or over_memory):
+                break
+            if session_id == keep:
+                continue
+            freed += self._remove(session_id)
+            evicted += 1
+            budget -= 1
+        return evicted, freed
+
+    async def create(self, session_id: str, payload: bytes, size: int) -> StoredSession:
+        self._start_sweeper()
+        now = self._clock()
+        existing = self._live(session_id, now)
+        if existing is not None:
+            raise SessionExistsError(existing.payload)
+        if self.limits.max_memory and size > self.limits.max_memory:
+            raise PayloadTooLarge(size, self.limits.max_memory)
+        self._make_room(1, size, None, len(self._by_access) + 1)
+        self._by_access[session_id] = _Entry(payload, now, now, size)
+        self._by_birth[session_id] = None
+        self._total += size
+        return StoredSession(payload, now, now)
+
+    async def get(self, session_id: str) -> StoredSession | None:
+        now = self._clock()
+        entry = self._live(session_id, now)
+        if entry is None:
+            return None
+        self._renew(session_id, entry, now)
+        return StoredSession(entry.payload, entry.created_ms, now)
+
+    async def touch(self, session_id: str) -> bool:
+        return await self.get(session_id) is not None
+
+    async def update(self, session_id: str, payload: bytes, size: int) -> StoredSession | None:
+        now = self._clock()
+        entry = self._live(session_id, now)
+        if entry is None:
+            return None
+        if self.limits.max_memory and size > self.limits.max_memory:
+            raise PayloadTooLarge(size, self.limits.max_memory)
+        self._total += size - entry.size
+        entry.payload, entry.size = payload, size
+        self._renew(session_id, entry, now)
+        self._make_room(0, 0, session_id, len(self._by_access))
+        return StoredSession(payload, entry.created_ms, now)
+
+    async def delete(self, session_id: str) -> bool:
+        live = self._live(session_id, self._clock()) is not None
+        self._remove(session_id)
+        return live
+
+    async def count(self) -> int:
+        now = self._clock()
+        return sum(1 for entry in self._by_access.values() if not self._dead(entry, now))
+
+    async def cleanup(
+        self, *, batch_size: int = 500, max_batches: int | None = None, dry_run: bool = False
+    ) -> CleanupReport:
+        """Remove what is due in batches, yielding to the loop between batches."""
+        if batch_size < 1:
+            raise ConfigError("batchSize", f"must be at least 1, got {batch_size}")
+        started = time.perf_counter()
+        report = CleanupReport(dry_run=dry_run)
+        if dry_run:
+            self._estimate(report)
+        else:
+            while True:
+                batch, done = self._cleanup_batch(batch_size)
+                report.add(batch)
+                if done:
+                    break
+                if max_batches is not None and report.batches >= max_batches:
+                    report.complete = False
+                    break
+                await asyncio.sleep(0)
+        report.duration_s = time.perf_counter() - started
+        return report
+
+    def _cleanup_batch(self, budget: int) -> tuple[CleanupReport, bool]:
+        now = self._clock()
+        lim = self.limits
+        batch = CleanupReport(batches=1)
+        for session_id, entry in list(islice(self._by_access.items(), budget)):
+            if entry.last_ms + lim.ttl_ms > now:
+                break
+            batch.bytes_freed += self._remove(session_id)
+            batch.expired += 1
+        if lim.lifetime_ms:
+            for session_id in list(islice(self._by_birth, budget - batch.expired)):
+                entry = self._by_access[session_id]
+                if entry.created_ms + lim.lifetime_ms > now:
+                    break
+                batch.bytes_freed += self._remove(session_id)
+                batch.lifetime_ended += 1
+        left = budget - batch.expired - batch.lifetime_ended
+        batch.evicted, freed = self._make_room(0, 0, None, left)
+        batch.bytes_freed += freed
+        batch.scanned = batch.expired + batch.lifetime_ended + batch.evicted
+        return batch, batch.scanned < budget
+
+    def _estimate(self, report: CleanupReport) -> None:
+        now = self._clock()
+        lim = self.limits
+        live = 0
+        for entry in self._by_access.values():
+            report.scanned += 1
+            if entry.last_ms + lim.ttl_ms <= now:
+                report.expired += 1
+            elif self._dead(entry, now):
+                report.lifetime_ended += 1
+            else:
+                live += 1
+                continue
+            report.bytes_freed += entry.size
+        if lim.max_sessions and live > lim.max_sessions:
+            report.evicted = live - lim.max_sessions
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
