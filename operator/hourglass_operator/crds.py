@@ -21,6 +21,7 @@ unbounded estimated cost); the operator and ``hourglass validate`` check them.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -249,7 +250,10 @@ def crd(kind: Kind) -> dict[str, Any]:
         "kind": "CustomResourceDefinition",
         "metadata": {
             "name": f"{kind.plural}.{GROUP}",
-            "labels": {"app.kubernetes.io/name": "hourglass", "app.kubernetes.io/part-of": "hourglass"},
+            "labels": {
+                "app.kubernetes.io/name": "hourglass",
+                "app.kubernetes.io/part-of": "hourglass",
+            },
         },
         "spec": {
             "group": GROUP,
@@ -379,3 +383,55 @@ def _int_or_string(node: Schema) -> Schema:
     else:
         node["minimum"] = 0
     return node
+
+
+VALUES_SCHEMA_DEFINITIONS = {
+    "timeoutProfileSpec": TimeoutProfileSpec,
+    "sessionPolicySpec": SessionPolicySpec,
+}
+"""The ``definitions`` of the Helm chart's values.schema.json that come from models."""
+
+
+def values_schema_definitions() -> dict[str, Schema]:
+    """Plain JSON Schema of each spec, for the chart's values.schema.json.
+
+    Unlike the CRD schema, unknown keys are refused (a typo in a values file should
+    fail ``helm install`` with the key's name, not be pruned silently).
+    """
+    return {
+        name: _closed(_plain(spec_schema(model)))
+        for name, model in VALUES_SCHEMA_DEFINITIONS.items()
+    }
+
+
+def sync_values_schema(path: Path) -> None:
+    """Rewrite the model-derived ``definitions`` of the values.schema.json at ``path``."""
+    document = json.loads(path.read_text(encoding="utf-8"))
+    document.setdefault("definitions", {}).update(values_schema_definitions())
+    path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _plain(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_plain(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    return {
+        key: ({k: _plain(v) for k, v in value.items()} if key == "properties" else _plain(value))
+        for key, value in node.items()
+        if not key.startswith("x-kubernetes-") and key != "default"
+    }
+
+
+def _closed(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_closed(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {
+        key: ({k: _closed(v) for k, v in value.items()} if key == "properties" else _closed(value))
+        for key, value in node.items()
+    }
+    if "properties" in out and "additionalProperties" not in out:
+        out["additionalProperties"] = False
+    return out

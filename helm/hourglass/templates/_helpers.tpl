@@ -1,0 +1,101 @@
+{{/* Chart name, truncated to the 63 characters of a DNS label. */}}
+{{- define "hourglass.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Full name: the release name, suffixed with the chart name unless it contains it. */}}
+{{- define "hourglass.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "hourglass.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "hourglass.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end -}}
+
+{{/* Labels of everything the release creates. */}}
+{{- define "hourglass.commonLabels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/name: {{ include "hourglass.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: hourglass
+{{- end -}}
+
+{{/* Labels of the operator's own objects. */}}
+{{- define "hourglass.labels" -}}
+{{ include "hourglass.commonLabels" . }}
+app.kubernetes.io/component: operator
+{{- end -}}
+
+{{- define "hourglass.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "hourglass.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "hourglass.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{/* The namespaces the operator watches, one per line (empty in cluster scope). */}}
+{{- define "hourglass.watchedNamespaces" -}}
+{{- if eq .Values.operator.watch.scope "namespace" -}}
+{{ .Release.Namespace }}
+{{- else if eq .Values.operator.watch.scope "namespaces" -}}
+{{- range .Values.operator.watch.namespaces }}
+{{ . }}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The hardened container securityContext shared by every container. */}}
+{{- define "hourglass.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+privileged: false
+capabilities:
+  drop:
+    - ALL
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/* RBAC rules for one watched namespace (a Role, or the ClusterRole in cluster scope). */}}
+{{- define "hourglass.namespacedRules" }}
+  - apiGroups: ["hourglass.dev"]
+    resources: ["timeoutprofiles", "sessionpolicies"]
+    verbs: ["get", "list", "watch", "patch"]
+  - apiGroups: ["hourglass.dev"]
+    resources: ["timeoutprofiles/status", "sessionpolicies/status"]
+    verbs: ["get", "patch"]
+  - apiGroups: [""]
+    resources: ["configmaps"]
+    verbs: ["get", "list", "watch", "create", "patch"]
+  - apiGroups: ["batch"]
+    resources: ["cronjobs"]
+    verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  - apiGroups: ["batch"]
+    resources: ["jobs"]
+    verbs: ["get", "list", "watch"]
+  - apiGroups: [""]
+    resources: ["pods"]
+    verbs: ["get", "list"]
+  - apiGroups: ["", "events.k8s.io"]
+    resources: ["events"]
+    verbs: ["create", "patch"]
+{{- end }}
