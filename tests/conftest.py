@@ -10,6 +10,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 pytest_plugins: list[str] = [
     "tests.fixtures.redis_server",
+    "tests.fixtures.k8s_schemas",
 ]
 
 
