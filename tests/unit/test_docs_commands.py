@@ -1,0 +1,178 @@
+"""Every shell block the docs mark as runnable runs, so the docs cannot rot.
+
+A block is runnable when the line before its fence (blank lines aside) is
+``<!-- runnable -->`` (optionally ``<!-- runnable timeout=90 -->``), or when its info
+string says so (```` ```bash runnable ````). Each runs with ``bash -euo pipefail`` in a
+fresh copy of the repository, with the project's virtualenv first on PATH, bounded in
+time; its process group is killed by PID when it overruns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DOC_FILES = sorted([*REPO.glob("docs/*.md"), REPO / "README.md"])
+SHELLS = {"bash", "sh", "shell", "console"}
+DEFAULT_TIMEOUT_S = 120
+_MARKER = re.compile(r"^\s*<!--\s*runnable(?:\s+timeout=(\d+))?\s*-->\s*$")
+_FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})\s*([\w+-]*)(.*)$")
+_IGNORED = shutil.ignore_patterns(
+    ".git", ".venv", "*.egg-info", "__pycache__", ".mypy_cache", ".ruff_cache",
+    ".pytest_cache", ".hypothesis", ".hourglass", ".state", "results",
+)  # fmt: skip
+
+# The docs this project's local-mode work owns; each must keep at least one runnable block.
+OWNED_DOCS = (
+    "docs/timeout_configuration.md",
+    "docs/session_cleanup_guide.md",
+    "docs/migration_guide.md",
+    "docs/troubleshooting.md",
+)
+
+
+@dataclass(frozen=True)
+class Block:
+    file: str
+    line: int
+    code: str
+    timeout_s: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+def extract_blocks(text: str, file: str) -> list[Block]:
+    """The runnable shell blocks of a Markdown text, with the line of their fence."""
+    blocks: list[Block] = []
+    lines = text.splitlines()
+    pending: int | None = None
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        marker = _MARKER.match(line)
+        fence = _FENCE.match(line)
+        if marker:
+            pending = int(marker.group(1) or DEFAULT_TIMEOUT_S)
+        elif fence:
+            indent, ticks, language, rest = fence.groups()
+            body, index = _read_fence(lines, index + 1, ticks)
+            runnable = pending is not None or "runnable" in rest.split()
+            if runnable and language in SHELLS:
+                code = "\n".join(
+                    row[len(indent) :] if row.startswith(indent) else row for row in body
+                )
+                blocks.append(Block(file, index - len(body), code, pending or DEFAULT_TIMEOUT_S))
+            pending = None
+        elif line.strip():
+            pending = None
+        index += 1
+    return blocks
+
+
+def _dedent(row: str, indent: str) -> str:
+    return row[len(indent) :] if row.startswith(indent) else row
+
+
+def _read_fence(lines: list[str], start: int, ticks: str) -> tuple[list[str], int]:
+    body: list[str] = []
+    index = start
+    while index < len(lines) and not lines[index].strip().startswith(ticks):
+        body.append(lines[index])
+        index += 1
+    return body, index
+
+
+def _all_blocks() -> list[Block]:
+    blocks: list[Block] = []
+    for path in DOC_FILES:
+        if path.exists():
+            blocks.extend(extract_blocks(path.read_text(), str(path.relative_to(REPO))))
+    return blocks
+
+
+BLOCKS = _all_blocks()
+
+
+def test_extractor_reads_markers_fences_and_timeouts() -> None:
+    text = "\n".join(
+        [
+            "<!-- runnable timeout=7 -->",
+            "",
+            "```bash",
+            "echo one",
+            "```",
+            "```bash",
+            "echo not marked",
+            "```",
+            "<!-- runnable -->",
+            "```python",
+            "print('not a shell')",
+            "```",
+            "```sh runnable",
+            "echo two",
+            "```",
+            "<!-- runnable -->",
+            "some prose in between cancels the marker",
+            "```bash",
+            "echo three",
+            "```",
+        ]
+    )
+    blocks = extract_blocks(text, "x.md")
+    assert [(b.code, b.timeout_s, b.line) for b in blocks] == [
+        ("echo one", 7, 3),
+        ("echo two", DEFAULT_TIMEOUT_S, 13),
+    ]
+
+
+@pytest.mark.parametrize("doc", OWNED_DOCS)
+def test_each_guide_has_runnable_commands(doc: str) -> None:
+    assert (REPO / doc).exists(), f"{doc} is missing"
+    assert any(block.file == doc for block in BLOCKS), f"{doc} has no runnable block"
+
+
+@pytest.fixture
+def repo_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "repo"
+    shutil.copytree(REPO, target, ignore=_IGNORED, symlinks=True)
+    return target
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=[b.id for b in BLOCKS])
+def test_runnable_block(block: Block, repo_copy: Path) -> None:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.pop("HOURGLASS_CONFIG_DIR", None)
+    env.pop("REDIS_URL", None)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    process = subprocess.Popen(
+        ["bash", "-euo", "pipefail", "-c", block.code],
+        cwd=repo_copy,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        output, _ = process.communicate(timeout=block.timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        output, _ = process.communicate()
+        pytest.fail(f"{block.id} ran over {block.timeout_s}s:\n{output.decode(errors='replace')}")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)  # whatever the block left running
+    log = output.decode(errors="replace")
+    assert process.returncode == 0, f"{block.id} exited {process.returncode}:\n{block.code}\n{log}"
