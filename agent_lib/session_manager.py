@@ -189,7 +189,7 @@ class SessionManager:
                 raise SessionExists(sid) from None
             return await self._reread(sid)
         return Session(
-            sid, json.loads(payload), stored.created_ms / 1000, stored.last_access_ms / 1000
+            sid, json.loads(payload), stored.created_us / 1e6, stored.last_access_us / 1e6
         )
 
     async def _reread(self, sid: str) -> Session:
@@ -206,7 +206,7 @@ class SessionManager:
         if stored is None:
             return None
         return Session(
-            sid, json.loads(stored.payload), stored.created_ms / 1000, stored.last_access_ms / 1000
+            sid, json.loads(stored.payload), stored.created_us / 1e6, stored.last_access_us / 1e6
         )
 
     async def touch(self, session_id: str) -> bool:
@@ -221,7 +221,7 @@ class SessionManager:
         if stored is None:
             raise SessionNotFound(sid)
         return Session(
-            sid, json.loads(payload), stored.created_ms / 1000, stored.last_access_ms / 1000
+            sid, json.loads(payload), stored.created_us / 1e6, stored.last_access_us / 1e6
         )
 
     async def delete(self, session_id: str) -> bool:

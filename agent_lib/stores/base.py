@@ -21,22 +21,22 @@ class Limits:
     max_memory: int | None = None
 
     @property
-    def ttl_ms(self) -> int:
-        return max(1, round(self.ttl_s * 1000))
+    def ttl_us(self) -> int:
+        return max(1, round(self.ttl_s * 1e6))
 
     @property
-    def lifetime_ms(self) -> int:
+    def lifetime_us(self) -> int:
         """``0`` when there is no absolute lifetime."""
-        return 0 if self.max_lifetime_s is None else max(1, round(self.max_lifetime_s * 1000))
+        return 0 if self.max_lifetime_s is None else max(1, round(self.max_lifetime_s * 1e6))
 
 
 @dataclass(frozen=True)
 class StoredSession:
-    """What a store returns for a session: the encoded payload and two timestamps (ms)."""
+    """What a store returns for a session: the encoded payload and two timestamps (microseconds)."""
 
     payload: bytes
-    created_ms: int
-    last_access_ms: int
+    created_us: int
+    last_access_us: int
 
 
 @dataclass

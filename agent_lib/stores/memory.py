@@ -33,13 +33,13 @@ DEFAULT_SWEEP_INTERVAL_S = 30.0
 @dataclass
 class _Entry:
     payload: bytes
-    created_ms: int
-    last_ms: int
+    created_us: int
+    last_us: int
     size: int
 
 
-def _wall_ms() -> int:
-    return time.time_ns() // 1_000_000
+def _wall_us() -> int:
+    return time.time_ns() // 1_000
 
 
 class MemoryStore(SessionStore):
@@ -51,12 +51,12 @@ class MemoryStore(SessionStore):
         namespace: str = "default",
         limits: Limits,
         sweep_interval: float | None = DEFAULT_SWEEP_INTERVAL_S,
-        clock_ms: Callable[[], int] = _wall_ms,
+        clock_us: Callable[[], int] = _wall_us,
     ) -> None:
         self.namespace = namespace
         self.limits = limits
         self.sweep_interval = sweep_interval
-        self._clock = clock_ms
+        self._clock = clock_us
         self._by_access: OrderedDict[str, _Entry] = OrderedDict()
         self._by_birth: OrderedDict[str, None] = OrderedDict()
         self._total = 0
@@ -82,9 +82,9 @@ class MemoryStore(SessionStore):
 
     def _dead(self, entry: _Entry, now: int) -> bool:
         lim = self.limits
-        if entry.last_ms + lim.ttl_ms <= now:
+        if entry.last_us + lim.ttl_us <= now:
             return True
-        return bool(lim.lifetime_ms) and entry.created_ms + lim.lifetime_ms <= now
+        return bool(lim.lifetime_us) and entry.created_us + lim.lifetime_us <= now
 
     def _live(self, session_id: str, now: int) -> _Entry | None:
         entry = self._by_access.get(session_id)
@@ -104,7 +104,7 @@ class MemoryStore(SessionStore):
         return entry.size
 
     def _renew(self, session_id: str, entry: _Entry, now: int) -> None:
-        entry.last_ms = now
+        entry.last_us = now
         self._by_access.move_to_end(session_id)
 
     def _make_room(self, adding: int, extra: int, keep: str | None, budget: int) -> tuple[int, int]:
@@ -147,7 +147,7 @@ class MemoryStore(SessionStore):
         if entry is None:
             return None
         self._renew(session_id, entry, now)
-        return StoredSession(entry.payload, entry.created_ms, now)
+        return StoredSession(entry.payload, entry.created_us, now)
 
     async def touch(self, session_id: str) -> bool:
         return await self.get(session_id) is not None
@@ -163,7 +163,7 @@ class MemoryStore(SessionStore):
         entry.payload, entry.size = payload, size
         self._renew(session_id, entry, now)
         self._make_room(0, 0, session_id, len(self._by_access))
-        return StoredSession(payload, entry.created_ms, now)
+        return StoredSession(payload, entry.created_us, now)
 
     async def delete(self, session_id: str) -> bool:
         live = self._live(session_id, self._clock()) is not None
@@ -202,14 +202,14 @@ class MemoryStore(SessionStore):
         lim = self.limits
         batch = CleanupReport(batches=1)
         for session_id, entry in list(islice(self._by_access.items(), budget)):
-            if entry.last_ms + lim.ttl_ms > now:
+            if entry.last_us + lim.ttl_us > now:
                 break
             batch.bytes_freed += self._remove(session_id)
             batch.expired += 1
-        if lim.lifetime_ms:
+        if lim.lifetime_us:
             for session_id in list(islice(self._by_birth, budget - batch.expired)):
                 entry = self._by_access[session_id]
-                if entry.created_ms + lim.lifetime_ms > now:
+                if entry.created_us + lim.lifetime_us > now:
                     break
                 batch.bytes_freed += self._remove(session_id)
                 batch.lifetime_ended += 1
@@ -225,7 +225,7 @@ class MemoryStore(SessionStore):
         live = 0
         for entry in self._by_access.values():
             report.scanned += 1
-            if entry.last_ms + lim.ttl_ms <= now:
+            if entry.last_us + lim.ttl_us <= now:
                 report.expired += 1
             elif self._dead(entry, now):
                 report.lifetime_ended += 1

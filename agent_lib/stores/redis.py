@@ -3,8 +3,8 @@
 Key layout of one namespace (``P`` is the SessionPolicy's ``keyPrefix``)::
 
     P:{P:ns}:s:<id>  the session payload, a string with PX = the sliding TTL
-    P:{P:ns}:lru     sorted set id -> last access (ms): LRU order and idle deadlines
-    P:{P:ns}:born    sorted set id -> creation (ms): absolute lifetime
+    P:{P:ns}:lru     sorted set id -> last access (us): LRU order and idle deadlines
+    P:{P:ns}:born    sorted set id -> creation (us): absolute lifetime
     P:{P:ns}:sizes   hash id -> estimated bytes, plus the running '*total'
 
 Every key of a namespace shares the hash tag ``{prefix:ns}``, so all of them live in
@@ -232,8 +232,8 @@ class RedisStore(SessionStore):
                 session_id,
                 payload,
                 size,
-                lim.ttl_ms,
-                lim.lifetime_ms,
+                lim.ttl_us,
+                lim.lifetime_us,
                 lim.max_sessions or 0,
                 lim.max_memory or 0,
                 self.session_base,
@@ -257,7 +257,7 @@ class RedisStore(SessionStore):
         reply = await self._run(
             "access",
             self._keys(session_id),
-            (session_id, lim.ttl_ms, lim.lifetime_ms, self.session_base, mode),
+            (session_id, lim.ttl_us, lim.lifetime_us, self.session_base, mode),
         )
         if not reply:
             return None
@@ -272,8 +272,8 @@ class RedisStore(SessionStore):
                 session_id,
                 payload,
                 size,
-                lim.ttl_ms,
-                lim.lifetime_ms,
+                lim.ttl_us,
+                lim.lifetime_us,
                 lim.max_memory or 0,
                 self.session_base,
             ),
@@ -290,7 +290,7 @@ class RedisStore(SessionStore):
 
     async def count(self) -> int:
         lim = self.limits
-        return int(await self._run("count", self.index_keys, (lim.ttl_ms, lim.lifetime_ms)))
+        return int(await self._run("count", self.index_keys, (lim.ttl_us, lim.lifetime_us)))
 
     async def cleanup(
         self, *, batch_size: int = 500, max_batches: int | None = None, dry_run: bool = False
@@ -310,24 +310,27 @@ class RedisStore(SessionStore):
             reply = await self._run(
                 "estimate",
                 self.index_keys,
-                (lim.ttl_ms, lim.lifetime_ms, lim.max_sessions or 0, lim.max_memory or 0),
+                (lim.ttl_us, lim.lifetime_us, lim.max_sessions or 0, lim.max_memory or 0),
             )
             report.scanned, report.expired, report.lifetime_ended, report.evicted = (
                 int(v) for v in reply[:4]
             )
             report.bytes_freed = int(reply[4])
         else:
-            args = (
-                self.session_base,
-                lim.ttl_ms,
-                lim.lifetime_ms,
-                lim.max_sessions or 0,
-                lim.max_memory or 0,
-                batch_size,
-            )
+            skipped = 0
             while True:
+                args = (
+                    self.session_base,
+                    lim.ttl_us,
+                    lim.lifetime_us,
+                    lim.max_sessions or 0,
+                    lim.max_memory or 0,
+                    batch_size,
+                    skipped,
+                )
                 reply = await self._run("cleanup", self.index_keys, args)
-                scanned, expired, ended, evicted, freed, done = (int(v) for v in reply)
+                scanned, expired, ended, evicted, freed, done, skip = (int(v) for v in reply)
+                skipped += skip
                 report.add(CleanupReport(scanned, expired, evicted, ended, freed, batches=1))
                 if done:
                     break

@@ -1,15 +1,27 @@
--- One cleanup batch. ARGV: key base, ttl_ms, lifetime_ms, max_sessions, max_memory, batch.
--- Candidates are chosen and removed inside this one script, with the server's clock, so
--- a session touched before the script runs has a fresh score and is never chosen, and
--- one touched after it runs was not removed. Returns
--- {scanned, expired, lifetime_ended, evicted, bytes_freed, done}.
+-- One cleanup batch. ARGV: key base, ttl_us, lifetime_us, max_sessions, max_memory,
+-- batch, idle offset. Candidates are chosen and removed inside this one script, by
+-- the server's clock: a session touched before the script runs has a fresh score and
+-- is not chosen, and nothing can touch it while the script runs.
+-- 1. idle: index entries past the TTL whose key Redis already expired are dropped; a
+--    key that still exists (written with a longer TTL) is left alone and skipped, and
+--    `offset` (skipped so far in this run) keeps later batches from rescanning it;
+-- 2. lifetime: sessions created more than max_lifetime ago are ended (UNLINK);
+-- 3. caps: least-recently-used sessions are evicted while over max_sessions/max_memory.
+-- Returns {scanned, expired, lifetime_ended, evicted, bytes_freed, done, skipped}.
 local base, ttl, lifetime = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local max_sessions, max_memory, budget = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local now = now_ms()
+local offset = tonumber(ARGV[7])
+local now = now_us()
 local scanned, freed = 0, 0
 
-local idle = redis.call('ZRANGEBYSCORE', LRU, '-inf', fmt(now - ttl), 'LIMIT', 0, budget)
-local f = remove(base, idle)
+local idle = redis.call('ZRANGEBYSCORE', LRU, '-inf', fmt(now - ttl), 'LIMIT', offset, budget)
+local gone = {}
+for _, id in ipairs(idle) do
+  if redis.call('EXISTS', base .. id) == 0 then
+    gone[#gone + 1] = id
+  end
+end
+local f = remove(base, gone)
 scanned, freed, budget = scanned + #idle, freed + f, budget - #idle
 
 local ended = {}
@@ -28,4 +40,4 @@ local done = 0
 if budget > 0 then
   done = 1
 end
-return {scanned, #idle, #ended, evicted, freed, done}
+return {scanned, #gone, #ended, evicted, freed, done, #idle - #gone}

@@ -1,6 +1,7 @@
 -- Shared prelude of every session script (prepended by agent_lib.stores.redis).
--- KEYS[1] last-access sorted set (LRU order and idle deadlines), KEYS[2] creation
--- sorted set (absolute lifetime), KEYS[3] hash of size estimates plus the '*total' field.
+-- Times are microseconds. KEYS[1] last-access sorted set (LRU order and idle deadlines),
+-- KEYS[2] creation sorted set (absolute lifetime), KEYS[3] hash of size estimates plus
+-- the running '*total' field.
 -- Every key carries the namespace's hash tag, so each script runs on one Cluster slot.
 local LRU, BORN, SIZES = KEYS[1], KEYS[2], KEYS[3]
 local TOTAL = '*total'
@@ -9,9 +10,11 @@ local function fmt(n)
   return string.format('%d', n)
 end
 
-local function now_ms()
+-- Microseconds since the epoch (exact in a Lua double); numbers this large must be
+-- passed to redis.call through fmt(), which keeps every digit.
+local function now_us()
   local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 
 -- Unlink sessions and drop their index entries; returns bytes freed and keys that existed.
@@ -40,7 +43,12 @@ local function remove(base, ids)
   return freed, existed
 end
 
--- Milliseconds the key may live: the idle TTL, cut short by the absolute lifetime.
+-- Microseconds the key may live: the idle TTL, cut short by the absolute lifetime.
+-- Milliseconds for PEXPIRE/PX from microseconds, never zero.
+local function px_ms(us)
+  return fmt(math.max(1, math.ceil(us / 1000)))
+end
+
 local function pttl_for(now, born, ttl, lifetime)
   if lifetime > 0 then
     local left = born + lifetime - now

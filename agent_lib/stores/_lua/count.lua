@@ -1,7 +1,7 @@
--- ARGV: ttl_ms, lifetime_ms. Live sessions: touched within the TTL and not past the
+-- ARGV: ttl_us, lifetime_us. Live sessions: touched within the TTL and not past the
 -- lifetime. Cost grows with the sessions awaiting cleanup, not with live ones.
 local ttl, lifetime = tonumber(ARGV[1]), tonumber(ARGV[2])
-local now = now_ms()
+local now = now_us()
 local idle_cut = now - ttl
 local live = redis.call('ZCOUNT', LRU, '(' .. fmt(idle_cut), '+inf')
 if lifetime > 0 then

@@ -1,4 +1,4 @@
--- KEYS[4] session key. ARGV: id, payload, size, ttl_ms, lifetime_ms, max_sessions,
+-- KEYS[4] session key. ARGV: id, payload, size, ttl_us, lifetime_us, max_sessions,
 -- max_memory, key base. Returns {1, now, evicted}, {0, existing payload} or {-1}.
 local id, size = ARGV[1], tonumber(ARGV[3])
 local ttl, lifetime = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -14,10 +14,10 @@ if redis.call('HEXISTS', SIZES, id) == 1 then
   remove(base, {id})
 end
 local evicted = make_room(base, max_sessions, max_memory, 1, size, false, 1e9)
-local now = now_ms()
-redis.call('SET', KEYS[4], ARGV[2], 'PX', pttl_for(now, now, ttl, lifetime))
-redis.call('ZADD', LRU, now, id)
-redis.call('ZADD', BORN, now, id)
+local now = now_us()
+redis.call('SET', KEYS[4], ARGV[2], 'PX', px_ms(pttl_for(now, now, ttl, lifetime)))
+redis.call('ZADD', LRU, fmt(now), id)
+redis.call('ZADD', BORN, fmt(now), id)
 redis.call('HSET', SIZES, id, size)
 redis.call('HINCRBY', SIZES, TOTAL, size)
 return {1, now, evicted}

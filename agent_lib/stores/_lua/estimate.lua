@@ -1,9 +1,9 @@
--- Dry run. ARGV: ttl_ms, lifetime_ms, max_sessions, max_memory. Counts from the
+-- Dry run. ARGV: ttl_us, lifetime_us, max_sessions, max_memory. Counts from the
 -- sorted sets only (O(log n)); lifetime_ended may include sessions also counted idle.
 -- Returns {indexed, expired, lifetime_ended, evicted, bytes}.
 local ttl, lifetime = tonumber(ARGV[1]), tonumber(ARGV[2])
 local max_sessions, max_memory = tonumber(ARGV[3]), tonumber(ARGV[4])
-local now = now_ms()
+local now = now_us()
 local card = redis.call('ZCARD', LRU)
 local expired = redis.call('ZCOUNT', LRU, '-inf', fmt(now - ttl))
 local ended = 0

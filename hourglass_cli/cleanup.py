@@ -1,0 +1,112 @@
+"""``hourglass cleanup``: one cleanup run over a namespace's sessions (the CronJob's command).
+
+Prints a summary (JSON with ``--json``) and writes the JSON to ``/dev/termination-log``
+when that path exists and is writable, so the operator can copy it into the
+SessionPolicy's status. Exit codes: 0 done, 1 the store was unreachable or refused,
+2 bad input (a message names the field).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from agent_lib._session_settings import SessionSettings, policy_file
+from agent_lib.errors import ConfigError, SessionError
+from agent_lib.stores.base import CleanupReport
+
+TERMINATION_LOG = Path("/dev/termination-log")
+
+
+@click.command()
+@click.option("--redis-url", envvar="REDIS_URL", required=True, help="Session store URL.")
+@click.option(
+    "--namespace", "-n", envvar="HOURGLASS_NAMESPACE", required=True, help="Session namespace."
+)
+@click.option(
+    "--policy",
+    "policy",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="A SessionPolicy YAML or a rendered hourglass.yaml giving the limits.",
+)
+@click.option("--batch-size", type=click.IntRange(1, 10_000), default=None)
+@click.option("--max-batches", type=click.IntRange(1), default=None, help="Stop after N batches.")
+@click.option("--dry-run", is_flag=True, help="Count what would be removed; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def cleanup(
+    redis_url: str,
+    namespace: str,
+    policy: str | None,
+    batch_size: int | None,
+    max_batches: int | None,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Remove expired, lifetime-ended and over-cap sessions of NAMESPACE."""
+    try:
+        settings = _settings(redis_url, namespace, policy, batch_size)
+        report = asyncio.run(_run(settings, max_batches, dry_run))
+    except ConfigError as error:
+        raise click.UsageError(str(error)) from None
+    except SessionError as error:
+        summary = {"error": str(error), "namespace": namespace}
+        _write_termination_log(summary)
+        click.echo(json.dumps(summary) if as_json else f"cleanup failed: {error}", err=not as_json)
+        raise SystemExit(1) from None
+    summary = report.to_dict() | {"namespace": settings.namespace}
+    _write_termination_log(summary)
+    if as_json:
+        click.echo(json.dumps(summary, sort_keys=True))
+    else:
+        verb = "would remove" if dry_run else "removed"
+        click.echo(
+            f"{settings.namespace}: {verb} {report.removed} session(s): "
+            f"{report.expired} expired, {report.lifetime_ended} past lifetime, "
+            f"{report.evicted} evicted; {report.bytes_freed} bytes; "
+            f"{report.scanned} scanned in {report.duration_s:.3f}s"
+            + ("" if report.complete else " (stopped early; the next run continues)")
+        )
+
+
+def _settings(
+    url: str, namespace: str, policy: str | None, batch_size: int | None
+) -> SessionSettings:
+    values: dict[str, Any] = policy_file(policy) if policy else {}
+    return (
+        SessionSettings()
+        .merged(**values)
+        .merged(url=url, namespace=namespace, batch_size=batch_size)
+    )
+
+
+async def _run(settings: SessionSettings, max_batches: int | None, dry_run: bool) -> CleanupReport:
+    from agent_lib.session_manager import SessionManager
+
+    manager = SessionManager.from_url(
+        settings.url,
+        namespace=settings.namespace,
+        ttl=settings.ttl,
+        max_lifetime=settings.max_lifetime,
+        max_sessions=settings.max_sessions,
+        max_memory=settings.max_memory,
+        key_prefix=settings.key_prefix,
+        batch_size=settings.batch_size,
+    )
+    async with manager:
+        return await manager.cleanup(max_batches=max_batches, dry_run=dry_run)
+
+
+def _write_termination_log(summary: dict[str, Any]) -> None:
+    """Best effort: the file exists only inside a Kubernetes container."""
+    path = Path(os.environ.get("HOURGLASS_TERMINATION_LOG", str(TERMINATION_LOG)))
+    if path.exists() and os.access(path, os.W_OK):
+        try:
+            path.write_text(json.dumps(summary, sort_keys=True) + "\n")
+        except OSError:
+            return
