@@ -1,0 +1,309 @@
+"""The imperative shell around `reconcile.plan_namespace`: read, decide, write what differs.
+
+One lock per namespace serialises renders, so a burst of changes in one namespace
+ends in one consistent ConfigMap; namespaces proceed in parallel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from agent_lib.config.bundle import CONFIG_KEY, CONFIGMAP_NAME, HASH_ANNOTATION
+from hourglass_operator import metrics
+from hourglass_operator.cronjob import CRONJOB_NAME, POLICY_LABEL, SPEC_HASH_ANNOTATION
+from hourglass_operator.errors import ApiRequestError
+from hourglass_operator.k8s import Kube, configmap_path, cronjob_path, pods_path, status_path
+from hourglass_operator.reconcile import NamespacePlan, ResourceKey, key_of, plan_namespace
+from hourglass_operator.settings import OperatorSettings
+
+PLURALS = {"TimeoutProfile": "timeoutprofiles", "SessionPolicy": "sessionpolicies"}
+MANAGED_BY = ("app.kubernetes.io/managed-by", "hourglass-operator")
+_log = logging.getLogger("hourglass_operator")
+
+EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
+"""(body, type, reason, message): kopf.event in production."""
+
+
+def utcnow() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Controller:
+    def __init__(self, kube: Kube, settings: OperatorSettings, post_event: EventPoster) -> None:
+        self._kube = kube
+        self._settings = settings
+        self._post_event = post_event
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._statuses: defaultdict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+        self._written: dict[str, str] = {}
+        self._content: dict[str, str] = {}
+
+    async def reconcile(
+        self, namespace: str, bodies: Iterable[Mapping[str, Any]], trigger: str = ""
+    ) -> NamespacePlan:
+        """Render ``namespace`` from ``bodies`` (all its resources) and write what changed."""
+        live = [b for b in bodies if not b.get("metadata", {}).get("deletionTimestamp")]
+        async with self._locks[namespace]:
+            started = time.perf_counter()
+            plan = plan_namespace(
+                namespace,
+                live,
+                image=self._settings.image,
+                now=utcnow(),
+                statuses=self._statuses[namespace],
+            )
+            metrics.RENDER_SECONDS.labels(namespace).observe(time.perf_counter() - started)
+            try:
+                wrote = await self._apply_configmap(plan)
+                await self._apply_cronjob(plan)
+                await self._apply_statuses(plan, live)
+            except ApiRequestError as error:
+                metrics.FAILURES.labels(namespace, trigger, "api_error").inc()
+                metrics.RECONCILES.labels(namespace, trigger, "error").inc()
+                _log.error("reconcile of %s failed: %s", namespace, error)
+                raise
+            self._post_events(plan, live)
+            self._count(plan, live, trigger, wrote)
+            return plan
+
+    def matches_last_write(self, namespace: str, configmap: Mapping[str, Any]) -> bool:
+        """Whether a ConfigMap seen on the watch is the one we wrote last (so: nothing to do)."""
+        annotations = configmap.get("metadata", {}).get("annotations") or {}
+        content = (configmap.get("data") or {}).get(CONFIG_KEY)
+        return (
+            namespace in self._written
+            and annotations.get(HASH_ANNOTATION) == self._written[namespace]
+            and content == self._content.get(namespace)
+        )
+
+    async def _apply_configmap(self, plan: NamespacePlan) -> bool:
+        namespace = plan.namespace
+        path = configmap_path(namespace, CONFIGMAP_NAME)
+        if plan.remove_configmap:
+            current = await self._kube.get(path)
+            if current is not None and _managed(current):
+                await self._kube.delete(path)
+                _log.info("deleted %s/%s: no resources left", namespace, CONFIGMAP_NAME)
+            self._forget(namespace)
+            metrics.set_config_hash(namespace, None)
+            return current is not None
+        if plan.rendered is None:
+            return False
+        desired = plan.rendered.configmap
+        current = await self._kube.get(path)
+        wrote = True
+        if current is None:
+            await self._kube.create(configmap_path(namespace), desired)
+        elif not _same_configmap(current, desired):
+            await self._kube.merge_patch(path, _configmap_patch(current, desired))
+        else:
+            wrote = False
+        self._written[namespace] = plan.rendered.hash
+        self._content[namespace] = plan.rendered.content
+        metrics.set_config_hash(namespace, plan.rendered.hash)
+        if wrote:
+            _log.info("wrote %s/%s hash %s", namespace, CONFIGMAP_NAME, plan.rendered.hash)
+        return wrote
+
+    async def _apply_cronjob(self, plan: NamespacePlan) -> None:
+        path = cronjob_path(plan.namespace, CRONJOB_NAME)
+        if plan.remove_cronjob:
+            current = await self._kube.get(path)
+            if current is not None and _managed(current):
+                await self._kube.delete(path)
+            return
+        if plan.cronjob is None:
+            return
+        current = await self._kube.get(path)
+        if current is None:
+            await self._kube.create(cronjob_path(plan.namespace), plan.cronjob)
+        elif _annotation(current, SPEC_HASH_ANNOTATION) != _annotation(
+            plan.cronjob, SPEC_HASH_ANNOTATION
+        ):
+            await self._kube.merge_patch(path, plan.cronjob)
+
+    async def _apply_statuses(
+        self, plan: NamespacePlan, bodies: Sequence[Mapping[str, Any]]
+    ) -> None:
+        by_key = {key_of(b): b for b in bodies}
+        cache = self._statuses[plan.namespace]
+        live_uids = {str(b.get("metadata", {}).get("uid")) for b in bodies}
+        for uid in set(cache) - live_uids:
+            del cache[uid]
+        for key, status in sorted(plan.statuses.items()):
+            body = by_key[key]
+            await self._patch_status(plan.namespace, key, status)
+            cache[str(body["metadata"].get("uid"))] = status
+
+    async def _patch_status(self, namespace: str, key: ResourceKey, status: dict[str, Any]) -> None:
+        path = status_path(PLURALS[key.kind], namespace, key.name)
+        await self._kube.merge_patch(path, {"status": status})
+
+    def _post_events(self, plan: NamespacePlan, bodies: Sequence[Mapping[str, Any]]) -> None:
+        by_key = {key_of(b): b for b in bodies}
+        for event in plan.events:
+            body = by_key.get(event.key)
+            if body is not None:
+                self._post_event(body, event.type, event.reason, event.message)
+
+    def _count(
+        self, plan: NamespacePlan, bodies: Sequence[Mapping[str, Any]], trigger: str, wrote: bool
+    ) -> None:
+        namespace = plan.namespace
+        result = "invalid" if plan.problems else "rendered" if wrote else "unchanged"
+        metrics.RECONCILES.labels(namespace, trigger, result).inc()
+        invalid: dict[str, int] = {kind: 0 for kind in PLURALS}
+        for problem in plan.problems:
+            metrics.FAILURES.labels(namespace, problem.kind, _failure_reason(problem.field)).inc()
+        for key in {ResourceKey(p.kind, p.name) for p in plan.problems}:
+            if key.kind in invalid:
+                invalid[key.kind] += 1
+        for kind, count in invalid.items():
+            metrics.INVALID.labels(namespace, kind).set(count)
+
+    def _forget(self, namespace: str) -> None:
+        self._written.pop(namespace, None)
+        self._content.pop(namespace, None)
+        self._statuses.pop(namespace, None)
+
+    async def record_cleanup(
+        self, job: Mapping[str, Any], policies: Iterable[Mapping[str, Any]]
+    ) -> dict[str, Any] | None:
+        """Copy a finished cleanup Job's summary into its SessionPolicy's status.lastCleanup."""
+        meta = job.get("metadata", {})
+        namespace = str(meta.get("namespace", ""))
+        outcome = _job_outcome(job)
+        policy_name = (meta.get("labels") or {}).get(POLICY_LABEL)
+        if outcome is None or not policy_name:
+            return None
+        policy = next(
+            (p for p in policies if p.get("metadata", {}).get("name") == policy_name), None
+        )
+        if policy is None:
+            return None
+        async with self._locks[namespace]:
+            uid = str(policy["metadata"].get("uid"))
+            status = dict(self._statuses[namespace].get(uid) or policy.get("status") or {})
+            if (status.get("lastCleanup") or {}).get("job") == meta.get("name"):
+                return None
+            summary = await self._summary(namespace, job)
+            succeeded, finished = outcome
+            last = {
+                "job": str(meta.get("name")),
+                "succeeded": succeeded,
+                "completionTime": finished,
+                "summary": summary,
+            }
+            status["lastCleanup"] = last
+            await self._patch_status(namespace, ResourceKey("SessionPolicy", policy_name), status)
+            self._statuses[namespace][uid] = status
+        metrics.CLEANUP_RUNS.labels(namespace, "succeeded" if succeeded else "failed").inc()
+        if succeeded:
+            metrics.LAST_CLEANUP.labels(namespace).set(time.time())
+        self._post_event(
+            policy,
+            "Normal" if succeeded else "Warning",
+            "CleanupSucceeded" if succeeded else "CleanupFailed",
+            f"Job {meta.get('name')}: {json.dumps(summary, sort_keys=True)[:400]}",
+        )
+        return last
+
+    async def _summary(self, namespace: str, job: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The JSON summary the cleanup container left as its termination message."""
+        name = str(job["metadata"].get("name"))
+        uid = job["metadata"].get("uid")
+        pods = await self._kube.get(
+            pods_path(namespace), query={"labelSelector": f"job-name={name}"}
+        )
+        items = [
+            pod
+            for pod in (pods or {}).get("items", [])
+            if any(
+                ref.get("uid") == uid
+                for ref in pod.get("metadata", {}).get("ownerReferences") or []
+            )
+        ]
+        items.sort(key=lambda pod: str(pod.get("metadata", {}).get("creationTimestamp", "")))
+        for pod in reversed(items):
+            for container in (pod.get("status") or {}).get("containerStatuses") or []:
+                message = ((container.get("state") or {}).get("terminated") or {}).get("message")
+                parsed = _parse_summary(message)
+                if parsed is not None:
+                    return parsed
+        return None
+
+
+def _parse_summary(message: object) -> dict[str, Any] | None:
+    if not isinstance(message, str) or not message.strip():
+        return None
+    try:
+        data = json.loads(message)
+    except ValueError:
+        return {"message": message[:1024]}
+    return data if isinstance(data, dict) else {"message": message[:1024]}
+
+
+def _job_outcome(job: Mapping[str, Any]) -> tuple[bool, str] | None:
+    for condition in (job.get("status") or {}).get("conditions") or []:
+        if condition.get("status") == "True" and condition.get("type") in ("Complete", "Failed"):
+            finished = condition.get("lastTransitionTime") or (job.get("status") or {}).get(
+                "completionTime", ""
+            )
+            return condition["type"] == "Complete", str(finished)
+    return None
+
+
+def _failure_reason(field: str) -> str:
+    if field.startswith("spec.extends"):
+        return "inheritance_error"
+    if field == "spec.default":
+        return "multiple_defaults"
+    return "invalid_spec"
+
+
+def _managed(obj: Mapping[str, Any]) -> bool:
+    labels = obj.get("metadata", {}).get("labels") or {}
+    return bool(labels.get(MANAGED_BY[0]) == MANAGED_BY[1])
+
+
+def _annotation(obj: Mapping[str, Any], name: str) -> str | None:
+    value = (obj.get("metadata", {}).get("annotations") or {}).get(name)
+    return None if value is None else str(value)
+
+
+def _same_configmap(current: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
+    cur_meta, want_meta = current.get("metadata", {}), desired["metadata"]
+    labels = cur_meta.get("labels") or {}
+    annotations = cur_meta.get("annotations") or {}
+    return (
+        (current.get("data") or {}) == desired["data"]
+        and not current.get("binaryData")
+        and all(labels.get(k) == v for k, v in want_meta["labels"].items())
+        and all(annotations.get(k) == v for k, v in want_meta["annotations"].items())
+        and (cur_meta.get("ownerReferences") or []) == want_meta.get("ownerReferences", [])
+    )
+
+
+def _configmap_patch(current: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any]:
+    """A merge patch that makes ``current`` carry exactly the rendered data and our metadata."""
+    data: dict[str, Any] = {k: None for k in current.get("data") or {}}
+    data.update(desired["data"])
+    meta = desired["metadata"]
+    patch: dict[str, Any] = {
+        "metadata": {
+            "labels": meta["labels"],
+            "annotations": meta["annotations"],
+            "ownerReferences": meta.get("ownerReferences"),
+        },
+        "data": data,
+    }
+    if current.get("binaryData"):
+        patch["binaryData"] = None
+    return patch

@@ -1,0 +1,137 @@
+"""kopf handlers: thin adapters from watch events to `Controller` calls.
+
+Both kinds are indexed by namespace (kopf's in-memory indices fed by the watches),
+so a reconcile reads the namespace's resources without an extra API call. Any change
+of either kind, a hand-edited or deleted ConfigMap, and a finished cleanup Job each
+trigger a reconcile of the one namespace concerned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, cast
+
+import kopf
+
+from agent_lib.config.bundle import CONFIGMAP_NAME
+from hourglass_operator import metrics, webhook
+from hourglass_operator.controller import MANAGED_BY, Controller
+from hourglass_operator.cronjob import POLICY_LABEL
+from hourglass_operator.errors import ApiRequestError
+from hourglass_operator.k8s import Kube
+from hourglass_operator.settings import OperatorSettings
+
+GROUP = "hourglass.dev"
+VERSION = "v1alpha1"
+PROFILES = "timeoutprofiles"
+POLICIES = "sessionpolicies"
+_DELETE_RETRIES = (0.5, 2.0, 5.0)
+_log = logging.getLogger("hourglass_operator")
+
+
+def _post_event(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+    kopf.event(kopf.Body(cast(kopf.RawBody, dict(body))), type=type_, reason=reason, message=message)
+
+
+def _raw(body: Mapping[str, Any]) -> dict[str, Any]:
+    return copy.deepcopy(dict(body))
+
+
+def build_registry(
+    settings: OperatorSettings, controller: Controller | None = None
+) -> kopf.OperatorRegistry:
+    """Every handler of the operator in a fresh registry (webhooks only when enabled)."""
+    registry = kopf.OperatorRegistry()
+    state: dict[str, Controller] = {}
+    if controller is not None:
+        state["controller"] = controller
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # A fresh registry has none of kopf's default login handlers; the `kubernetes`
+        # client knows every way of logging in (in-cluster, kubeconfig, exec plugins).
+        return kopf.login_via_client(**kwargs)
+
+    @kopf.on.startup(registry=registry)
+    async def startup(**_: Any) -> None:
+        if "controller" not in state:
+            state["controller"] = Controller(Kube(), settings, _post_event)
+        metrics.serve(settings.metrics_port, settings.metrics_addr)
+
+    @kopf.index(GROUP, VERSION, PROFILES, id="hourglass_profiles", registry=registry)
+    def hourglass_profiles(**kwargs: Any) -> dict[str, Any]:
+        return {kwargs["namespace"]: _raw(kwargs["body"])}
+
+    @kopf.index(GROUP, VERSION, POLICIES, id="hourglass_policies", registry=registry)
+    def hourglass_policies(**kwargs: Any) -> dict[str, Any]:
+        return {kwargs["namespace"]: _raw(kwargs["body"])}
+
+    async def reconcile(namespace: str, trigger: str, indices: Mapping[str, Any]) -> None:
+        bodies: list[Mapping[str, Any]] = []
+        for name in ("hourglass_profiles", "hourglass_policies"):
+            index = indices[name]
+            if namespace in index:
+                bodies.extend(index[namespace])
+        await state["controller"].reconcile(namespace, bodies, trigger=trigger)
+
+    for plural, kind in ((PROFILES, "TimeoutProfile"), (POLICIES, "SessionPolicy")):
+        changed = _changed_handler(reconcile, kind)
+
+        for decorator in (kopf.on.resume, kopf.on.create, kopf.on.update):
+            decorator(GROUP, VERSION, plural, id=f"reconcile-{plural}", registry=registry)(changed)
+
+        deleted = _deleted_handler(reconcile, kind)
+        kopf.on.event(GROUP, VERSION, plural, id=f"deleted-{plural}", registry=registry)(deleted)
+
+    @kopf.on.event("v1", "configmaps", labels={MANAGED_BY[0]: MANAGED_BY[1]}, registry=registry)
+    async def configmap_changed(**kwargs: Any) -> None:
+        event, body, namespace, name = (kwargs[k] for k in ("event", "body", "namespace", "name"))
+        if name != CONFIGMAP_NAME or "controller" not in state:
+            return
+        deleted = event.get("type") == "DELETED"
+        if not deleted and state["controller"].matches_last_write(namespace, body):
+            return
+        _log.info("ConfigMap %s/%s changed by someone else; putting it back", namespace, name)
+        await reconcile(namespace, "ConfigMap", kwargs)
+
+    @kopf.on.event("batch", "v1", "jobs", labels={POLICY_LABEL: kopf.PRESENT}, registry=registry)
+    async def cleanup_job_changed(**kwargs: Any) -> None:
+        body, namespace = kwargs["body"], kwargs["namespace"]
+        index = kwargs["hourglass_policies"]
+        policies = list(index[namespace]) if namespace in index else []
+        await state["controller"].record_cleanup(_raw(body), policies)
+
+    if settings.webhook:
+        webhook.register(registry)
+    return registry
+
+
+_Reconcile = Callable[[str, str, Mapping[str, Any]], Awaitable[None]]
+
+
+def _changed_handler(reconcile: _Reconcile, kind: str) -> Callable[..., Awaitable[None]]:
+    async def changed(**kwargs: Any) -> None:
+        await reconcile(kwargs["namespace"], kind, kwargs)
+
+    return changed
+
+
+def _deleted_handler(reconcile: _Reconcile, kind: str) -> Callable[..., Awaitable[None]]:
+    async def deleted(**kwargs: Any) -> None:
+        # No finalizer: deletion must never wait for the operator. The watch's DELETED
+        # event re-renders the namespace (kopf's index has already dropped the object).
+        if kwargs["event"].get("type") != "DELETED":
+            return
+        for delay in (*_DELETE_RETRIES, None):
+            try:
+                await reconcile(kwargs["namespace"], kind, kwargs)
+                return
+            except ApiRequestError:
+                if delay is None:
+                    raise
+                await asyncio.sleep(delay)
+
+    return deleted

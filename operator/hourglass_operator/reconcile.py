@@ -1,0 +1,256 @@
+"""The reconcile decision for one namespace, as a pure function.
+
+Every TimeoutProfile and SessionPolicy of a namespace goes in; out comes what the
+cluster should look like: the `hourglass-config` ConfigMap exactly as
+`agent_lib.config.bundle.render_config` returns it (or nothing, which keeps the last
+good one), the cleanup CronJob, each resource's status, and the Events to post.
+An invalid resource never changes the ConfigMap: it alone is marked Valid=False.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent_lib.config.bundle import CONFIGMAP_NAME, RenderedConfig, RenderError, render_config
+from agent_lib.config.problems import Problem
+from agent_lib.config.session_config import SessionPolicy
+from agent_lib.config.specs import parse_resource
+from agent_lib.config.timeout_profiles import TimeoutProfile
+from hourglass_operator.cronjob import build_cronjob
+from hourglass_operator.status import READY, VALID, Condition, build_status
+
+API_VERSION = "hourglass.dev/v1alpha1"
+KEPT = f"ConfigMap {CONFIGMAP_NAME} keeps its last good content"
+
+
+@dataclass(frozen=True, order=True)
+class ResourceKey:
+    kind: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}/{self.name}"
+
+
+@dataclass(frozen=True)
+class PlannedEvent:
+    key: ResourceKey
+    type: str
+    reason: str
+    message: str
+
+
+@dataclass
+class NamespacePlan:
+    namespace: str
+    rendered: RenderedConfig | None = None
+    problems: list[Problem] = field(default_factory=list)
+    statuses: dict[ResourceKey, dict[str, Any]] = field(default_factory=dict)
+    """Only the statuses that differ from what the resources carry now."""
+    events: list[PlannedEvent] = field(default_factory=list)
+    cronjob: dict[str, Any] | None = None
+    remove_cronjob: bool = False
+    remove_configmap: bool = False
+
+    @property
+    def valid(self) -> bool:
+        return self.rendered is not None
+
+
+@dataclass(frozen=True)
+class _Item:
+    key: ResourceKey
+    body: Mapping[str, Any]
+    uid: str
+    generation: int
+    status: Mapping[str, Any]
+
+
+def key_of(body: Mapping[str, Any]) -> ResourceKey:
+    return ResourceKey(str(body.get("kind", "")), str(body.get("metadata", {}).get("name", "")))
+
+
+def owner_of(body: Mapping[str, Any]) -> dict[str, str]:
+    meta = body.get("metadata", {})
+    return {
+        "apiVersion": str(body.get("apiVersion", API_VERSION)),
+        "kind": str(body.get("kind", "")),
+        "name": str(meta.get("name", "")),
+        "uid": str(meta.get("uid", "")),
+    }
+
+
+def plan_namespace(
+    namespace: str,
+    bodies: Sequence[Mapping[str, Any]],
+    *,
+    image: str,
+    now: str,
+    statuses: Mapping[str, Mapping[str, Any]] | None = None,
+) -> NamespacePlan:
+    """Decide everything for ``namespace`` from its resources' raw bodies.
+
+    ``statuses`` (by uid) overrides the statuses in ``bodies`` with ones written since
+    the bodies were seen, so that a lagging watch never moves a lastTransitionTime.
+    """
+    plan = NamespacePlan(namespace)
+    if not bodies:
+        plan.remove_configmap = plan.remove_cronjob = True
+        return plan
+    items = [_item(body, statuses or {}) for body in bodies]
+    models: dict[ResourceKey, TimeoutProfile | SessionPolicy] = {}
+    for item in items:
+        model, problems = parse_resource(item.body)
+        plan.problems.extend(_in(namespace, item.key, p) for p in problems)
+        if model is not None:
+            models[item.key] = model
+    if not plan.problems:
+        plan.rendered = _render(plan, namespace, items, models)
+    offenders = _offenders(plan.problems, items)
+    for item in items:
+        status, event = _resource_status(plan, item, offenders.get(item.key, []), offenders, now)
+        if status != dict(item.status):
+            plan.statuses[item.key] = status
+            if event is not None:
+                plan.events.append(event)
+    if plan.rendered is not None:
+        _plan_cronjob(plan, namespace, items, models, image)
+    return plan
+
+
+def _render(
+    plan: NamespacePlan,
+    namespace: str,
+    items: Sequence[_Item],
+    models: Mapping[ResourceKey, TimeoutProfile | SessionPolicy],
+) -> RenderedConfig | None:
+    profiles = [m for m in models.values() if isinstance(m, TimeoutProfile)]
+    policies = [m for m in models.values() if isinstance(m, SessionPolicy)]
+    owners = [owner_of(item.body) for item in items]
+    try:
+        return render_config(namespace, profiles, policies, owners=owners)
+    except RenderError as error:
+        plan.problems.extend(_in(namespace, None, p) for p in error.problems)
+        return None
+
+
+def _plan_cronjob(
+    plan: NamespacePlan,
+    namespace: str,
+    items: Sequence[_Item],
+    models: Mapping[ResourceKey, TimeoutProfile | SessionPolicy],
+    image: str,
+) -> None:
+    policies = [(k, m) for k, m in models.items() if isinstance(m, SessionPolicy)]
+    if not policies:
+        plan.remove_cronjob = True
+        return
+    key, policy = policies[0]
+    body = next(item.body for item in items if item.key == key)
+    plan.cronjob = build_cronjob(policy, namespace, owner_of(body), image)
+
+
+def _resource_status(
+    plan: NamespacePlan,
+    item: _Item,
+    problems: Sequence[Problem],
+    offenders: Mapping[ResourceKey, Sequence[Problem]],
+    now: str,
+) -> tuple[dict[str, Any], PlannedEvent | None]:
+    previous = item.status
+    seen = previous.get("observedGeneration") == item.generation and previous.get("conditions")
+    if plan.rendered is not None:
+        digest = plan.rendered.hash
+        message = f"rendered into ConfigMap {CONFIGMAP_NAME} (hash {digest})"
+        status = build_status(
+            previous,
+            generation=item.generation,
+            conditions=[
+                Condition(VALID, True, "SpecValid", "spec is valid"),
+                Condition(READY, True, "Rendered", message),
+            ],
+            config_hash=digest,
+            now=now,
+        )
+        was_ready = _is_true(previous, READY)
+        event = (
+            None if seen and was_ready else PlannedEvent(item.key, "Normal", "Rendered", message)
+        )
+        return status, event
+    if problems:
+        text = "; ".join(_describe(p) for p in problems)
+        status = build_status(
+            previous,
+            generation=item.generation,
+            conditions=[
+                Condition(VALID, False, reason_for(problems[0]), text),
+                Condition(READY, False, "NotRendered", f"not rendered: {KEPT}"),
+            ],
+            config_hash=None,
+            now=now,
+        )
+        return status, PlannedEvent(item.key, "Warning", reason_for(problems[0]), text)
+    if seen:
+        return dict(previous), None
+    blockers = ", ".join(str(k) for k in sorted(offenders)) or "another resource"
+    status = build_status(
+        previous,
+        generation=item.generation,
+        conditions=[
+            Condition(VALID, True, "SpecValid", "spec is valid"),
+            Condition(READY, False, "Blocked", f"not rendered while {blockers} is invalid; {KEPT}"),
+        ],
+        config_hash=None,
+        now=now,
+    )
+    return status, PlannedEvent(item.key, "Warning", "Blocked", f"{blockers} is invalid; {KEPT}")
+
+
+def reason_for(problem: Problem) -> str:
+    """A CamelCase condition reason for a problem, by the field it concerns."""
+    if problem.field.startswith("spec.extends") or "inherited" in problem.reason:
+        return "InheritanceError"
+    if problem.field == "spec.default":
+        return "MultipleDefaults"
+    if problem.kind == "SessionPolicy" and problem.field == "metadata.name":
+        return "MultipleSessionPolicies"
+    return "InvalidSpec"
+
+
+def _describe(problem: Problem) -> str:
+    return f"{problem.field}: {problem.reason}" if problem.field else problem.reason
+
+
+def _offenders(
+    problems: Sequence[Problem], items: Sequence[_Item]
+) -> dict[ResourceKey, list[Problem]]:
+    known = {item.key for item in items}
+    found: dict[ResourceKey, list[Problem]] = {}
+    for problem in problems:
+        key = ResourceKey(problem.kind, problem.name)
+        if key in known:
+            found.setdefault(key, []).append(problem)
+    return found
+
+
+def _in(namespace: str, key: ResourceKey | None, problem: Problem) -> Problem:
+    """The problem with its namespace and, when the parser left them out, kind and name."""
+    kind = problem.kind or (key.kind if key else "")
+    name = problem.name if problem.name not in ("", "?") else (key.name if key else "")
+    return Problem(problem.reason, problem.field, kind, name, namespace)
+
+
+def _item(body: Mapping[str, Any], statuses: Mapping[str, Mapping[str, Any]]) -> _Item:
+    meta = body.get("metadata", {})
+    uid = str(meta.get("uid", ""))
+    status = statuses.get(uid, body.get("status") or {})
+    return _Item(key_of(body), body, uid, int(meta.get("generation") or 1), status)
+
+
+def _is_true(status: Mapping[str, Any], type_: str) -> bool:
+    for condition in status.get("conditions") or ():
+        if isinstance(condition, Mapping) and condition.get("type") == type_:
+            return condition.get("status") == "True"
+    return False

@@ -1,0 +1,86 @@
+"""Starting the operator: kopf with our registry, settings, peering and probes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import kopf
+
+from hourglass_operator import logs, webhook
+from hourglass_operator.handlers import build_registry
+from hourglass_operator.settings import OperatorSettings
+
+DEFAULT_PEERING = "hourglass"
+DEV_PRIORITY = 666
+"""kopf's own `--dev` priority: a developer's operator outranks the cluster's."""
+
+
+@dataclass(frozen=True)
+class KopfOptions:
+    """The standard kopf options, passed through unchanged."""
+
+    namespaces: Sequence[str] = ()
+    all_namespaces: bool = False
+    liveness: str | None = None
+    peering: str | None = None
+    standalone: bool | None = None
+    priority: int | None = None
+    dev: bool = False
+    verbose: bool = False
+    debug: bool = False
+    quiet: bool = False
+
+
+def kopf_settings(options: KopfOptions, settings: OperatorSettings) -> kopf.OperatorSettings:
+    """kopf's settings for Hourglass: our annotations, no status pollution, peering."""
+    kopf_settings = kopf.OperatorSettings()
+    kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+        prefix="hourglass.dev"
+    )
+    kopf_settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="hourglass.dev", key="last-handled-configuration"
+    )
+    kopf_settings.posting.level = logging.WARNING
+    kopf_settings.posting.reporting_component = "hourglass-operator"
+    kopf_settings.watching.server_timeout = 600
+    kopf_settings.watching.client_timeout = 660
+    kopf_settings.peering.name = options.peering or DEFAULT_PEERING
+    kopf_settings.peering.mandatory = options.peering is not None
+    kopf_settings.peering.standalone = bool(options.standalone)
+    kopf_settings.peering.priority = _priority(options)
+    if settings.webhook:
+        kopf_settings.admission.server = webhook.server(settings)
+    return kopf_settings
+
+
+def _priority(options: KopfOptions) -> int:
+    """Replicas of equal priority all pause in kopf; a random one lets exactly one lead."""
+    if options.priority is not None:
+        return options.priority
+    if options.dev:
+        return DEV_PRIORITY
+    return 1 + secrets.randbelow(1_000_000)
+
+
+def run(options: KopfOptions, settings: OperatorSettings) -> None:
+    """Run until SIGTERM/SIGINT."""
+    logs.configure(settings.log_format, verbose=options.verbose, debug=options.debug)
+    if options.quiet:
+        logging.getLogger().setLevel(logging.ERROR)
+    registry = build_registry(settings)
+    asyncio.run(
+        kopf.operator(
+            registry=registry,
+            settings=kopf_settings(options, settings),
+            clusterwide=options.all_namespaces,
+            namespaces=list(options.namespaces),
+            liveness_endpoint=options.liveness,
+            standalone=options.standalone,
+            priority=_priority(options) if not options.standalone else None,
+            peering_name=options.peering,
+        )
+    )

@@ -1,0 +1,81 @@
+"""The operator's own settings, from flags or `HOURGLASS_*` environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from hourglass_operator.errors import OperatorConfigError
+
+DEFAULT_IMAGE = "ghcr.io/hourglass-dev/hourglass:0.1.0"
+DEFAULT_METRICS_PORT = 9090
+DEFAULT_WEBHOOK_PORT = 9443
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    image: str = DEFAULT_IMAGE
+    """The image of the cleanup CronJob (the operator's own image: it has `hourglass`)."""
+    metrics_port: int = DEFAULT_METRICS_PORT
+    """Prometheus metrics on this port; 0 turns them off."""
+    metrics_addr: str = "0.0.0.0"  # noqa: S104 - scraped from other pods
+    webhook: bool = False
+    webhook_port: int = DEFAULT_WEBHOOK_PORT
+    webhook_addr: str = "0.0.0.0"  # noqa: S104 - called by the API server
+    webhook_cert: str | None = None
+    webhook_key: str | None = None
+    webhook_insecure: bool = False
+    """Plain HTTP for the webhook server: for tests and TLS-terminating proxies only."""
+    log_format: str = "json"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
+        env = os.environ if env is None else env
+        log_format = env.get("HOURGLASS_LOG_FORMAT", "json")
+        if log_format not in ("json", "text"):
+            raise OperatorConfigError("HOURGLASS_LOG_FORMAT", f"{log_format!r} is not json or text")
+        return cls(
+            image=_image(env.get("HOURGLASS_OPERATOR_IMAGE", DEFAULT_IMAGE)),
+            metrics_port=_port(env, "HOURGLASS_METRICS_PORT", DEFAULT_METRICS_PORT),
+            metrics_addr=env.get("HOURGLASS_METRICS_ADDR", "0.0.0.0"),  # noqa: S104
+            webhook=_flag(env, "HOURGLASS_WEBHOOK"),
+            webhook_port=_port(env, "HOURGLASS_WEBHOOK_PORT", DEFAULT_WEBHOOK_PORT),
+            webhook_addr=env.get("HOURGLASS_WEBHOOK_ADDR", "0.0.0.0"),  # noqa: S104
+            webhook_cert=env.get("HOURGLASS_WEBHOOK_CERT") or None,
+            webhook_key=env.get("HOURGLASS_WEBHOOK_KEY") or None,
+            webhook_insecure=_flag(env, "HOURGLASS_WEBHOOK_INSECURE"),
+            log_format=log_format,
+        )
+
+
+def _image(value: str) -> str:
+    if not value or any(c.isspace() for c in value) or len(value) > 512:
+        raise OperatorConfigError(
+            "HOURGLASS_OPERATOR_IMAGE", f"{value!r:.80} is not an image reference"
+        )
+    return value
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        port = int(raw)
+    except ValueError:
+        raise OperatorConfigError(name, f"{raw!r:.40} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise OperatorConfigError(name, f"{port} is outside 0-65535")
+    return port
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise OperatorConfigError(name, f"{raw!r:.20} is not a boolean (true/false)")

@@ -1,0 +1,74 @@
+"""Status conditions per the Kubernetes API conventions.
+
+`lastTransitionTime` moves only when a condition's status flips, so that re-syncs
+and resumes write nothing; every condition carries the generation it describes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+VALID = "Valid"
+READY = "Ready"
+
+
+@dataclass(frozen=True)
+class Condition:
+    type: str
+    ok: bool
+    reason: str
+    message: str
+
+
+def merge_conditions(
+    previous: Sequence[Mapping[str, Any]] | None,
+    desired: Sequence[Condition],
+    generation: int,
+    now: str,
+) -> list[dict[str, Any]]:
+    """The desired conditions, keeping each one's lastTransitionTime unless its status flips."""
+    before = {str(c.get("type")): c for c in previous or () if isinstance(c, Mapping)}
+    merged: list[dict[str, Any]] = []
+    for condition in desired:
+        status = "True" if condition.ok else "False"
+        old = before.get(condition.type)
+        since = now
+        if old is not None and old.get("status") == status and old.get("lastTransitionTime"):
+            since = str(old["lastTransitionTime"])
+        merged.append(
+            {
+                "type": condition.type,
+                "status": status,
+                "reason": condition.reason,
+                "message": condition.message,
+                "lastTransitionTime": since,
+                "observedGeneration": generation,
+            }
+        )
+    return merged
+
+
+def build_status(
+    previous: Mapping[str, Any] | None,
+    *,
+    generation: int,
+    conditions: Sequence[Condition],
+    config_hash: str | None,
+    now: str,
+) -> dict[str, Any]:
+    """A whole status: ours replaced, other keys (such as ``lastCleanup``) kept."""
+    status = dict(previous or {})
+    status["observedGeneration"] = generation
+    status["conditions"] = merge_conditions(status.get("conditions"), conditions, generation, now)
+    if config_hash is not None:
+        status["configHash"] = config_hash
+    return status
+
+
+def condition_of(status: Mapping[str, Any] | None, type_: str) -> Mapping[str, Any] | None:
+    for condition in (status or {}).get("conditions") or ():
+        if isinstance(condition, Mapping) and condition.get("type") == type_:
+            return condition
+    return None
