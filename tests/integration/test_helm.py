@@ -1,0 +1,222 @@
+"""The Helm chart, rendered and linted by the real Helm engine (helm-python-sdk).
+
+Every document rendered for every values file is checked against the real
+Kubernetes schemas (kubernetes-validate), TimeoutProfiles and SessionPolicies
+against the generated CRD and its CEL rules (cel-python) and the agent_lib models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import helm_python as helm
+import pytest
+import yaml
+
+from agent_lib.config import SourceDocument, parse_documents, render_config
+from tests.fixtures.k8s_schemas import CHART, MANIFESTS, assert_valid, doc_id, load_all
+from tests.integration.test_manifests import assert_hardened
+
+VALUES_FILES = ("values.yaml", "values-dev.yaml", "values-staging.yaml", "values-prod.yaml")
+SCOPES: dict[str, dict[str, Any]] = {
+    "namespace": {},
+    "namespaces": {"operator": {"watch": {"scope": "namespaces", "namespaces": ["a", "b"]}}},
+    "cluster": {"operator": {"watch": {"scope": "cluster"}}},
+}
+
+
+@pytest.fixture(scope="module")
+def chart() -> Iterator[helm.Chart]:
+    with helm.Chart.load(CHART) as loaded:
+        yield loaded
+
+
+def _values(name: str) -> dict[str, Any]:
+    if name == "values.yaml":
+        return {}
+    return yaml.safe_load((CHART / name).read_text(encoding="utf-8")) or {}
+
+
+def _render(
+    chart: helm.Chart,
+    values: dict[str, Any],
+    namespace: str = "agents-prod",
+    release: str = "hourglass-test",
+) -> dict[str, list[dict[str, Any]]]:
+    rendered = chart.render(values, name=release, namespace=namespace, is_install=True)
+    return {
+        path: load_all(text)
+        for path, text in rendered.items()
+        if path.endswith((".yaml", ".yml"))
+    }
+
+
+def _docs(chart: helm.Chart, values: dict[str, Any]) -> list[dict[str, Any]]:
+    return [doc for docs in _render(chart, values).values() for doc in docs]
+
+
+@pytest.mark.parametrize("values_file", VALUES_FILES)
+def test_chart_lints_clean(values_file: str) -> None:
+    report = helm.lint(CHART, _values(values_file), strict=True, namespace="agents-prod")
+    assert report["errors"] == []
+    assert [m for m in report["messages"] if m["severity"] >= 2] == []
+
+
+@pytest.mark.parametrize("values_file", VALUES_FILES)
+@pytest.mark.parametrize("scope", list(SCOPES))
+def test_every_rendered_document_is_valid(chart: helm.Chart, values_file: str, scope: str) -> None:
+    values = helm.Chart.merge_values(chart, {**_values(values_file), **SCOPES[scope]})
+    docs = _docs(chart, values)
+    assert docs
+    for doc in docs:
+        assert_valid(doc, f"{values_file} ({scope})")
+
+
+@pytest.mark.parametrize("values_file", VALUES_FILES)
+def test_operator_deployment_is_hardened(chart: helm.Chart, values_file: str) -> None:
+    (deployment,) = [d for d in _docs(chart, _values(values_file)) if d["kind"] == "Deployment"]
+    assert_hardened(deployment)
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--namespace=agents-prod" in args
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_environment_values_set_up_one_environment(chart: helm.Chart, env: str) -> None:
+    docs = _docs(chart, _values(f"values-{env}.yaml"))
+    profiles = [d for d in docs if d["kind"] == "TimeoutProfile"]
+    policies = [d for d in docs if d["kind"] == "SessionPolicy"]
+    assert len(policies) == 1 and len(profiles) >= 2
+    names = {p["metadata"]["name"] for p in profiles}
+    assert any(p["spec"].get("extends") in names for p in profiles)
+    assert {d["metadata"]["namespace"] for d in profiles + policies} == {"agents-prod"}
+    parsed = parse_documents(SourceDocument(d) for d in profiles + policies)
+    assert parsed.problems == []
+    rendered = render_config("agents-prod", *_split(parsed.by_namespace["agents-prod"]))
+    assert rendered.hash
+
+
+def _split(resources: list[Any]) -> tuple[list[Any], list[Any]]:
+    profiles = [r for r in resources if r.kind == "TimeoutProfile"]
+    policies = [r for r in resources if r.kind == "SessionPolicy"]
+    return profiles, policies
+
+
+def test_chart_profiles_match_the_manifest_samples(chart: helm.Chart) -> None:
+    """values-prod.yaml and manifests/samples/prod describe the same environment."""
+    docs = _docs(chart, _values("values-prod.yaml"))
+    chart_specs = {d["metadata"]["name"]: d["spec"] for d in docs if d["kind"] == "TimeoutProfile"}
+    sample = load_all((MANIFESTS / "samples" / "prod" / "timeoutprofiles.yaml").read_text())
+    sample_specs = {d["metadata"]["name"]: d["spec"] for d in sample}
+    assert chart_specs == sample_specs
+
+
+def test_chart_crds_are_the_manifest_crds(chart: helm.Chart) -> None:
+    shipped = {c["filename"].split("/")[-1]: c["data"] for c in chart.crds}
+    for path in (MANIFESTS / "crds").glob("*.yaml"):
+        assert shipped[path.name] == path.read_text(encoding="utf-8")
+    assert len(shipped) == 2
+
+
+def test_prometheus_rule_carries_the_monitoring_config(chart: helm.Chart) -> None:
+    docs = _docs(chart, _values("values-prod.yaml"))
+    (rule,) = [d for d in docs if d["kind"] == "PrometheusRule"]
+    config = yaml.safe_load((CHART.parents[1] / "config" / "monitoring_config.yaml").read_text())
+    assert rule["spec"]["groups"] == config["groups"]
+    assert [d for d in docs if d["kind"] == "ServiceMonitor"]
+
+
+def test_monitoring_objects_are_optional(chart: helm.Chart) -> None:
+    kinds = {d["kind"] for d in _docs(chart, {})}
+    assert not kinds & {"ServiceMonitor", "PrometheusRule", "TimeoutProfile", "SessionPolicy"}
+    extra = {"metrics": {"prometheusRule": {"enabled": True, "additionalRules": [
+        {"alert": "X", "expr": "vector(1)", "labels": {"severity": "warning"}}
+    ]}}}
+    (rule,) = [d for d in _docs(chart, extra) if d["kind"] == "PrometheusRule"]
+    assert rule["spec"]["groups"][-1]["rules"][0]["alert"] == "X"
+
+
+def test_watch_scopes_choose_args_and_rbac(chart: helm.Chart) -> None:
+    cluster = _docs(chart, SCOPES["cluster"])
+    (deployment,) = [d for d in cluster if d["kind"] == "Deployment"]
+    assert "--all-namespaces" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert not [d for d in cluster if d["kind"] == "Role"]
+    several = _docs(chart, SCOPES["namespaces"])
+    roles = sorted(d["metadata"]["namespace"] for d in several if d["kind"] == "Role")
+    assert roles == ["a", "b"]
+    (deployment,) = [d for d in several if d["kind"] == "Deployment"]
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert [a for a in args if a.startswith("--namespace")] == ["--namespace=a", "--namespace=b"]
+
+
+def test_two_releases_do_not_collide_on_cluster_scoped_names(chart: helm.Chart) -> None:
+    names = []
+    for release in ("hourglass-dev", "hourglass-prod"):
+        namespace = release.replace("hourglass", "agents")
+        names += [
+            doc_id(d)
+            for docs in _render(chart, {}, namespace=namespace, release=release).values()
+            for d in docs
+            if d["kind"] in {"ClusterRole", "ClusterRoleBinding"}
+        ]
+    assert len(names) == len(set(names)) == 4
+
+
+def test_notes_explain_the_volume_mount(chart: helm.Chart) -> None:
+    notes = chart.render(_values("values-prod.yaml"), name="hourglass-prod", namespace="agents-prod")
+    text = next(v for k, v in notes.items() if k.endswith("NOTES.txt"))
+    assert "mountPath: /etc/hourglass" in text
+    assert "subPath" in text and "NOT with subPath" in text
+    assert "secretKeyRef" in text and "hourglass-config" in text
+
+
+BROKEN_VALUES = [
+    ("operator:\n  replicas: -1\n", "/operator/replicas"),
+    ("operator:\n  watch:\n    scope: everywhere\n", "/operator/watch/scope"),
+    ("operator:\n  watch:\n    scope: namespaces\n", "/operator/watch/namespaces"),
+    ("operator:\n  logLevel: chatty\n", "/operator/logLevel"),
+    ("operator:\n  resources:\n    limits: {cpu: one core}\n", "/operator/resources/limits/cpu"),
+    ("image:\n  pullPolicy: Sometimes\n", "/image/pullPolicy"),
+    ("replicas: 3\n", "'replicas' not allowed"),
+    ("timeoutProfiles:\n  Base_Profile: {}\n", "Base_Profile"),
+    ("timeoutProfiles:\n  base:\n    timeouts:\n      llmCall: 5 minutes\n", "/timeoutProfiles/base/timeouts/llmCall"),
+    ("timeoutProfiles:\n  base:\n    polling:\n      jitter: 2\n", "/timeoutProfiles/base/polling/jitter"),
+    ("timeoutProfiles:\n  base:\n    timeoutz: {}\n", "'timeoutz' not allowed"),
+    ("sessionPolicy:\n  create: true\n  spec:\n    ttl: forever\n", "/sessionPolicy/spec/ttl"),
+    ("sessionPolicy:\n  create: true\n  spec:\n    store:\n      url: redis://x\n", "'url' not allowed"),
+    ("sessionPolicy:\n  spec:\n    maxSessions: 0\n", "/sessionPolicy/spec/maxSessions"),
+    ("metrics:\n  serviceMonitor:\n    interval: soon\n", "/metrics/serviceMonitor/interval"),
+]
+
+
+@pytest.mark.parametrize(("text", "where"), BROKEN_VALUES, ids=[w for _, w in BROKEN_VALUES])
+def test_values_schema_rejects_broken_values_files(
+    chart: helm.Chart, tmp_path: Path, text: str, where: str
+) -> None:
+    path = tmp_path / "values-broken.yaml"
+    path.write_text(text, encoding="utf-8")
+    values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    with pytest.raises(helm.HelmValuesError, match="at '") as raised:
+        chart.render(values, name="hourglass-test", namespace="agents-prod", is_install=True)
+    assert where in str(raised.value)
+    report = helm.lint(CHART, values, strict=True)
+    assert any(where in error for error in report["errors"]), report
+
+
+@pytest.mark.parametrize("values_file", VALUES_FILES)
+def test_values_files_pass_the_schema(chart: helm.Chart, values_file: str) -> None:
+    chart.validate_schema(chart.merge_values(_values(values_file)))
+
+
+def test_values_schema_definitions_are_generated_from_the_models() -> None:
+    import json  # noqa: PLC0415
+
+    from hourglass_operator.crds import values_schema_definitions  # noqa: PLC0415
+
+    schema = json.loads((CHART / "values.schema.json").read_text(encoding="utf-8"))
+    for name, definition in values_schema_definitions().items():
+        assert schema["definitions"][name] == definition, (
+            f"{name} drifted; run: python -c 'from pathlib import Path; from hourglass_operator."
+            "crds import sync_values_schema; sync_values_schema(Path(\"helm/hourglass/values.schema.json\"))'"
+        )
