@@ -3,6 +3,13 @@
 The public API is what this module exports; everything else is private.
 """
 
+from agent_lib.deadlines import (
+    Deadline,
+    check_deadline,
+    current_deadline,
+    deadline,
+    remaining,
+)
 from agent_lib.durations import format_duration, parse_duration
 from agent_lib.errors import (
     ConfigError,
@@ -14,20 +21,39 @@ from agent_lib.errors import (
     SessionError,
     SessionNotFound,
     SessionStoreUnavailable,
+    UnknownTimeout,
 )
+from agent_lib.polling import PollingPolicy, apoll, poll
 from agent_lib.quantity import parse_quantity
+from agent_lib.reload import atomic_swap
+from agent_lib.timeout_config import AsyncTimeoutManager, TimeoutConfig, TimeoutManager
+from agent_lib.timeout_metrics import TimeoutEvents
 
 __all__ = [
+    "AsyncTimeoutManager",
     "ConfigError",
+    "Deadline",
     "DeadlineExceeded",
     "DurationError",
     "HourglassError",
     "InvalidSessionId",
     "PayloadTooLarge",
+    "PollingPolicy",
     "SessionError",
     "SessionNotFound",
     "SessionStoreUnavailable",
+    "TimeoutConfig",
+    "TimeoutEvents",
+    "TimeoutManager",
+    "UnknownTimeout",
+    "apoll",
+    "atomic_swap",
+    "check_deadline",
+    "current_deadline",
+    "deadline",
     "format_duration",
     "parse_duration",
     "parse_quantity",
+    "poll",
+    "remaining",
 ]

@@ -86,3 +86,16 @@ class SessionExists(SessionError, ValueError):
         self.field = "session_id"
         self.reason = "a session with this id already exists"
         super().__init__(f"session_id {session_id!r}: {self.reason}")
+
+
+class UnknownTimeout(HourglassError, KeyError):
+    """A timeout name that the active profile does not define; lists the names it does."""
+
+    def __init__(self, name: str, available: list[str]) -> None:
+        self.field = name
+        self.available = available
+        self.reason = f"unknown timeout; available: {', '.join(available) or '(none)'}"
+        super().__init__(f"{name!r}: {self.reason}")
+
+    def __str__(self) -> str:
+        return str(self.args[0])

@@ -1,0 +1,711 @@
+"""`TimeoutManager`: an agent's named timeouts, from the mounted ``hourglass.yaml``, live.
+
+Where a value comes from, highest first (the documented precedence):
+
+1. code: ``TimeoutManager(overrides={"llmCall": 5})`` and ``tm.override(llmCall=5)``;
+2. environment: ``HOURGLASS_TIMEOUT_<UPPER_SNAKE>`` per timeout (``HOURGLASS_TIMEOUT_LLM_CALL=30s``)
+   and the established ``SESSION_TTL_SECONDS`` for ``sessionIdle`` (the specific
+   ``HOURGLASS_TIMEOUT_SESSION_IDLE`` wins over it);
+3. the mounted config: ``$HOURGLASS_CONFIG_DIR/hourglass.yaml`` (default ``/etc/hourglass``),
+   profile ``HOURGLASS_PROFILE`` (or the ``profile`` argument) else its ``defaultProfile``;
+4. the built-in profile of the environment when no file is mounted: ``HOURGLASS_PROFILE``
+   if it names a built-in, else ``HOURGLASS_ENV``, else the suffix of the pod's namespace
+   (``agents-prod`` -> ``prod``), else ``dev``.
+
+Each (re)load builds one immutable `TimeoutConfig` with every layer already merged,
+and swaps a single reference to it; `TimeoutManager.get` is then one dict lookup,
+with no lock. A reload that fails validation (invalid, empty, half-written or
+deleted file) keeps the last good snapshot, sets `TimeoutManager.last_error` and
+logs the field and the reason; the next good reload clears it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import hashlib
+import importlib.resources
+import inspect
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType, TracebackType
+from typing import Any, Final, TypeVar, overload
+
+import yaml
+from pydantic import ValidationError
+
+from agent_lib.config import CONFIG_KEY, HourglassConfig, load_text
+from agent_lib.config.bundle import RenderedProfile
+from agent_lib.config.documents import MAX_FILE_BYTES
+from agent_lib.config.timeout_profiles import TIMEOUT_NAME_PATTERN, TimeoutProfile
+from agent_lib.deadlines import Deadline, remaining
+from agent_lib.durations import parse_duration
+from agent_lib.errors import ConfigError, UnknownTimeout
+from agent_lib.polling import PollingPolicy, apoll, poll_with
+from agent_lib.reload import FolderWatcher, WatchSettings, fingerprint, watch_folder_async
+from agent_lib.timeout_metrics import TimeoutEvents
+
+logger = logging.getLogger("agent_lib.timeouts")
+
+DEFAULT_CONFIG_DIR: Final = "/etc/hourglass"
+ENV_CONFIG_DIR: Final = "HOURGLASS_CONFIG_DIR"
+ENV_PROFILE: Final = "HOURGLASS_PROFILE"
+ENV_ENVIRONMENT: Final = "HOURGLASS_ENV"
+ENV_TIMEOUT_PREFIX: Final = "HOURGLASS_TIMEOUT_"
+ENV_SESSION_TTL: Final = "SESSION_TTL_SECONDS"
+ENV_POD_NAMESPACE: Final = "POD_NAMESPACE"
+NAMESPACE_FILE: Final = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+FALLBACK_ENVIRONMENT: Final = "dev"
+
+_MISSING: Any = object()
+_MAX_NODES = 20_000
+_MAX_DEPTH = 32
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_NAME = re.compile(TIMEOUT_NAME_PATTERN)
+T = TypeVar("T")
+D = TypeVar("D")
+
+Callback = Callable[["TimeoutConfig", "TimeoutConfig"], object]
+
+
+# --- the snapshot ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimeoutConfig:
+    """One resolved profile, with every precedence layer applied; never changes."""
+
+    name: str
+    """The profile's name (``prod``)."""
+    timeouts: Mapping[str, float]
+    """Timeout name -> seconds (read-only)."""
+    polling: PollingPolicy
+    source: str
+    """Where the profile came from: the file's path, or ``builtin``."""
+    hash: str
+    """Content hash of the source (the ConfigMap's ``hourglass.dev/config-hash``)."""
+    loaded_at: float
+    """``time.time()`` of the load."""
+    origins: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    """Timeout name -> its layer: ``override``, ``env``, ``config`` or ``builtin``."""
+    namespace: str | None = None
+
+    def get(self, name: str, default: float | None = None) -> float | None:
+        return self.timeouts.get(name, default)
+
+    def __getitem__(self, name: str) -> float:
+        try:
+            return self.timeouts[name]
+        except KeyError:
+            raise UnknownTimeout(name, sorted(self.timeouts)) from None
+
+    def _same_values(self, other: TimeoutConfig) -> bool:
+        return (self.name, self.hash, dict(self.timeouts), self.polling) == (
+            other.name,
+            other.hash,
+            dict(other.timeouts),
+            other.polling,
+        )
+
+
+@dataclass(frozen=True)
+class _Base:
+    """A profile as read from the file or the built-ins, before env and code overrides."""
+
+    name: str
+    timeouts: Mapping[str, float]
+    polling: PollingPolicy
+    source: str
+    hash: str
+    namespace: str | None
+    layer: str
+
+
+# --- built-in profiles and the environment ------------------------------------------
+
+
+@functools.cache
+def _builtin_bundle() -> tuple[HourglassConfig, str]:
+    """The packaged built-in profiles, rendered once through the same core as the operator."""
+    from agent_lib.config import parse_documents, render_config
+
+    resource = importlib.resources.files("agent_lib") / "builtin" / "timeout_profiles.yaml"
+    loaded = load_text(resource.read_bytes(), "agent_lib/builtin/timeout_profiles.yaml")
+    parsed = parse_documents(loaded.documents)
+    problems = loaded.problems + parsed.problems
+    if problems:
+        raise ConfigError("builtin", f"built-in profiles are invalid: {problems[0]}")
+    (namespace, resources), *_ = parsed.by_namespace.items()
+    profiles = [r for r in resources if isinstance(r, TimeoutProfile)]
+    rendered = render_config(namespace, profiles)
+    return rendered.config, rendered.hash
+
+
+def builtin_profiles() -> list[str]:
+    """Names of the built-in profiles (``base``, ``dev``, ``prod``, ``staging``)."""
+    return sorted(_builtin_bundle()[0].profiles)
+
+
+def detect_environment(
+    environ: Mapping[str, str] | None = None, namespace_file: str | Path = NAMESPACE_FILE
+) -> str:
+    """The built-in profile to fall back to when no ``hourglass.yaml`` is mounted."""
+    environ = os.environ if environ is None else environ
+    known = builtin_profiles()
+    profile = environ.get(ENV_PROFILE, "").strip()
+    if profile in known:
+        return profile
+    explicit = environ.get(ENV_ENVIRONMENT, "").strip()
+    if explicit:
+        if explicit not in known:
+            raise ConfigError(
+                ENV_ENVIRONMENT, f"{explicit!r} is not a built-in profile ({', '.join(known)})"
+            )
+        return explicit
+    namespace = environ.get(ENV_POD_NAMESPACE, "").strip() or _read_namespace(namespace_file)
+    suffix = namespace.rsplit("-", 1)[-1] if namespace else ""
+    return suffix if suffix in known else FALLBACK_ENVIRONMENT
+
+
+def builtin_polling(environ: Mapping[str, str] | None = None) -> PollingPolicy:
+    """The polling policy of this environment's built-in profile (``poll``'s default)."""
+    profile = _builtin_bundle()[0].profiles[detect_environment(environ)]
+    return _polling(profile)
+
+
+def _read_namespace(path: str | Path) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()[:63]
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+def _polling(profile: RenderedProfile) -> PollingPolicy:
+    p = profile.polling
+    return PollingPolicy(p.interval, p.max_interval, p.multiplier, p.jitter, p.max_duration)
+
+
+# --- reading the layers -------------------------------------------------------------
+
+
+def _env_name(name: str) -> str:
+    """``llmCall`` -> ``HOURGLASS_TIMEOUT_LLM_CALL``."""
+    return ENV_TIMEOUT_PREFIX + re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).upper()
+
+
+def _timeout_name(variable: str) -> str:
+    """``HOURGLASS_TIMEOUT_LLM_CALL`` -> ``llmCall``."""
+    first, *rest = variable[len(ENV_TIMEOUT_PREFIX) :].lower().split("_")
+    return first + "".join(part.capitalize() for part in rest)
+
+
+def _env_timeouts(environ: Mapping[str, str]) -> dict[str, float]:
+    """Per-timeout variables, parsed once; a bad one is an error naming the variable."""
+    values: dict[str, float] = {}
+    legacy = environ.get(ENV_SESSION_TTL)
+    if legacy is not None and legacy.strip():
+        values["sessionIdle"] = parse_duration(legacy, field=ENV_SESSION_TTL)
+    for variable, raw in sorted(environ.items()):
+        if not variable.startswith(ENV_TIMEOUT_PREFIX) or not raw.strip():
+            continue
+        name = _timeout_name(variable)
+        if not _NAME.match(name) or _env_name(name) != variable:
+            raise ConfigError(
+                variable, "not a timeout variable: use HOURGLASS_TIMEOUT_<UPPER_SNAKE>"
+            )
+        values[name] = parse_duration(raw, field=variable)
+    return values
+
+
+def _code_overrides(values: Mapping[str, float | str]) -> dict[str, float]:
+    parsed: dict[str, float] = {}
+    for name, value in values.items():
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ConfigError(f"overrides.{name}", "timeout names are lowerCamelCase")
+        parsed[name] = parse_duration(value, field=f"overrides.{name}")
+    return parsed
+
+
+def _select(
+    bundle: HourglassConfig, wanted: str | None, source: str
+) -> tuple[str, RenderedProfile]:
+    name = wanted or bundle.default_profile
+    if name is None:
+        if len(bundle.profiles) == 1:
+            name = next(iter(bundle.profiles))
+        else:
+            raise ConfigError(
+                "defaultProfile",
+                f"{source} has no default profile; set {ENV_PROFILE} "
+                f"(one of: {', '.join(sorted(bundle.profiles)) or 'none'})",
+            )
+    profile = bundle.profiles.get(name)
+    if profile is None:
+        raise ConfigError(
+            f"profiles.{name}",
+            f"no such profile in {source} "
+            f"(available: {', '.join(sorted(bundle.profiles)) or 'none'})",
+        )
+    return name, profile
+
+
+def _read_file(path: Path) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise ConfigError(CONFIG_KEY, f"{path} does not exist (deleted?)") from None
+    except OSError as error:
+        raise ConfigError(CONFIG_KEY, f"cannot read {path}: {error.strerror}") from None
+    if not raw.strip():
+        raise ConfigError(CONFIG_KEY, f"{path} is empty")
+    return raw
+
+
+def _parse_file(raw: bytes, path: Path) -> HourglassConfig:
+    """Text checks, one libyaml parse with node limits, then the bundle model.
+
+    A reload sits between kubelet's swap and the agent seeing new values, so this
+    uses the C safe loader (about 10x faster than the pure-Python one) and checks
+    the composed nodes itself rather than parsing twice.
+    """
+    if b"\x00" in raw:
+        raise ConfigError(CONFIG_KEY, "binary content, not YAML text")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(CONFIG_KEY, f"not UTF-8 text (invalid byte at {error.start})") from None
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise ConfigError(CONFIG_KEY, "empty document")
+        _check_nodes(node)
+        data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f" (line {mark.line + 1})" if mark else ""
+        reason = f"invalid YAML: {error.problem or error.context}{where}"
+        raise ConfigError(CONFIG_KEY, reason) from None
+    except yaml.YAMLError as error:
+        raise ConfigError(CONFIG_KEY, f"invalid YAML: {error}") from None
+    finally:
+        loader.dispose()
+    if not isinstance(data, Mapping):
+        raise ConfigError(CONFIG_KEY, "not a mapping")
+    try:
+        return HourglassConfig.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        raise ConfigError(".".join(str(p) for p in first["loc"]), first["msg"]) from None
+
+
+def _check_nodes(root: yaml.Node) -> None:
+    """Refuse alias bombs and deep nesting: a rendered bundle is small and shallow."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node, depth: int) -> int:
+        if depth > _MAX_DEPTH:
+            raise ConfigError(CONFIG_KEY, f"YAML nested deeper than {_MAX_DEPTH} levels")
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            total += sum(size(child, depth + 1) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            total += sum(size(k, depth + 1) + size(v, depth + 1) for k, v in node.value)
+        if total > _MAX_NODES:
+            raise ConfigError(CONFIG_KEY, f"document expands to over {_MAX_NODES} nodes")
+        sizes[id(node)] = total
+        return total
+
+    size(root, 0)
+
+
+# --- the manager ----------------------------------------------------------------------
+
+
+class TimeoutManager:
+    """Named timeouts for one agent process, reloaded live from the mounted ConfigMap.
+
+    ``with TimeoutManager() as tm:`` watches the folder in a background thread while
+    inside; ``async with`` does the same on the running event loop. Without either,
+    the values loaded at construction stay (call `reload` to re-read).
+    """
+
+    def __init__(
+        self,
+        config_dir: str | Path | None = None,
+        profile: str | None = None,
+        *,
+        overrides: Mapping[str, float | str] | None = None,
+        environ: Mapping[str, str] | None = None,
+        watch: WatchSettings | None = None,
+        namespace_file: str | Path = NAMESPACE_FILE,
+    ) -> None:
+        env = dict(os.environ if environ is None else environ)
+        self.config_dir = Path(config_dir or env.get(ENV_CONFIG_DIR) or DEFAULT_CONFIG_DIR)
+        self.path = self.config_dir / CONFIG_KEY
+        self.profile = profile or env.get(ENV_PROFILE, "").strip() or None
+        self.events = TimeoutEvents()
+        self._environ = env
+        self._namespace_file = namespace_file
+        self._env_values = _env_timeouts(env)
+        self._overrides = _code_overrides(overrides or {})
+        self._settings = watch or WatchSettings()
+        self._callbacks: list[Callback] = []
+        self._lock = threading.RLock()
+        self._last_error: str | None = None
+        self._fingerprint: object = _MISSING
+        self._watcher: FolderWatcher | None = None
+        self._async_stop: threading.Event | None = None
+        self._async_task: asyncio.Task[None] | None = None
+        self._base = self._initial_base()
+        self._current = self._merge(self._base)
+        self._values: dict[str, float] = dict(self._current.timeouts)
+        self.events.config_info(self._current.name, self._current.hash)
+
+    # --- reads: lock-free ---------------------------------------------------------------
+
+    @overload
+    def get(self, name: str) -> float: ...
+    @overload
+    def get(self, name: str, default: D) -> float | D: ...
+
+    def get(self, name: str, default: Any = _MISSING) -> Any:
+        """Seconds for timeout ``name``; unknown names raise `UnknownTimeout` (a KeyError)."""
+        try:
+            return self._values[name]
+        except KeyError:
+            if default is _MISSING:
+                raise UnknownTimeout(name, sorted(self._values)) from None
+            return default
+
+    def __getitem__(self, name: str) -> float:
+        return self.get(name)
+
+    @property
+    def current(self) -> TimeoutConfig:
+        """The active snapshot."""
+        return self._current
+
+    @property
+    def last_error(self) -> str | None:
+        """``field: reason`` of the last rejected reload, until the next good one."""
+        return self._last_error
+
+    @property
+    def watching(self) -> str:
+        """How the folder is watched now: ``inotify``, ``polling``, ``waiting`` or ``stopped``."""
+        if self._watcher is not None:
+            return self._watcher.mode
+        return "async" if self._async_task is not None else "stopped"
+
+    def stats(self) -> dict[str, dict[str, float]]:
+        """Plain counters: timeouts and elapsed seconds per name, reloads per result."""
+        return self.events.stats()
+
+    # --- deadlines and polling ----------------------------------------------------------
+
+    def deadline(self, name: str, seconds: float | None = None) -> Deadline:
+        """A deadline of the profile's ``name`` timeout (or ``seconds``), for with/async with."""
+        budget = self.get(name) if seconds is None else seconds
+        return Deadline(name, budget, events=self.events)
+
+    @staticmethod
+    def remaining() -> float | None:
+        """Seconds left in the innermost active deadline (None outside any)."""
+        return remaining()
+
+    def poll(self, check: Callable[[], T], *, name: str = "poll", **policy: float) -> T:
+        """`poll` with this profile's polling policy (keyword arguments override fields)."""
+        return poll_with(check, self._policy(policy), name=name, events=self.events)
+
+    async def apoll(self, check: Callable[[], Any], *, name: str = "poll", **policy: float) -> Any:
+        """The asyncio form of `poll`; ``check`` may be sync or async."""
+        return await apoll(check, policy=self._policy(policy), name=name, events=self.events)
+
+    def _policy(self, changes: Mapping[str, float]) -> PollingPolicy:
+        return replace(self._current.polling, **changes) if changes else self._current.polling
+
+    # --- changes --------------------------------------------------------------------
+
+    def on_change(self, callback: Callback) -> Callback:
+        """Call ``callback(old, new)`` after every swap; usable as a decorator."""
+        with self._lock:
+            self._callbacks.append(callback)
+        return callback
+
+    def override(
+        self, values: Mapping[str, float | str] | None = None, /, **more: float | str
+    ) -> _Undo:
+        """Set code overrides (the highest layer) now; leaving the result as a context undoes it."""
+        parsed = _code_overrides({**(values or {}), **more})
+        with self._lock:
+            previous = dict(self._overrides)
+            self._overrides.update(parsed)
+            self._swap(self._merge(self._base))
+        return _Undo(self, previous)
+
+    def _restore_overrides(self, previous: dict[str, float]) -> None:
+        with self._lock:
+            self._overrides = previous
+            self._swap(self._merge(self._base))
+
+    def reload(self) -> bool:
+        """Re-read the file now; True if the snapshot changed. Never raises on bad content."""
+        with self._lock:
+            self._fingerprint = fingerprint(self.path)
+            try:
+                base = self._file_base()
+                if base is None:
+                    if self._base.layer == "config":
+                        raise ConfigError(CONFIG_KEY, f"{self.path} does not exist (deleted?)")
+                    return False
+                snapshot = self._merge(base)
+            except ConfigError as error:
+                self._reject(error)
+                return False
+            self._base = base
+            self._last_error = None
+            changed = self._swap(snapshot)
+            self.events.reload("ok" if changed else "unchanged")
+            return changed
+
+    def _maybe_reload(self) -> None:
+        """The watcher's callback: reload only if the file's identity changed."""
+        if fingerprint(self.path) != self._fingerprint:
+            self.reload()
+
+    def _reject(self, error: ConfigError) -> None:
+        self._last_error = f"{error.field}: {error.reason}"
+        self.events.reload("error")
+        logger.error(
+            "hourglass: rejected %s: field=%s reason=%s; keeping profile %s (hash %s)",
+            self.path,
+            error.field,
+            error.reason,
+            self._current.name,
+            self._current.hash,
+            extra={"field": error.field, "reason": error.reason},
+        )
+
+    def _swap(self, snapshot: TimeoutConfig) -> bool:
+        old = self._current
+        if snapshot._same_values(old):
+            return False
+        self._current = snapshot
+        self._values = dict(snapshot.timeouts)
+        self.events.config_info(snapshot.name, snapshot.hash)
+        logger.info(
+            "hourglass: timeout profile %s (hash %s) from %s",
+            snapshot.name,
+            snapshot.hash,
+            snapshot.source,
+        )
+        for callback in list(self._callbacks):
+            try:
+                result = callback(old, snapshot)
+                if inspect.isawaitable(result):
+                    self._schedule(result)
+            except Exception:
+                logger.exception("hourglass: on_change callback %r failed", callback)
+        return True
+
+    def _schedule(self, awaitable: Any) -> None:
+        """Async callbacks run on the event loop of ``async with``; elsewhere they are refused."""
+        loop = self._async_task.get_loop() if self._async_task is not None else None
+        if loop is None:
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()
+            logger.error("hourglass: an async on_change callback needs `async with` the manager")
+            return
+        asyncio.run_coroutine_threadsafe(_await(awaitable), loop)
+
+    # --- building snapshots ---------------------------------------------------------
+
+    def _initial_base(self) -> _Base:
+        try:
+            self._fingerprint = fingerprint(self.path)
+            base = self._file_base()
+        except ConfigError as error:
+            self._last_error = f"{error.field}: {error.reason}"
+            logger.error(
+                "hourglass: %s is invalid (field=%s reason=%s); using the built-in profile",
+                self.path,
+                error.field,
+                error.reason,
+            )
+            base = None
+        return base if base is not None else self._builtin_base()
+
+    def _file_base(self) -> _Base | None:
+        """The profile from the mounted file; None when no file is mounted at all."""
+        if not self.path.exists() and not self.path.is_symlink():
+            return None
+        raw = _read_file(self.path)
+        bundle = _parse_file(raw, self.path)
+        name, profile = _select(bundle, self.profile, str(self.path))
+        return _Base(
+            name=name,
+            timeouts=profile.timeouts,
+            polling=_polling(profile),
+            source=str(self.path),
+            hash=hashlib.sha256(raw).hexdigest()[:16],
+            namespace=bundle.namespace,
+            layer="config",
+        )
+
+    def _builtin_base(self) -> _Base:
+        bundle, digest = _builtin_bundle()
+        environ = dict(self._environ)
+        if self.profile:
+            environ[ENV_PROFILE] = self.profile
+        name = detect_environment(environ, self._namespace_file)
+        profile = bundle.profiles[name]
+        return _Base(
+            name=name,
+            timeouts=profile.timeouts,
+            polling=_polling(profile),
+            source="builtin",
+            hash=digest,
+            namespace=None,
+            layer="builtin",
+        )
+
+    def _merge(self, base: _Base) -> TimeoutConfig:
+        values = dict(base.timeouts)
+        origins = dict.fromkeys(values, base.layer)
+        for layer, layer_values in (("env", self._env_values), ("override", self._overrides)):
+            values.update(layer_values)
+            origins.update(dict.fromkeys(layer_values, layer))
+        return TimeoutConfig(
+            name=base.name,
+            timeouts=MappingProxyType(values),
+            polling=base.polling,
+            source=base.source,
+            hash=base.hash,
+            loaded_at=time.time(),
+            origins=MappingProxyType(origins),
+            namespace=base.namespace,
+        )
+
+    # --- watching -------------------------------------------------------------------
+
+    def start(self) -> TimeoutManager:
+        """Watch the folder from a background thread (returns once the watch is in place)."""
+        if self._watcher is None:
+            self._watcher = FolderWatcher(self.config_dir, self._maybe_reload, self._settings)
+            self._watcher.start()
+        return self
+
+    def stop(self) -> None:
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.stop()
+
+    def __enter__(self) -> TimeoutManager:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    async def astart(self) -> TimeoutManager:
+        """Watch the folder from a task on the running loop (returns once in place)."""
+        if self._async_task is None:
+            ready = asyncio.Event()
+            self._async_stop = threading.Event()
+
+            async def changed() -> None:
+                self._maybe_reload()
+
+            self._async_task = asyncio.create_task(
+                watch_folder_async(
+                    self.config_dir, changed, self._async_stop, self._settings, ready
+                ),
+                name=f"hourglass-watch:{self.config_dir}",
+            )
+            waiter = asyncio.create_task(ready.wait())
+            await asyncio.wait({waiter, self._async_task}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+        return self
+
+    async def astop(self) -> None:
+        task, self._async_task = self._async_task, None
+        if self._async_stop is not None:
+            self._async_stop.set()
+        if task is not None:
+            with contextlib.suppress(Exception):
+                await task
+
+    async def __aenter__(self) -> TimeoutManager:
+        return await self.astart()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.astop()
+
+    def __repr__(self) -> str:
+        current = self._current
+        return (
+            f"<TimeoutManager profile={current.name} hash={current.hash} "
+            f"source={current.source} watching={self.watching}>"
+        )
+
+
+class AsyncTimeoutManager(TimeoutManager):
+    """The asyncio spelling: ``async with AsyncTimeoutManager() as tm`` (no thread started).
+
+    Plain ``with`` is refused so that an asyncio app does not start a watcher thread
+    by mistake; everything else is `TimeoutManager`.
+    """
+
+    def __enter__(self) -> TimeoutManager:
+        raise TypeError("AsyncTimeoutManager is used with `async with`")
+
+    async def poll(  # type: ignore[override]
+        self, check: Callable[[], Any], *, name: str = "poll", **policy: float
+    ) -> Any:
+        """`TimeoutManager.apoll`: await the check until it is truthy."""
+        return await self.apoll(check, name=name, **policy)
+
+
+class _Undo:
+    """Returned by `TimeoutManager.override`; leaving it as a context restores the old overrides."""
+
+    def __init__(self, manager: TimeoutManager, previous: dict[str, float]) -> None:
+        self._manager = manager
+        self._previous = previous
+
+    def undo(self) -> None:
+        self._manager._restore_overrides(self._previous)
+
+    def __enter__(self) -> _Undo:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.undo()
+
+
+async def _await(awaitable: Any) -> None:
+    try:
+        await awaitable
+    except Exception:
+        logger.exception("hourglass: async on_change callback failed")
