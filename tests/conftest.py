@@ -11,6 +11,7 @@ REPO = Path(__file__).resolve().parent.parent
 pytest_plugins: list[str] = [
     "tests.fixtures.redis_server",
     "tests.fixtures.k8s_schemas",
+    "tests.fixtures.k8s_emulator",
 ]
 
 
