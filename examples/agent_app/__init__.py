@@ -1,0 +1,1 @@
+"""A reference agent service migrated to agent_lib (see README.md)."""
