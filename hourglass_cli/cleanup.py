@@ -16,7 +16,12 @@ from typing import Any
 
 import click
 
-from agent_lib._session_settings import SessionSettings, policy_file
+from agent_lib._session_settings import (
+    SessionSettings,
+    from_environment,
+    mounted_policy,
+    policy_file,
+)
 from agent_lib.errors import ConfigError, SessionError
 from agent_lib.stores.base import CleanupReport
 
@@ -77,10 +82,12 @@ def cleanup(
 def _settings(
     url: str, namespace: str, policy: str | None, batch_size: int | None
 ) -> SessionSettings:
-    values: dict[str, Any] = policy_file(policy) if policy else {}
+    """Flags > environment > ``--policy`` FILE (else the mounted policy) > defaults."""
+    values: dict[str, Any] = policy_file(policy) if policy else mounted_policy(os.environ)
     return (
         SessionSettings()
         .merged(**values)
+        .merged(**from_environment(os.environ))
         .merged(url=url, namespace=namespace, batch_size=batch_size)
     )
 

@@ -95,19 +95,22 @@ def connect(url: str, options: RedisOptions | None = None) -> tuple[AnyRedis, bo
     scheme, _, rest = url.partition("://")
     scheme = scheme.lower()
     if scheme in ("redis", "rediss", "unix"):
-        client = aioredis.Redis.from_url(
+        # A blocking pool makes a burst of concurrent calls wait for a connection
+        # (bounded by the socket timeout) instead of failing with "too many connections".
+        pool = aioredis.BlockingConnectionPool.from_url(
             url,
             max_connections=options.max_connections,
+            timeout=options.socket_timeout,
             retry_on_error=[rexc.ConnectionError, rexc.TimeoutError],
             **options.common(),
         )
-        return client, False
+        return aioredis.Redis.from_pool(pool), False
     if scheme in ("redis+cluster", "rediss+cluster"):
         hosts, auth, _, query = _split_multi_host(rest, "url")
         cluster = RedisCluster(
             startup_nodes=[ClusterNode(host, port) for host, port in hosts],
             ssl=scheme.startswith("rediss") or _flag(query, "ssl"),
-            max_connections=options.max_connections,
+            max_connections=options.max_connections * 16,
             **auth,
             **options.common(),
         )
