@@ -1,0 +1,289 @@
+"""The operator's RBAC: allows every API call the operator made in its e2e run, and
+nothing beyond the set it needs.
+
+The RBAC comes from every place we ship it: manifests/rbac (cluster-wide and
+namespaced) and the chart rendered for each watch scope. Rules are evaluated the way
+the API server's RBAC authorizer does (ClusterRole via ClusterRoleBinding applies
+everywhere, Role via RoleBinding only in its namespace; `resource/subresource` must
+be named explicitly).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import helm_python as helm
+import pytest
+
+from tests.fixtures.k8s_schemas import CHART, MANIFESTS, REPO, load_all
+
+RECORDING = REPO / "tests" / "integration" / "operator_api_calls.json"
+"""Written by the operator's e2e test (tests/fixtures/k8s_emulator.py `ApiCall.as_rule()`)."""
+
+WATCHED = "agents-prod"
+OPERATOR_NS = "hourglass-system"
+CLUSTER_SCOPED = {
+    ("", "namespaces"),
+    ("apiextensions.k8s.io", "customresourcedefinitions"),
+    ("kopf.dev", "clusterkopfpeerings"),
+}
+
+# (apiGroup, resource, verb) -> why the operator needs it. This is the whole allowance:
+# the shipped RBAC must grant exactly this, in every variant.
+REQUIRED: dict[tuple[str, str, str], str] = {
+    **{
+        ("hourglass.dev", plural, verb): "kopf watches the specs and patches its annotations"
+        for plural in ("timeoutprofiles", "sessionpolicies")
+        for verb in ("get", "list", "watch", "patch")
+    },
+    **{
+        ("hourglass.dev", f"{plural}/status", verb): "status.conditions, configHash, lastCleanup"
+        for plural in ("timeoutprofiles", "sessionpolicies")
+        for verb in ("get", "patch")
+    },
+    **{
+        ("", "configmaps", verb): "hourglass-config: read, repair, write when the hash changes"
+        for verb in ("get", "list", "watch", "create", "patch")
+    },
+    **{
+        ("batch", "cronjobs", verb): "hourglass-cleanup per SessionPolicy"
+        for verb in ("get", "list", "watch", "create", "patch", "delete")
+    },
+    **{
+        ("batch", "jobs", verb): "finished cleanup runs -> status.lastCleanup"
+        for verb in ("get", "list", "watch")
+    },
+    **{("", "pods", verb): "termination message of a cleanup pod" for verb in ("get", "list")},
+    **{
+        (group, "events", verb): "Normal/Warning Events (kopf posts core v1 or events.k8s.io)"
+        for group in ("", "events.k8s.io")
+        for verb in ("create", "patch")
+    },
+    **{("", "namespaces", verb): "kopf's namespace scanning" for verb in ("list", "watch")},
+    **{
+        ("apiextensions.k8s.io", "customresourcedefinitions", verb): "kopf's resource scanning"
+        for verb in ("list", "watch")
+    },
+    **{
+        ("kopf.dev", plural, verb): "kopf peering: one replica reconciles"
+        for plural in ("kopfpeerings", "clusterkopfpeerings")
+        for verb in ("get", "list", "watch", "patch")
+    },
+}
+NEVER = {("", "secrets"), ("", "serviceaccounts/token"), ("", "pods/exec")}
+DANGEROUS_VERBS = {"*", "escalate", "bind", "impersonate", "deletecollection"}
+
+
+@dataclass(frozen=True)
+class Call:
+    verb: str
+    group: str
+    resource: str
+    namespace: str | None
+
+    @property
+    def cluster_scoped(self) -> bool:
+        return (self.group, self.resource.split("/")[0]) in CLUSTER_SCOPED
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One rule as bound: ``namespace`` None means everywhere (ClusterRoleBinding)."""
+
+    groups: frozenset[str]
+    resources: frozenset[str]
+    verbs: frozenset[str]
+    namespace: str | None
+    names: frozenset[str]
+
+    def allows(self, call: Call) -> bool:
+        if self.namespace is not None and (call.cluster_scoped or call.namespace != self.namespace):
+            return False
+        return (
+            (call.group in self.groups or "*" in self.groups)
+            and (call.resource in self.resources or "*" in self.resources)
+            and (call.verb in self.verbs or "*" in self.verbs)
+            and not self.names
+        )
+
+
+def grants(docs: Iterable[dict[str, Any]], subject: tuple[str, str]) -> list[Grant]:
+    """The rules bound to the ServiceAccount ``subject`` (namespace, name)."""
+    docs = list(docs)
+    roles = {
+        (d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]): d
+        for d in docs
+        if d["kind"] in ("Role", "ClusterRole")
+    }
+    out = []
+    for binding in (d for d in docs if d["kind"] in ("RoleBinding", "ClusterRoleBinding")):
+        sa = {"kind": "ServiceAccount", "namespace": subject[0], "name": subject[1]}
+        if sa not in binding["subjects"]:
+            continue
+        ref = binding["roleRef"]
+        scope = binding["metadata"].get("namespace") if binding["kind"] == "RoleBinding" else None
+        role_ns = scope if ref["kind"] == "Role" else None
+        role = roles[(ref["kind"], role_ns, ref["name"])]
+        for rule in role.get("rules", []):
+            out.append(
+                Grant(
+                    frozenset(rule.get("apiGroups", [])),
+                    frozenset(rule.get("resources", [])),
+                    frozenset(rule.get("verbs", [])),
+                    scope,
+                    frozenset(rule.get("resourceNames", [])),
+                )
+            )
+    return out
+
+
+def _manifest_docs(*folders: str) -> list[dict[str, Any]]:
+    return [
+        doc
+        for folder in folders
+        for path in sorted((MANIFESTS / folder).glob("*.yaml"))
+        for doc in load_all(path.read_text(encoding="utf-8"))
+    ]
+
+
+def _chart_docs(scope: str) -> list[dict[str, Any]]:
+    values: dict[str, Any] = {"operator": {"watch": {"scope": scope}}}
+    if scope == "namespaces":
+        values["operator"]["watch"]["namespaces"] = [WATCHED, "agents-staging"]
+    with helm.Chart.load(CHART) as chart:
+        rendered = chart.render(values, name="hourglass", namespace=WATCHED)
+    return [d for path, text in rendered.items() if path.endswith(".yaml") for d in load_all(text)]
+
+
+def _variants() -> Iterator[tuple[str, list[Grant]]]:
+    subject = (OPERATOR_NS, "hourglass-operator")
+    yield "manifests cluster-wide", grants(_manifest_docs("rbac/cluster-wide"), subject)
+    yield "manifests namespaced", grants(_manifest_docs("rbac/namespaced"), subject)
+    for scope in ("namespace", "namespaces", "cluster"):
+        yield f"chart {scope}", grants(_chart_docs(scope), (WATCHED, "hourglass"))
+
+
+VARIANTS = dict(_variants())
+
+
+def _allowed(variant: list[Grant], call: Call) -> bool:
+    return any(g.allows(call) for g in variant)
+
+
+def _as_call(group: str, resource: str, verb: str) -> Call:
+    cluster = (group, resource.split("/")[0]) in CLUSTER_SCOPED
+    return Call(verb, group, resource, None if cluster else WATCHED)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_grants_are_within_the_required_set(variant: str) -> None:
+    granted = set()
+    for grant in VARIANTS[variant]:
+        assert not grant.names
+        assert "*" not in grant.groups | grant.resources | grant.verbs, grant
+        assert not grant.verbs & DANGEROUS_VERBS, grant
+        for group in grant.groups:
+            for resource in grant.resources:
+                assert (group, resource) not in NEVER, f"{variant} grants {resource}"
+                granted |= {(group, resource, verb) for verb in grant.verbs}
+    beyond = granted - REQUIRED.keys()
+    assert not beyond, f"{variant} grants more than the operator needs: {sorted(beyond)}"
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_every_required_permission_is_granted(variant: str) -> None:
+    peering = "kopfpeerings" if "cluster" not in variant else "clusterkopfpeerings"
+    for group, resource, verb in REQUIRED:
+        if group == "kopf.dev" and resource != peering:
+            continue
+        call = _as_call(group, resource, verb)
+        assert _allowed(VARIANTS[variant], call), f"{variant} does not allow {call}"
+
+
+@pytest.mark.parametrize("variant", ["manifests namespaced", "chart namespace", "chart namespaces"])
+def test_namespaced_variants_grant_nothing_outside_watched_namespaces(variant: str) -> None:
+    elsewhere = Call("get", "", "configmaps", "kube-system")
+    assert not _allowed(VARIANTS[variant], elsewhere)
+    assert _allowed(VARIANTS[variant], Call("get", "", "configmaps", WATCHED))
+
+
+def test_no_variant_can_read_secrets() -> None:
+    for variant, rules in VARIANTS.items():
+        for verb in ("get", "list", "watch"):
+            assert not _allowed(rules, Call(verb, "", "secrets", WATCHED)), variant
+
+
+def _recorded_calls() -> list[Call]:
+    data = json.loads(RECORDING.read_text(encoding="utf-8"))
+    entries = data.get("calls", data) if isinstance(data, dict) else data
+    calls = []
+    for entry in entries:
+        group = entry.get("apiGroup", entry.get("group", ""))
+        resource = entry["resource"]
+        namespaced = entry.get("scope", "namespace") == "namespace"
+        calls.append(Call(entry["verb"], group, resource, WATCHED if namespaced else None))
+    return calls
+
+
+def _for_variant(call: Call, variant: str) -> Call:
+    """A cluster-wide list/watch of a namespaced kind is made per namespace in namespaced mode."""
+    if call.namespace is None and not call.cluster_scoped and "cluster" not in variant:
+        return Call(call.verb, call.group, call.resource, WATCHED)
+    if call.group == "kopf.dev" and "cluster" not in variant:
+        return Call(call.verb, call.group, "kopfpeerings", WATCHED)
+    if call.group == "kopf.dev" and "cluster" in variant:
+        return Call(call.verb, call.group, "clusterkopfpeerings", None)
+    return call
+
+
+needs_recording = pytest.mark.skipif(
+    not RECORDING.exists(),
+    reason=f"the operator's e2e run has not recorded its API calls yet ({RECORDING.name})",
+)
+
+
+@needs_recording
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_rbac_allows_every_recorded_operator_call(variant: str) -> None:
+    calls = _recorded_calls()
+    assert calls, "the recording is empty"
+    denied = sorted(
+        {c for c in (_for_variant(c, variant) for c in calls) if not _allowed(VARIANTS[variant], c)},
+        key=str,
+    )
+    assert not denied, f"{variant} would deny: {denied}"
+
+
+@needs_recording
+def test_every_recorded_call_is_in_the_required_set() -> None:
+    unexpected = {
+        (c.group, c.resource, c.verb)
+        for c in _recorded_calls()
+        if (c.group, c.resource, c.verb) not in REQUIRED
+    }
+    assert not unexpected, f"the operator made calls nobody accounted for: {sorted(unexpected)}"
+
+
+def test_authorizer_model_denies_what_it_should() -> None:
+    """The little RBAC evaluator above is itself checked on known cases."""
+    role = {
+        "kind": "Role",
+        "metadata": {"name": "r", "namespace": "a"},
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}],
+    }
+    binding = {
+        "kind": "RoleBinding",
+        "metadata": {"name": "b", "namespace": "a"},
+        "roleRef": {"kind": "Role", "name": "r", "apiGroup": "rbac.authorization.k8s.io"},
+        "subjects": [{"kind": "ServiceAccount", "namespace": "ops", "name": "sa"}],
+    }
+    rules = grants([role, binding], ("ops", "sa"))
+    assert _allowed(rules, Call("get", "", "configmaps", "a"))
+    assert not _allowed(rules, Call("get", "", "configmaps", "b"))
+    assert not _allowed(rules, Call("patch", "", "configmaps", "a"))
+    assert not _allowed(rules, Call("get", "", "configmaps/status", "a"))
+    assert grants([role, binding], ("ops", "other")) == []
+
