@@ -267,7 +267,9 @@ class SessionManager:
 
     def _encode(self, data: Any) -> bytes:
         try:
-            payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+            payload = json.dumps(
+                data, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+            ).encode()
         except (TypeError, ValueError) as error:
             raise InvalidPayload(f"not JSON-serialisable: {error}") from None
         if len(payload) > self.max_payload:
