@@ -26,11 +26,18 @@ from agent_lib.errors import (
 from agent_lib.polling import PollingPolicy, apoll, poll
 from agent_lib.quantity import parse_quantity
 from agent_lib.reload import atomic_swap
+from agent_lib.session_manager import (
+    CleanupReport,
+    Session,
+    SessionManager,
+    SyncSessionManager,
+)
 from agent_lib.timeout_config import AsyncTimeoutManager, TimeoutConfig, TimeoutManager
 from agent_lib.timeout_metrics import TimeoutEvents
 
 __all__ = [
     "AsyncTimeoutManager",
+    "CleanupReport",
     "ConfigError",
     "Deadline",
     "DeadlineExceeded",
@@ -39,9 +46,12 @@ __all__ = [
     "InvalidSessionId",
     "PayloadTooLarge",
     "PollingPolicy",
+    "Session",
     "SessionError",
+    "SessionManager",
     "SessionNotFound",
     "SessionStoreUnavailable",
+    "SyncSessionManager",
     "TimeoutConfig",
     "TimeoutEvents",
     "TimeoutManager",
