@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from pathlib import Path
 
 from agent_lib.config import (
     Problem,
@@ -33,14 +34,20 @@ class LocalRenderError(Exception):
         super().__init__("\n".join(self.lines))
 
 
-def render_paths(paths: Sequence[str], namespace: str | None) -> RenderedConfig:
+def render_paths(
+    paths: Sequence[str], namespace: str | None, exclude: Path | None = None
+) -> RenderedConfig:
     """Render the one namespace that the files under ``paths`` describe.
 
     Documents without a namespace belong to ``namespace`` (``local`` when not
     given). Without ``namespace``, files that all name the same namespace render
-    that one; files naming several need ``--namespace`` to pick.
+    that one; files naming several need ``--namespace`` to pick. Files under
+    ``exclude`` (the state folder, when it sits inside a spec folder) are not inputs.
     """
     loaded = load_paths(paths)
+    if exclude is not None:
+        loaded.documents = [d for d in loaded.documents if not _under(d.file, exclude)]
+        loaded.problems = [p for p in loaded.problems if not _under(p.file, exclude)]
     parsed = parse_documents(loaded.documents, default_namespace=namespace or LOCAL_NAMESPACE)
     parsed.problems[:0] = loaded.problems
     if namespace is not None:
@@ -64,6 +71,10 @@ def render_paths(paths: Sequence[str], namespace: str | None) -> RenderedConfig:
         )
     except RenderError as error:
         raise LocalRenderError(error.problems) from None
+
+
+def _under(file: str, folder: Path) -> bool:
+    return bool(file) and Path(file).resolve().is_relative_to(folder)
 
 
 def profile_hashes(rendered: RenderedConfig) -> dict[str, str]:

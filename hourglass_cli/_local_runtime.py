@@ -62,7 +62,9 @@ class LocalRuntime:
     def reload(self) -> bool:
         """Render and publish; an invalid edit keeps the last good config. True if published."""
         try:
-            rendered = render_paths(self.options.paths, self.options.namespace)
+            rendered = render_paths(
+                self.options.paths, self.options.namespace, exclude=self.options.state_dir
+            )
         except LocalRenderError as error:
             self.status.reload_error = str(error)
             if self.rendered is None:
@@ -185,9 +187,10 @@ class LocalRuntime:
 
     async def _watch(self, stop: asyncio.Event) -> None:
         roots, folders, files = _watch_targets(self.options.paths)
+        state = self.options.state_dir
         async for _changes in awatch(
             *roots,
-            watch_filter=lambda _change, path: _is_spec_change(path, folders, files),
+            watch_filter=lambda _change, path: _is_spec_change(path, folders, files, state),
             debounce=WATCH_DEBOUNCE_MS,
             step=WATCH_STEP_MS,
             stop_event=stop,
@@ -245,9 +248,9 @@ def _watch_targets(paths: Sequence[str]) -> tuple[list[Path], list[Path], set[Pa
     return sorted(roots), folders, files
 
 
-def _is_spec_change(path: str, folders: Sequence[Path], files: set[Path]) -> bool:
+def _is_spec_change(path: str, folders: Sequence[Path], files: set[Path], state: Path) -> bool:
     candidate = Path(path).resolve()
-    if candidate.suffix not in (".yaml", ".yml"):
+    if candidate.suffix not in (".yaml", ".yml") or candidate.is_relative_to(state):
         return False
     return candidate in files or any(candidate.is_relative_to(f) for f in folders)
 

@@ -254,3 +254,11 @@ def test_live_mode_cleans_on_the_policy_schedule(specs: Path, local_factory) -> 
 
     asyncio.run(create())
     _wait_for(lambda: "cleanup: scanned=5 expired=5" in local.stderr(), "a scheduled run", 75)
+
+
+def test_a_state_dir_inside_the_spec_folder_is_not_read_as_specs(specs: Path) -> None:
+    state = specs / ".hourglass"
+    for _ in range(2):  # the second run finds the first run's rendered hourglass.yaml there
+        result = _run("local", str(specs), "--state-dir", str(state), "--once", cwd=specs)
+        assert result.returncode == 0, result.stderr
+    assert (state / "config" / "hourglass.yaml").is_file()
