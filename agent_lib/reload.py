@@ -12,8 +12,7 @@ never a mix. `atomic_swap` reproduces that layout for local mode and tests.
 place) with a short ``step`` (its defaults add 50-1600 ms), falling back to its
 polling when inotify is unavailable, and to plain periodic calls while the folder
 does not exist. It also calls back every ``resync`` seconds, so a
-missed event costs at most that much delay. The callback decides whether anything
-relevant changed (see `fingerprint`).
+missed event costs at most that much delay.
 """
 
 from __future__ import annotations
@@ -147,16 +146,19 @@ def _next_batch(notifier: RustNotify, settings: WatchSettings, stop: threading.E
 
 
 class FolderWatcher:
-    """Calls ``callback()`` from a background thread whenever ``directory`` may have changed.
+    """Calls ``callback(events)`` from a background thread when ``directory`` may have changed.
 
-    ``callback`` also runs once as soon as the watch is in place, so a change made
-    between the caller's last read and the start of the watch is not missed.
+    ``events`` is True after a batch of file-system events (re-read: stat alone can
+    miss a same-size rewrite within one timestamp tick) and False on the periodic
+    resync (a cheap `fingerprint` check is enough). The callback also runs, with
+    True, as soon as the watch is in place, so a change made between the caller's
+    last read and the start of the watch is not missed.
     """
 
     def __init__(
         self,
         directory: str | Path,
-        callback: Callable[[], None],
+        callback: Callable[[bool], None],
         settings: WatchSettings | None = None,
     ) -> None:
         self.directory = Path(directory)
@@ -188,9 +190,9 @@ class FolderWatcher:
             thread.join(timeout)
         self.mode = "stopped"
 
-    def _notify(self) -> None:
+    def _notify(self, events: bool) -> None:
         try:
-            self.callback()
+            self.callback(events)
         except Exception:
             logger.exception("hourglass: config watch callback failed")
 
@@ -201,7 +203,7 @@ class FolderWatcher:
             if not self.directory.is_dir():
                 self.mode = "waiting"
                 self.ready.set()
-                self._notify()
+                self._notify(False)
                 self._stop.wait(delay)
                 continue
             try:
@@ -213,9 +215,9 @@ class FolderWatcher:
             with notifier:
                 self.mode = "polling" if polling else "inotify"
                 self.ready.set()
-                self._notify()
-                while _next_batch(notifier, self.settings, self._stop) != "stop":
-                    self._notify()
+                self._notify(True)
+                while (result := _next_batch(notifier, self.settings, self._stop)) != "stop":
+                    self._notify(result == "changes")
                     if not self.directory.is_dir():
                         break
 
@@ -231,12 +233,12 @@ def _after_failure(directory: Path, error: OSError, polling: bool) -> bool:
 
 async def watch_folder_async(
     directory: str | Path,
-    callback: Callable[[], Awaitable[None]],
+    callback: Callable[[bool], Awaitable[None]],
     stop: threading.Event,
     settings: WatchSettings | None = None,
     ready: asyncio.Event | None = None,
 ) -> None:
-    """The asyncio form of `FolderWatcher`: ``await``s ``callback()`` on every change.
+    """The asyncio form of `FolderWatcher`: ``await``s ``callback(events)`` likewise.
 
     The blocking wait runs in a worker thread, as in ``watchfiles.awatch``; set
     ``stop`` to end it (within ``step_ms``).
@@ -249,7 +251,7 @@ async def watch_folder_async(
         if not root.is_dir():
             if ready is not None:
                 ready.set()
-            await callback()
+            await callback(False)
             await asyncio.to_thread(stop.wait, delay)
             continue
         try:
@@ -261,10 +263,12 @@ async def watch_folder_async(
         with notifier:
             if ready is not None:
                 ready.set()
-            await callback()
+            await callback(True)
             try:
-                while await asyncio.to_thread(_next_batch, notifier, settings, stop) != "stop":
-                    await callback()
+                while (
+                    result := await asyncio.to_thread(_next_batch, notifier, settings, stop)
+                ) != "stop":
+                    await callback(result == "changes")
                     if not root.is_dir():
                         break
             except asyncio.CancelledError:

@@ -480,9 +480,9 @@ class TimeoutManager:
             self.events.reload("ok" if changed else "unchanged")
             return changed
 
-    def _maybe_reload(self) -> None:
-        """The watcher's callback: reload only if the file's identity changed."""
-        if fingerprint(self.path) != self._fingerprint:
+    def _on_watch(self, events: bool) -> None:
+        """The watcher's callback: re-read after events; on resync only if the file changed."""
+        if events or fingerprint(self.path) != self._fingerprint:
             self.reload()
 
     def _reject(self, error: ConfigError) -> None:
@@ -603,7 +603,7 @@ class TimeoutManager:
     def start(self) -> TimeoutManager:
         """Watch the folder from a background thread (returns once the watch is in place)."""
         if self._watcher is None:
-            self._watcher = FolderWatcher(self.config_dir, self._maybe_reload, self._settings)
+            self._watcher = FolderWatcher(self.config_dir, self._on_watch, self._settings)
             self._watcher.start()
         return self
 
@@ -629,8 +629,8 @@ class TimeoutManager:
             ready = asyncio.Event()
             self._async_stop = threading.Event()
 
-            async def changed() -> None:
-                self._maybe_reload()
+            async def changed(events: bool) -> None:
+                self._on_watch(events)
 
             self._async_task = asyncio.create_task(
                 watch_folder_async(

@@ -260,3 +260,14 @@ def test_async_manager_refuses_plain_with(kube_folder: Path) -> None:
         AsyncTimeoutManager(config_dir=kube_folder, environ={}),
     ):
         pass
+
+
+def test_same_size_rewrite_in_place_is_seen(tmp_path: Path) -> None:
+    """A rewrite that keeps size (and maybe mtime, within one clock tick) is still re-read."""
+    path = tmp_path / "hourglass.yaml"
+    path.write_text(bundle(11))
+    with TimeoutManager(config_dir=tmp_path, environ={}) as tm:
+        assert tm.get("llmCall") == 11.0
+        for value in (22, 33, 44):
+            path.write_text(bundle(value))
+            wait_until(lambda value=value: tm.get("llmCall") == float(value))
