@@ -21,7 +21,7 @@ def crds(output_dir: Path | None) -> None:
     byte for byte; regenerate them with
     `hourglass crds --output-dir manifests/crds` after changing a model.
     """
-    from hourglass_operator import crds as generator  # noqa: PLC0415 - keeps CLI start fast
+    from hourglass_operator import crds as generator
 
     click.echo(generator.render_all(), nl=False)
     if output_dir is not None:

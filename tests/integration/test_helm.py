@@ -47,9 +47,7 @@ def _render(
 ) -> dict[str, list[dict[str, Any]]]:
     rendered = chart.render(values, name=release, namespace=namespace, is_install=True)
     return {
-        path: load_all(text)
-        for path, text in rendered.items()
-        if path.endswith((".yaml", ".yml"))
+        path: load_all(text) for path, text in rendered.items() if path.endswith((".yaml", ".yml"))
     }
 
 
@@ -132,9 +130,16 @@ def test_prometheus_rule_carries_the_monitoring_config(chart: helm.Chart) -> Non
 def test_monitoring_objects_are_optional(chart: helm.Chart) -> None:
     kinds = {d["kind"] for d in _docs(chart, {})}
     assert not kinds & {"ServiceMonitor", "PrometheusRule", "TimeoutProfile", "SessionPolicy"}
-    extra = {"metrics": {"prometheusRule": {"enabled": True, "additionalRules": [
-        {"alert": "X", "expr": "vector(1)", "labels": {"severity": "warning"}}
-    ]}}}
+    extra = {
+        "metrics": {
+            "prometheusRule": {
+                "enabled": True,
+                "additionalRules": [
+                    {"alert": "X", "expr": "vector(1)", "labels": {"severity": "warning"}}
+                ],
+            }
+        }
+    }
     (rule,) = [d for d in _docs(chart, extra) if d["kind"] == "PrometheusRule"]
     assert rule["spec"]["groups"][-1]["rules"][0]["alert"] == "X"
 
@@ -166,7 +171,9 @@ def test_two_releases_do_not_collide_on_cluster_scoped_names(chart: helm.Chart) 
 
 
 def test_notes_explain_the_volume_mount(chart: helm.Chart) -> None:
-    notes = chart.render(_values("values-prod.yaml"), name="hourglass-prod", namespace="agents-prod")
+    notes = chart.render(
+        _values("values-prod.yaml"), name="hourglass-prod", namespace="agents-prod"
+    )
     text = next(v for k, v in notes.items() if k.endswith("NOTES.txt"))
     assert "mountPath: /etc/hourglass" in text
     assert "subPath" in text and "NOT with subPath" in text
@@ -182,11 +189,20 @@ BROKEN_VALUES = [
     ("image:\n  pullPolicy: Sometimes\n", "/image/pullPolicy"),
     ("replicas: 3\n", "'replicas' not allowed"),
     ("timeoutProfiles:\n  Base_Profile: {}\n", "Base_Profile"),
-    ("timeoutProfiles:\n  base:\n    timeouts:\n      llmCall: 5 minutes\n", "/timeoutProfiles/base/timeouts/llmCall"),
-    ("timeoutProfiles:\n  base:\n    polling:\n      jitter: 2\n", "/timeoutProfiles/base/polling/jitter"),
+    (
+        "timeoutProfiles:\n  base:\n    timeouts:\n      llmCall: 5 minutes\n",
+        "/timeoutProfiles/base/timeouts/llmCall",
+    ),
+    (
+        "timeoutProfiles:\n  base:\n    polling:\n      jitter: 2\n",
+        "/timeoutProfiles/base/polling/jitter",
+    ),
     ("timeoutProfiles:\n  base:\n    timeoutz: {}\n", "'timeoutz' not allowed"),
     ("sessionPolicy:\n  create: true\n  spec:\n    ttl: forever\n", "/sessionPolicy/spec/ttl"),
-    ("sessionPolicy:\n  create: true\n  spec:\n    store:\n      url: redis://x\n", "'url' not allowed"),
+    (
+        "sessionPolicy:\n  create: true\n  spec:\n    store:\n      url: redis://x\n",
+        "'url' not allowed",
+    ),
     ("sessionPolicy:\n  spec:\n    maxSessions: 0\n", "/sessionPolicy/spec/maxSessions"),
     ("metrics:\n  serviceMonitor:\n    interval: soon\n", "/metrics/serviceMonitor/interval"),
 ]
@@ -212,13 +228,50 @@ def test_values_files_pass_the_schema(chart: helm.Chart, values_file: str) -> No
 
 
 def test_values_schema_definitions_are_generated_from_the_models() -> None:
-    import json  # noqa: PLC0415
+    import json
 
-    from hourglass_operator.crds import values_schema_definitions  # noqa: PLC0415
+    from hourglass_operator.crds import values_schema_definitions
 
     schema = json.loads((CHART / "values.schema.json").read_text(encoding="utf-8"))
     for name, definition in values_schema_definitions().items():
         assert schema["definitions"][name] == definition, (
-            f"{name} drifted; run: python -c 'from pathlib import Path; from hourglass_operator."
-            "crds import sync_values_schema; sync_values_schema(Path(\"helm/hourglass/values.schema.json\"))'"
+            f"{name} drifted from the models; regenerate with "
+            "hourglass_operator.crds.sync_values_schema(Path('helm/hourglass/values.schema.json'))"
         )
+
+
+@pytest.mark.timeout(180)
+def test_chart_install_reconciles_on_the_emulator(
+    chart: helm.Chart, k8s_cluster: Any, tmp_path: Path
+) -> None:
+    """The kind workflow's `helm install -f values-prod.yaml`, against the emulator.
+
+    The rendered objects go through the real kubectl (the emulator has the CRD kinds
+    built in and no Deployments), and the operator runs with exactly the arguments
+    the chart's Deployment gives it (its namespaced mode, its peering object).
+    """
+    from tests.fixtures.k8s_emulator import OperatorProcess
+    from tests.integration.test_manifests import check_environment
+
+    namespace = "agents-prod"
+    docs = _docs(chart, _values("values-prod.yaml"))
+    namespace_doc = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+    k8s_cluster.apply(yaml.safe_dump(namespace_doc))
+    custom = [d for d in docs if d["apiVersion"].split("/")[0] in ("hourglass.dev", "kopf.dev")]
+    assert {d["kind"] for d in custom} == {"TimeoutProfile", "SessionPolicy", "KopfPeering"}
+    manifest = tmp_path / "rendered.yaml"
+    manifest.write_text(yaml.safe_dump_all(custom), encoding="utf-8")
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    passed = [a for a in args if a != "operator" and not a.startswith("--liveness")]
+    assert passed == [f"--namespace={namespace}"]
+    k8s_cluster.kubectl("apply", "--validate=false", "-f", str(manifest))
+    operator = OperatorProcess(k8s_cluster, *passed, name="chart").start()
+    try:
+        check_environment(k8s_cluster, namespace, [manifest])
+        k8s_cluster.wait_for(
+            lambda: (k8s_cluster.get("kopfpeerings", namespace, "hourglass") or {}).get("status"),
+            what="the operator to join the chart's KopfPeering",
+        )
+    finally:
+        operator.stop()

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 import yaml
+from hourglass_operator import crds
 
 from agent_lib.config import load_paths, parse_documents
-from hourglass_operator import crds
 from tests.fixtures.k8s_schemas import (
     CHART,
     MANIFESTS,
@@ -91,22 +91,30 @@ def test_the_two_kustomizations_cover_every_file_except_namespaced_rbac() -> Non
 
 def test_folders_apply_with_dash_f_one_by_one() -> None:
     """`kubectl apply -f <folder>` would send a kustomization.yaml as an object."""
-    for folder in ("crds", "rbac/cluster-wide", "rbac/namespaced", "operator", *(
-        f"samples/{env}" for env in ENVIRONMENTS
-    )):
+    for folder in (
+        "crds",
+        "rbac/cluster-wide",
+        "rbac/namespaced",
+        "operator",
+        *(f"samples/{env}" for env in ENVIRONMENTS),
+    ):
         assert not (MANIFESTS / folder / "kustomization.yaml").exists(), folder
         assert list((MANIFESTS / folder).glob("*.yaml")), folder
 
 
 def test_committed_crds_are_what_hourglass_crds_prints() -> None:
-    """The drift test: manifests/crds, the chart's crds/ and `hourglass crds` agree byte for byte."""
+    """The drift test: manifests/crds, the chart's crds/ and `hourglass crds` agree to the byte."""
     result = _hourglass("crds")
     assert result.returncode == 0, result.stderr
-    regenerate = "regenerate with: hourglass crds --output-dir manifests/crds (and helm/hourglass/crds)"
+    regenerate = (
+        "regenerate with: hourglass crds --output-dir manifests/crds (and helm/hourglass/crds)"
+    )
     for folder in (MANIFESTS / "crds", CHART / "crds"):
         files = sorted(folder.glob("*.yaml"))
         assert [f.name for f in files] == sorted(crds.file_name(d) for d in crds.crd_documents())
-        joined = "".join((folder / crds.file_name(d)).read_bytes().decode() for d in crds.crd_documents())
+        joined = "".join(
+            (folder / crds.file_name(d)).read_bytes().decode() for d in crds.crd_documents()
+        )
         assert joined == result.stdout, f"{folder} drifted from the models; {regenerate}"
     for doc in crds.crd_documents():
         name = crds.file_name(doc)
@@ -175,9 +183,13 @@ def test_samples_of_each_environment(env: str) -> None:
     assert kinds.count("SessionPolicy") == 1
     profiles = [d for d in docs if d["kind"] == "TimeoutProfile"]
     names = {p["metadata"]["name"] for p in profiles}
-    assert any(p["spec"].get("extends") in names for p in profiles), "one profile must extend another"
+    assert any(p["spec"].get("extends") in names for p in profiles), (
+        "one profile must extend another"
+    )
     assert sum(bool(p["spec"].get("default")) for p in profiles) == 1
-    assert {d["metadata"].get("namespace", d["metadata"]["name"]) for d in docs} == {f"agents-{env}"}
+    assert {d["metadata"].get("namespace", d["metadata"]["name"]) for d in docs} == {
+        f"agents-{env}"
+    }
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -212,7 +224,10 @@ def test_sample_agent_mounts_the_config_as_a_volume(env: str) -> None:
     (volume,) = [v for v in pod["volumes"] if v["name"] == "hourglass-config"]
     assert volume["configMap"]["name"] == "hourglass-config"
     env_vars = {e["name"]: e for e in container["env"]}
-    assert env_vars["REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": "hourglass-redis", "key": "url"}
+    assert env_vars["REDIS_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "hourglass-redis",
+        "key": "url",
+    }
     assert env_vars["HOURGLASS_CONFIG_DIR"]["value"] == "/etc/hourglass"
     (policy,) = load_all((MANIFESTS / "samples" / env / "sessionpolicy.yaml").read_text())
     assert policy["spec"]["store"]["urlSecretRef"] == {"name": "hourglass-redis", "key": "url"}
@@ -251,7 +266,7 @@ def test_monitoring_alerts_cover_what_the_issue_names() -> None:
 
 
 def _tokens(expr: str) -> list[str]:
-    import re  # noqa: PLC0415
+    import re
 
     return re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", expr)
 
@@ -295,3 +310,93 @@ def test_dockerfile_copies_every_package_the_image_needs() -> None:
     for package in ("agent_lib", "hourglass_cli", "operator/hourglass_operator"):
         assert f"COPY {package} " in text
         assert (REPO / package).is_dir()
+
+
+# ------------------------------------------------ the kind workflow, on the emulator
+# .github/workflows/kind.yaml runs these steps on a real cluster where Docker exists;
+# here the same files go through the real kubectl to the real operator (a subprocess)
+# served by the emulator. The emulator has the CRD kinds built in (it does not serve
+# apiextensions) and no Deployments, so CRDs and the agent Deployment are not applied.
+
+EMULATED_FILES = ("namespace.yaml", "timeoutprofiles.yaml", "sessionpolicy.yaml")
+
+
+def expected_config(files: list[Path], namespace: str) -> dict[str, Any]:
+    """What the pure render core makes of ``files``: the ConfigMap the operator must write."""
+    from agent_lib.config import render_config
+
+    parsed = parse_documents(load_paths(files).documents)
+    resources = parsed.by_namespace[namespace]
+    profiles = [r for r in resources if r.kind == "TimeoutProfile"]
+    policies = [r for r in resources if r.kind == "SessionPolicy"]
+    return dict(render_config(namespace, profiles, policies).configmap)
+
+
+def check_environment(cluster: Any, namespace: str, files: list[Path]) -> None:
+    """The ConfigMap and the CronJob the operator made from ``files`` in ``namespace``."""
+    from agent_lib.config import CONFIG_KEY, CONFIGMAP_NAME, HASH_ANNOTATION
+
+    expected = expected_config(files, namespace)
+
+    def rendered() -> dict[str, Any] | None:
+        found = cluster.get("configmaps", namespace, CONFIGMAP_NAME)
+        return found if found and found["data"] == expected["data"] else None
+
+    configmap = cluster.wait_for(
+        rendered, timeout=45, what=f"{namespace}/{CONFIGMAP_NAME} with every sample rendered"
+    )
+    assert configmap["data"][CONFIG_KEY] == expected["data"][CONFIG_KEY]
+    annotations = configmap["metadata"]["annotations"]
+    assert annotations[HASH_ANNOTATION] == expected["metadata"]["annotations"][HASH_ANNOTATION]
+    owners = {o["kind"] for o in configmap["metadata"]["ownerReferences"]}
+    assert owners == {"TimeoutProfile", "SessionPolicy"}
+    assert_valid(configmap, "emulator")
+
+    cronjob = cluster.wait_for(
+        lambda: cluster.get("cronjobs", namespace, "hourglass-cleanup"),
+        timeout=45,
+        what=f"{namespace}/hourglass-cleanup",
+    )
+    (policy,) = [d for _, d in iter_docs(files) if d["kind"] == "SessionPolicy"]
+    assert cronjob["spec"]["schedule"] == policy["spec"]["cleanup"]["schedule"]
+    assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+    pod = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"][:2] == ["hourglass", "cleanup"]
+    env = {e["name"]: e for e in container["env"]}
+    ref = policy["spec"]["store"]["urlSecretRef"]
+    assert env["REDIS_URL"]["valueFrom"]["secretKeyRef"]["name"] == ref["name"]
+    assert env["REDIS_URL"]["valueFrom"]["secretKeyRef"]["key"] == ref["key"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert_valid(cronjob, "emulator")
+
+
+@pytest.mark.timeout(180)
+def test_samples_reconcile_on_the_emulator(k8s_cluster: Any) -> None:
+    """`kubectl apply` of the samples, with peering on: ConfigMap and CronJob per environment."""
+    from tests.fixtures.k8s_emulator import OperatorProcess
+
+    k8s_cluster.kubectl(
+        "apply", "--validate=false", "-f", str(MANIFESTS / "samples" / "peering.yaml")
+    )
+    operator = OperatorProcess(k8s_cluster, "--all-namespaces", name="samples").start()
+    try:
+        for env in ENVIRONMENTS:
+            for name in EMULATED_FILES:
+                out = k8s_cluster.kubectl(
+                    "apply", "--validate=false", "-f", str(MANIFESTS / "samples" / env / name)
+                )
+                assert "created" in out or "configured" in out, out
+        for env in ENVIRONMENTS:
+            files = [MANIFESTS / "samples" / env / name for name in EMULATED_FILES]
+            check_environment(k8s_cluster, f"agents-{env}", files)
+        k8s_cluster.wait_for(
+            lambda: (k8s_cluster.get("clusterkopfpeerings", None, "hourglass") or {}).get("status"),
+            what="the operator to join the sample ClusterKopfPeering",
+        )
+        listed = k8s_cluster.kubectl("get", "timeoutprofiles", "-n", "agents-prod", "-o", "name")
+        assert sorted(listed.split()) == [
+            f"timeoutprofile.hourglass.dev/{n}" for n in ("base", "batch", "interactive")
+        ]
+    finally:
+        operator.stop()

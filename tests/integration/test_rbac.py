@@ -18,10 +18,11 @@ from typing import Any
 import helm_python as helm
 import pytest
 
-from tests.fixtures.k8s_schemas import CHART, MANIFESTS, REPO, load_all
+from tests.fixtures.k8s_emulator import API_CALLS_FILE
+from tests.fixtures.k8s_schemas import CHART, MANIFESTS, load_all
 
-RECORDING = REPO / "tests" / "integration" / "operator_api_calls.json"
-"""Written by the operator's e2e test (tests/fixtures/k8s_emulator.py `ApiCall.as_rule()`)."""
+RECORDING = API_CALLS_FILE
+"""Written by the operator's e2e tests (HOURGLASS_RECORD_API_CALLS=1, see check_api_calls)."""
 
 WATCHED = "agents-prod"
 OPERATOR_NS = "hourglass-system"
@@ -251,7 +252,11 @@ def test_rbac_allows_every_recorded_operator_call(variant: str) -> None:
     calls = _recorded_calls()
     assert calls, "the recording is empty"
     denied = sorted(
-        {c for c in (_for_variant(c, variant) for c in calls) if not _allowed(VARIANTS[variant], c)},
+        {
+            c
+            for c in (_for_variant(c, variant) for c in calls)
+            if not _allowed(VARIANTS[variant], c)
+        },
         key=str,
     )
     assert not denied, f"{variant} would deny: {denied}"
@@ -286,4 +291,3 @@ def test_authorizer_model_denies_what_it_should() -> None:
     assert not _allowed(rules, Call("patch", "", "configmaps", "a"))
     assert not _allowed(rules, Call("get", "", "configmaps/status", "a"))
     assert grants([role, binding], ("ops", "other")) == []
-

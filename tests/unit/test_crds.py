@@ -10,10 +10,10 @@ import jsonschema
 import pytest
 import yaml
 from click.testing import CliRunner
+from hourglass_operator import crds
 
 from agent_lib.config import SessionPolicy, TimeoutProfile, TimeoutProfileSpec
 from hourglass_cli.crds import crds as crds_command
-from hourglass_operator import crds
 from tests.fixtures.k8s_schemas import (
     apply_defaults,
     cel_failures,
@@ -24,7 +24,16 @@ from tests.fixtures.k8s_schemas import (
 )
 
 _INT_OR_STRING = [{"type": "integer"}, {"type": "string"}]
-_FORBIDDEN = {"$ref", "$defs", "definitions", "oneOf", "allOf", "not", "patternProperties", "$schema"}
+_FORBIDDEN = {
+    "$ref",
+    "$defs",
+    "definitions",
+    "oneOf",
+    "allOf",
+    "not",
+    "patternProperties",
+    "$schema",
+}
 
 
 def _structural_problems(node: Any, path: str = "$", *, root: bool = True) -> list[str]:
@@ -35,8 +44,10 @@ def _structural_problems(node: Any, path: str = "$", *, root: bool = True) -> li
     int_or_string = node.get("x-kubernetes-int-or-string") is True
     if "anyOf" in node and not (int_or_string and node["anyOf"] == _INT_OR_STRING):
         problems.append(f"{path}: anyOf is only allowed as the int-or-string pair")
-    if not node.get("type") and not int_or_string and not node.get(
-        "x-kubernetes-preserve-unknown-fields"
+    if (
+        not node.get("type")
+        and not int_or_string
+        and not node.get("x-kubernetes-preserve-unknown-fields")
     ):
         problems.append(f"{path}: every node needs a type")
     if int_or_string and "type" in node:
@@ -116,7 +127,11 @@ def test_names_scope_subresource_and_columns(
     assert [c["name"] for c in version["additionalPrinterColumns"]] == columns
     status = openapi_schema(doc)["properties"]["status"]["properties"]
     assert {"observedGeneration", "conditions", "configHash"} <= status.keys()
-    assert status["conditions"]["items"]["properties"]["status"]["enum"] == ["True", "False", "Unknown"]
+    assert status["conditions"]["items"]["properties"]["status"]["enum"] == [
+        "True",
+        "False",
+        "Unknown",
+    ]
 
 
 def test_durations_describe_the_input_shape(documents: dict[str, dict[str, Any]]) -> None:
@@ -162,7 +177,9 @@ def _rules(node: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
 
 
 def _polling(documents: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    return openapi_schema(documents["TimeoutProfile"])["properties"]["spec"]["properties"]["polling"]
+    return openapi_schema(documents["TimeoutProfile"])["properties"]["spec"]["properties"][
+        "polling"
+    ]
 
 
 GOOD_POLLING = [
@@ -201,9 +218,7 @@ def test_polling_rules_reject_bad_values(
 
 
 @pytest.mark.parametrize(("polling", "message"), BAD_POLLING)
-def test_cel_and_the_model_agree_on_bad_polling(
-    polling: dict[str, Any], message: str
-) -> None:
+def test_cel_and_the_model_agree_on_bad_polling(polling: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match="polling"):
         TimeoutProfile.model_validate({"metadata": {"name": "x"}, "spec": {"polling": polling}})
 
@@ -215,7 +230,10 @@ def test_rules_let_forms_cel_cannot_read_through_for_the_operator(
     assert cel_failures(_polling(documents), {"interval": "1d", "maxInterval": "1m"}) == []
     with pytest.raises(ValueError, match="must not exceed"):
         TimeoutProfile.model_validate(
-            {"metadata": {"name": "x"}, "spec": {"polling": {"interval": "1d", "maxInterval": "1m"}}}
+            {
+                "metadata": {"name": "x"},
+                "spec": {"polling": {"interval": "1d", "maxInterval": "1m"}},
+            }
         )
 
 
