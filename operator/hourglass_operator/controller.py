@@ -87,13 +87,11 @@ class Controller:
         namespace = plan.namespace
         path = configmap_path(namespace, CONFIGMAP_NAME)
         if plan.remove_configmap:
-            current = await self._kube.get(path)
-            if current is not None and _managed(current):
-                await self._kube.delete(path)
-                _log.info("deleted %s/%s: no resources left", namespace, CONFIGMAP_NAME)
+            # The last resource is gone: its ownerReferences let the garbage collector
+            # remove the ConfigMap; the operator needs no delete permission.
             self._forget(namespace)
             metrics.set_config_hash(namespace, None)
-            return current is not None
+            return False
         if plan.rendered is None:
             return False
         desired = plan.rendered.configmap
@@ -113,12 +111,8 @@ class Controller:
         return wrote
 
     async def _apply_cronjob(self, plan: NamespacePlan) -> None:
+        """Create or update the CronJob; a removed policy's goes with it (ownerReference)."""
         path = cronjob_path(plan.namespace, CRONJOB_NAME)
-        if plan.remove_cronjob:
-            current = await self._kube.get(path)
-            if current is not None and _managed(current):
-                await self._kube.delete(path)
-            return
         if plan.cronjob is None:
             return
         current = await self._kube.get(path)
@@ -266,11 +260,6 @@ def _failure_reason(field: str) -> str:
     if field == "spec.default":
         return "multiple_defaults"
     return "invalid_spec"
-
-
-def _managed(obj: Mapping[str, Any]) -> bool:
-    labels = obj.get("metadata", {}).get("labels") or {}
-    return bool(labels.get(MANAGED_BY[0]) == MANAGED_BY[1])
 
 
 def _annotation(obj: Mapping[str, Any], name: str) -> str | None:

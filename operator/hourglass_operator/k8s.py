@@ -53,9 +53,6 @@ class Kube:
     async def merge_patch(self, path: str, body: Mapping[str, Any]) -> dict[str, Any] | None:
         return await self._call("PATCH", path, body=body, content_type=MERGE_PATCH, missing_ok=True)
 
-    async def delete(self, path: str) -> None:
-        await self._call("DELETE", path, missing_ok=True)
-
     async def _call(
         self,
         method: str,

@@ -52,7 +52,9 @@ class NamespacePlan:
     events: list[PlannedEvent] = field(default_factory=list)
     cronjob: dict[str, Any] | None = None
     remove_cronjob: bool = False
+    """No SessionPolicy left: the CronJob goes with its owner (garbage collection)."""
     remove_configmap: bool = False
+    """No resource left: the ConfigMap goes with its owners (garbage collection)."""
 
     @property
     def valid(self) -> bool:

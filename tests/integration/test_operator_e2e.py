@@ -16,7 +16,7 @@ import yaml
 from agent_lib.config.bundle import CONFIG_KEY, CONFIGMAP_NAME, HASH_ANNOTATION, render_config
 from agent_lib.config.session_config import SessionPolicy
 from agent_lib.config.timeout_profiles import TimeoutProfile
-from tests.fixtures.k8s_emulator import Cluster, OperatorProcess
+from tests.fixtures.k8s_emulator import Cluster, OperatorProcess, check_api_calls
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -515,6 +515,24 @@ def test_cleanup_cronjob_and_finished_job_summary(
     assert last["summary"] == summary
     assert "hourglass_operator_cleanup_runs_total" in hourglass_operator.metrics()
 
+    policy["spec"]["cleanup"] = {"schedule": "0 * * * *", "suspend": False}
+    k8s_cluster.apply(_yaml(policy))
+    k8s_cluster.wait_for(
+        lambda: (
+            (k8s_cluster.get("cronjobs", ns, "hourglass-cleanup") or {})
+            .get("spec", {})
+            .get("schedule")
+            == "0 * * * *"
+        ),
+        what="the CronJob following the new schedule",
+    )
+    assert k8s_cluster.get("cronjobs", ns, "hourglass-cleanup")["spec"]["suspend"] is False
+    k8s_cluster.kubectl("delete", "sessionpolicy", "sessions", "-n", ns)
+    k8s_cluster.wait_for(
+        lambda: k8s_cluster.get("cronjobs", ns, "hourglass-cleanup") is None,
+        what="the CronJob collected with its SessionPolicy",
+    )
+
 
 def test_webhook_rejects_a_bad_profile(
     k8s_cluster: Cluster, hourglass_operator: OperatorProcess
@@ -549,7 +567,7 @@ def test_webhook_rejects_a_bad_profile(
             data=json.dumps(payload).encode(),
             headers={"Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=10) as response:
             result: dict[str, Any] = json.loads(response.read())["response"]
             return result
 
@@ -580,3 +598,11 @@ def test_metrics_logs_and_liveness(
     records = [json.loads(line) for line in hourglass_operator.log_lines() if line.startswith("{")]
     assert records and all({"time", "level", "logger", "message"} <= set(r) for r in records)
     assert any(f"wrote {ns}/{CONFIGMAP_NAME}" in r["message"] for r in records)
+
+
+def test_api_calls_are_recorded(k8s_cluster: Cluster, hourglass_operator: OperatorProcess) -> None:
+    """Runs last in this module: every call the operator made is in api_calls.json."""
+    rules = check_api_calls(k8s_cluster)
+    resources = {r["resource"] for r in rules}
+    assert {"configmaps", "timeoutprofiles/status", "cronjobs", "events"} <= resources
+    assert "secrets" not in resources

@@ -1,0 +1,86 @@
+"""A restarted operator with nothing changed resumes without writing anything."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from agent_lib.config.bundle import CONFIGMAP_NAME, HASH_ANNOTATION
+from tests.fixtures.k8s_emulator import ApiCall, Cluster, OperatorProcess, check_api_calls
+
+pytestmark = pytest.mark.timeout(90)
+
+NS = "op-resume"
+DOCS = [
+    {
+        "apiVersion": "hourglass.dev/v1alpha1",
+        "kind": "TimeoutProfile",
+        "metadata": {"name": "base", "namespace": NS},
+        "spec": {"default": True, "timeouts": {"request": "30s"}},
+    },
+    {
+        "apiVersion": "hourglass.dev/v1alpha1",
+        "kind": "TimeoutProfile",
+        "metadata": {"name": "child", "namespace": NS},
+        "spec": {"extends": "base", "timeouts": {"llmCall": "1m"}},
+    },
+    {
+        "apiVersion": "hourglass.dev/v1alpha1",
+        "kind": "SessionPolicy",
+        "metadata": {"name": "sessions", "namespace": NS},
+        "spec": {"ttl": "15m"},
+    },
+]
+PLURALS = {"TimeoutProfile": "timeoutprofiles", "SessionPolicy": "sessionpolicies"}
+
+
+def _writes(calls: list[ApiCall]) -> list[ApiCall]:
+    return [c for c in calls if c.verb in ("create", "patch", "update", "delete")]
+
+
+def _settled(cluster: Cluster) -> bool:
+    cm = cluster.get("configmaps", NS, CONFIGMAP_NAME)
+    if cm is None or cluster.get("cronjobs", NS, "hourglass-cleanup") is None:
+        return False
+    digest = cm["metadata"]["annotations"][HASH_ANNOTATION]
+    for doc in DOCS:
+        live = cluster.get(PLURALS[doc["kind"]], NS, doc["metadata"]["name"]) or {}
+        if live.get("status", {}).get("configHash") != digest:
+            return False
+    return True
+
+
+def test_resume_with_nothing_changed_writes_nothing(k8s_cluster: Cluster) -> None:
+    first = OperatorProcess(k8s_cluster, name="first").start()
+    try:
+        k8s_cluster.apply(yaml.safe_dump_all(DOCS, sort_keys=False))
+        k8s_cluster.wait_for(lambda: _settled(k8s_cluster), what="the namespace rendered")
+        k8s_cluster.wait_for(
+            lambda: len(k8s_cluster.events(NS, "sessions")) >= 1, what="events posted"
+        )
+    finally:
+        first.stop()
+    before = k8s_cluster.get("configmaps", NS, CONFIGMAP_NAME)
+    assert before is not None
+    mark = len(k8s_cluster.api.calls)
+
+    second = OperatorProcess(k8s_cluster, name="second").start()
+    try:
+
+        def resumed() -> bool:
+            calls = k8s_cluster.operator_calls_since(mark)
+            reads = [c for c in calls if c.verb == "get" and c.resource == "cronjobs"]
+            return len(reads) >= len(DOCS)
+
+        # Each resumed resource reconciles its namespace once: it reads the ConfigMap and
+        # the CronJob, finds both as rendered, and writes neither them nor any status.
+        k8s_cluster.wait_for(resumed, what="every resource resumed")
+        second_calls = k8s_cluster.operator_calls_since(mark)
+        assert _writes(second_calls) == [], _writes(second_calls)
+        after = k8s_cluster.get("configmaps", NS, CONFIGMAP_NAME)
+        assert after is not None
+        assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+        assert 'result="unchanged"' in second.metrics()
+    finally:
+        second.stop()
+    check_api_calls(k8s_cluster)
