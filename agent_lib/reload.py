@@ -247,11 +247,18 @@ async def watch_folder_async(
     root = Path(directory)
     polling = _force_polling(settings)
     delay = settings.poll_delay_ms / 1000
+
+    async def notify(events: bool) -> None:
+        try:
+            await callback(events)
+        except Exception:
+            logger.exception("hourglass: config watch callback failed")
+
     while not stop.is_set():
         if not root.is_dir():
             if ready is not None:
                 ready.set()
-            await callback(False)
+            await notify(False)
             await asyncio.to_thread(stop.wait, delay)
             continue
         try:
@@ -263,12 +270,12 @@ async def watch_folder_async(
         with notifier:
             if ready is not None:
                 ready.set()
-            await callback(True)
+            await notify(True)
             try:
                 while (
                     result := await asyncio.to_thread(_next_batch, notifier, settings, stop)
                 ) != "stop":
-                    await callback(result == "changes")
+                    await notify(result == "changes")
                     if not root.is_dir():
                         break
             except asyncio.CancelledError:
