@@ -159,21 +159,28 @@ def _status_schema(extra: Mapping[str, Schema]) -> Schema:
     }
 
 
-_LAST_CLEANUP: Schema = {
+_CLEANUP_SUMMARY: Schema = {
     "type": "object",
-    "description": "Summary of the last finished cleanup Job, from its termination message.",
+    "description": "The JSON that `hourglass cleanup --json` left as its termination message.",
+    "nullable": True,
     "x-kubernetes-preserve-unknown-fields": True,
     "properties": {
-        "job": {"type": "string", "maxLength": 253},
-        "succeeded": {"type": "boolean"},
-        "time": {"type": "string", "format": "date-time"},
         "scanned": {"type": "integer", "minimum": 0},
         "expired": {"type": "integer", "minimum": 0},
         "evicted": {"type": "integer", "minimum": 0},
         "lifetime_ended": {"type": "integer", "minimum": 0},
         "bytes_freed": {"type": "integer", "minimum": 0},
         "duration_s": {"type": "number", "minimum": 0},
-        "message": {"type": "string", "maxLength": 4096},
+    },
+}
+_LAST_CLEANUP: Schema = {
+    "type": "object",
+    "description": "The last finished cleanup Job, copied by the operator.",
+    "properties": {
+        "job": {"type": "string", "maxLength": 253},
+        "succeeded": {"type": "boolean"},
+        "completionTime": {"type": "string", "format": "date-time"},
+        "summary": _CLEANUP_SUMMARY,
     },
 }
 
@@ -207,7 +214,7 @@ KINDS: tuple[Kind, ...] = (
         columns=(
             _READY,
             {"name": "TTL", "type": "string", "jsonPath": ".spec.ttl"},
-            {"name": "Last cleanup", "type": "date", "jsonPath": ".status.lastCleanup.time"},
+            {"name": "Last cleanup", "type": "date", "jsonPath": ".status.lastCleanup.completionTime"},
             _AGE,
         ),
         rules=_POLICY_RULES,

@@ -32,47 +32,82 @@ CLUSTER_SCOPED = {
     ("kopf.dev", "clusterkopfpeerings"),
 }
 
-# (apiGroup, resource, verb) -> why the operator needs it. This is the whole allowance:
-# the shipped RBAC must grant exactly this, in every variant.
-REQUIRED: dict[tuple[str, str, str], str] = {
-    **{
-        ("hourglass.dev", plural, verb): "kopf watches the specs and patches its annotations"
-        for plural in ("timeoutprofiles", "sessionpolicies")
-        for verb in ("get", "list", "watch", "patch")
-    },
-    **{
-        ("hourglass.dev", f"{plural}/status", verb): "status.conditions, configHash, lastCleanup"
-        for plural in ("timeoutprofiles", "sessionpolicies")
-        for verb in ("get", "patch")
-    },
-    **{
-        ("", "configmaps", verb): "hourglass-config: read, repair, write when the hash changes"
-        for verb in ("get", "list", "watch", "create", "patch")
-    },
-    **{
-        ("batch", "cronjobs", verb): "hourglass-cleanup per SessionPolicy"
-        for verb in ("get", "list", "watch", "create", "patch", "delete")
-    },
-    **{
-        ("batch", "jobs", verb): "finished cleanup runs -> status.lastCleanup"
-        for verb in ("get", "list", "watch")
-    },
-    **{("", "pods", verb): "termination message of a cleanup pod" for verb in ("get", "list")},
-    **{
-        (group, "events", verb): "Normal/Warning Events (kopf posts core v1 or events.k8s.io)"
-        for group in ("", "events.k8s.io")
-        for verb in ("create", "patch")
-    },
-    **{("", "namespaces", verb): "kopf's namespace scanning" for verb in ("list", "watch")},
-    **{
-        ("apiextensions.k8s.io", "customresourcedefinitions", verb): "kopf's resource scanning"
-        for verb in ("list", "watch")
-    },
-    **{
-        ("kopf.dev", plural, verb): "kopf peering: one replica reconciles"
-        for plural in ("kopfpeerings", "clusterkopfpeerings")
-        for verb in ("get", "list", "watch", "patch")
-    },
+CLUSTER, NAMESPACED = "cluster-wide", "namespaced"
+BOTH = frozenset({CLUSTER, NAMESPACED})
+
+
+def _need(
+    group: str,
+    resources: Iterable[str],
+    verbs: Iterable[str],
+    why: str,
+    modes: frozenset[str] = BOTH,
+) -> dict[tuple[str, str, str], tuple[frozenset[str], str]]:
+    return {(group, r, v): (modes, why) for r in resources for v in verbs}
+
+
+# (apiGroup, resource, verb) -> (operator modes that need it, why). This is the whole
+# allowance: the shipped RBAC must grant exactly this, and each entry is either seen in
+# the e2e recording or listed in NOT_RECORDED with the reason.
+REQUIRED: dict[tuple[str, str, str], tuple[frozenset[str], str]] = {
+    **_need(
+        "hourglass.dev",
+        ("timeoutprofiles", "sessionpolicies"),
+        ("list", "watch", "patch"),
+        "kopf watches the specs and keeps its progress in their annotations",
+    ),
+    **_need(
+        "hourglass.dev",
+        ("timeoutprofiles/status", "sessionpolicies/status"),
+        ("patch",),
+        "status.conditions, configHash, lastCleanup",
+    ),
+    **_need(
+        "",
+        ("configmaps",),
+        ("get", "list", "watch", "create", "patch"),
+        "hourglass-config: written when the hash changes, repaired when edited by hand",
+    ),
+    **_need("batch", ("cronjobs",), ("get", "create", "patch"), "hourglass-cleanup per policy"),
+    **_need("batch", ("jobs",), ("list", "watch"), "finished cleanup runs -> lastCleanup"),
+    **_need("", ("pods",), ("list",), "the termination message of a cleanup pod"),
+    **_need("", ("events",), ("create",), "Normal and Warning Events (kopf posts core v1)"),
+    **_need(
+        "",
+        ("namespaces",),
+        ("list", "watch"),
+        "kopf resolves --namespace against the namespaces that exist",
+        frozenset({NAMESPACED}),
+    ),
+    **_need(
+        "apiextensions.k8s.io",
+        ("customresourcedefinitions",),
+        ("list", "watch"),
+        "kopf's resource scanning",
+    ),
+    **_need(
+        "kopf.dev",
+        ("clusterkopfpeerings",),
+        ("list", "watch", "patch"),
+        "peering: one replica reconciles",
+        frozenset({CLUSTER}),
+    ),
+    **_need(
+        "kopf.dev",
+        ("kopfpeerings",),
+        ("list", "watch", "patch"),
+        "peering per watched namespace",
+        frozenset({NAMESPACED}),
+    ),
+}
+NOT_RECORDED = {
+    ("apiextensions.k8s.io", "customresourcedefinitions"): (
+        "kopf watches CRDs once apiextensions is discovered; the emulator does not serve that "
+        "group, so the e2e run cannot show it (kopf/_core/reactor/observation.py)"
+    ),
+    ("kopf.dev", "kopfpeerings"): (
+        "the e2e runs peer cluster-wide; namespaced peering makes the same calls per namespace"
+    ),
 }
 NEVER = {("", "secrets"), ("", "serviceaccounts/token"), ("", "pods/exec")}
 DANGEROUS_VERBS = {"*", "escalate", "bind", "impersonate", "deletecollection"}
@@ -170,6 +205,10 @@ def _variants() -> Iterator[tuple[str, list[Grant]]]:
 VARIANTS = dict(_variants())
 
 
+def _mode(variant: str) -> str:
+    return CLUSTER if variant.endswith(("cluster-wide", "cluster")) else NAMESPACED
+
+
 def _allowed(variant: list[Grant], call: Call) -> bool:
     return any(g.allows(call) for g in variant)
 
@@ -190,15 +229,15 @@ def test_grants_are_within_the_required_set(variant: str) -> None:
             for resource in grant.resources:
                 assert (group, resource) not in NEVER, f"{variant} grants {resource}"
                 granted |= {(group, resource, verb) for verb in grant.verbs}
-    beyond = granted - REQUIRED.keys()
+    needed = {key for key, (modes, _) in REQUIRED.items() if _mode(variant) in modes}
+    beyond = granted - needed
     assert not beyond, f"{variant} grants more than the operator needs: {sorted(beyond)}"
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_every_required_permission_is_granted(variant: str) -> None:
-    peering = "kopfpeerings" if "cluster" not in variant else "clusterkopfpeerings"
-    for group, resource, verb in REQUIRED:
-        if group == "kopf.dev" and resource != peering:
+    for (group, resource, verb), (modes, _) in REQUIRED.items():
+        if _mode(variant) not in modes:
             continue
         call = _as_call(group, resource, verb)
         assert _allowed(VARIANTS[variant], call), f"{variant} does not allow {call}"
@@ -229,14 +268,24 @@ def _recorded_calls() -> list[Call]:
     return calls
 
 
-def _for_variant(call: Call, variant: str) -> Call:
-    """A cluster-wide list/watch of a namespaced kind is made per namespace in namespaced mode."""
-    if call.namespace is None and not call.cluster_scoped and "cluster" not in variant:
+def _for_variant(call: Call, variant: str) -> Call | None:
+    """The call as the operator makes it in ``variant``'s mode (None: not made in that mode).
+
+    A cluster-wide list/watch of a namespaced kind is made per namespace in namespaced
+    mode; peering uses KopfPeering there and ClusterKopfPeering cluster-wide; namespaces
+    are only listed in namespaced mode.
+    """
+    namespaced = _mode(variant) == NAMESPACED
+    if call.group == "kopf.dev":
+        return (
+            Call(call.verb, call.group, "kopfpeerings", WATCHED)
+            if namespaced
+            else Call(call.verb, call.group, "clusterkopfpeerings", None)
+        )
+    if (call.group, call.resource) == ("", "namespaces"):
+        return call if namespaced else None
+    if call.namespace is None and not call.cluster_scoped and namespaced:
         return Call(call.verb, call.group, call.resource, WATCHED)
-    if call.group == "kopf.dev" and "cluster" not in variant:
-        return Call(call.verb, call.group, "kopfpeerings", WATCHED)
-    if call.group == "kopf.dev" and "cluster" in variant:
-        return Call(call.verb, call.group, "clusterkopfpeerings", None)
     return call
 
 
@@ -251,15 +300,24 @@ needs_recording = pytest.mark.skipif(
 def test_rbac_allows_every_recorded_operator_call(variant: str) -> None:
     calls = _recorded_calls()
     assert calls, "the recording is empty"
+    made = {_for_variant(c, variant) for c in calls}
     denied = sorted(
-        {
-            c
-            for c in (_for_variant(c, variant) for c in calls)
-            if not _allowed(VARIANTS[variant], c)
-        },
-        key=str,
+        {c for c in made if c is not None and not _allowed(VARIANTS[variant], c)}, key=str
     )
     assert not denied, f"{variant} would deny: {denied}"
+
+
+@needs_recording
+def test_every_required_permission_was_used_or_is_explained() -> None:
+    """Nothing is granted "just in case": each grant was seen in the e2e run, or explained."""
+    seen = {(c.group, c.resource, c.verb) for c in _recorded_calls()}
+    seen |= {(g, "kopfpeerings", v) for g, r, v in seen if r == "clusterkopfpeerings"}
+    unused = {
+        key
+        for key in REQUIRED
+        if key not in seen and (key[0], key[1].split("/")[0]) not in NOT_RECORDED
+    }
+    assert not unused, f"granted but never used in the e2e run: {sorted(unused)}"
 
 
 @needs_recording
