@@ -9,6 +9,7 @@ time; its process group is killed by PID when it overruns.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import os
 import re
@@ -154,8 +155,9 @@ def repo_copy(tmp_path: Path) -> Path:
 def test_runnable_block(block: Block, repo_copy: Path) -> None:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env.pop("HOURGLASS_CONFIG_DIR", None)
-    env.pop("REDIS_URL", None)
+    for name in list(env):
+        if name.startswith(("HOURGLASS_", "SESSION_", "AGENT_")) or name == "REDIS_URL":
+            del env[name]
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     process = subprocess.Popen(
         ["bash", "-euo", "pipefail", "-c", block.code],
@@ -176,3 +178,27 @@ def test_runnable_block(block: Block, repo_copy: Path) -> None:
             os.killpg(process.pid, signal.SIGTERM)  # whatever the block left running
     log = output.decode(errors="replace")
     assert process.returncode == 0, f"{block.id} exited {process.returncode}:\n{block.code}\n{log}"
+
+
+_ENV_NAME = re.compile(r"^(HOURGLASS|SESSION|REDIS|POD|WATCHFILES)_[A-Z0-9_]*[A-Z0-9]$")
+_CODE = ("agent_lib", "hourglass_cli", "operator/hourglass_operator")
+
+
+def _variables_in_code() -> set[str]:
+    """String constants in the product code that look like our environment variables."""
+    found: set[str] = set()
+    for folder in _CODE:
+        for path in (REPO / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                value = node.value if isinstance(node, ast.Constant) else None
+                if isinstance(value, str) and _ENV_NAME.match(value):
+                    found.add(value)
+    return found
+
+
+def test_env_example_lists_every_variable_the_code_reads() -> None:
+    listed = (REPO / ".env.example").read_text()
+    variables = _variables_in_code()
+    assert {"HOURGLASS_CONFIG_DIR", "REDIS_URL", "SESSION_TTL_SECONDS"} <= variables
+    missing = sorted(name for name in variables if name not in listed)
+    assert missing == [], f".env.example does not document {missing}"
