@@ -152,7 +152,11 @@ class LocalRuntime:
         return count
 
     async def cleanup(self) -> dict[str, Any] | None:
-        """One cleanup run; its report, or None when it failed (the error is shown)."""
+        """One cleanup run; its report, or None when it failed (the error is shown) or
+        there is no SessionPolicy (nothing says how long sessions may live)."""
+        if self.rendered is None or self.rendered.config.session_policy is None:
+            self.view.event("cleanup skipped: no SessionPolicy")
+            return None
         try:
             manager = await self.manager()
             if manager is None:

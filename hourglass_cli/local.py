@@ -109,6 +109,7 @@ def _announce(options: LocalOptions, status: LocalStatus) -> None:
     lines = [f"HOURGLASS_CONFIG_DIR={options.config_dir}", f"REDIS_URL={status.redis_url}"]
     staged = options.state_dir / ".env.tmp"
     staged.write_text("\n".join(lines) + "\n")
+    staged.chmod(0o600)  # a --redis-url may carry a password
     staged.replace(options.state_dir / "env")
     for line in lines:
         click.echo(line)

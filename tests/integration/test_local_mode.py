@@ -262,3 +262,12 @@ def test_a_state_dir_inside_the_spec_folder_is_not_read_as_specs(specs: Path) ->
         result = _run("local", str(specs), "--state-dir", str(state), "--once", cwd=specs)
         assert result.returncode == 0, result.stderr
     assert (state / "config" / "hourglass.yaml").is_file()
+
+
+def test_without_a_session_policy_cleanup_is_skipped(specs: Path, tmp_path: Path) -> None:
+    (specs / "session_settings.yaml").unlink()
+    result = _run("local", str(specs), "--state-dir", str(tmp_path / "st"), "--once", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.split("\n", 2)[2])
+    assert summary["cleanup"] is None
+    assert "cleanup skipped: no SessionPolicy" in result.stderr
