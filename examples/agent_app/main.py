@@ -24,6 +24,7 @@ Compatibility with the pre-Hourglass service, for a gradual rollout:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import warnings
@@ -33,6 +34,7 @@ from typing import Any
 import prometheus_client
 from aiohttp import web
 
+from agent_lib.errors import SessionStoreUnavailable
 from agent_lib.session_manager import SessionManager
 from agent_lib.timeout_config import AsyncTimeoutManager
 from examples.agent_app.agent_endpoint import (
@@ -68,6 +70,13 @@ LEGACY_FLAG = "HOURGLASS_LEGACY_TIMEOUTS"
 REQUESTS = prometheus_client.Counter(
     "agent_app_requests", "HTTP requests served, by route and status.", ["route", "status"]
 )
+SESSIONS = prometheus_client.Gauge(
+    "hourglass_sessions", "Live sessions in the store (SessionManager.count()).", ["namespace"]
+)
+SESSIONS_MAX = prometheus_client.Gauge(
+    "hourglass_sessions_max", "The SessionPolicy's maxSessions cap.", ["namespace"]
+)
+COUNT_TIMEOUT_S = 2.0
 
 
 def translate_legacy(environ: Mapping[str, str]) -> dict[str, str]:
@@ -188,9 +197,26 @@ async def show_timeouts(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus exposition: this app's counters and agent_lib's timeout metrics."""
+    """Prometheus exposition: this app's counters, the session gauges that
+    ``config/monitoring_config.yaml`` alerts on, and agent_lib's timeout metrics."""
+    await _sample_sessions(request.app[SESSIONS_KEY])
     body = prometheus_client.generate_latest(prometheus_client.REGISTRY)
     return web.Response(body=body, headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST})
+
+
+async def _sample_sessions(sessions: SessionManager) -> None:
+    """Refresh the session gauges at scrape time; a slow or absent store leaves them as
+    they were rather than failing the scrape."""
+    store = sessions.store
+    namespace = str(getattr(store, "namespace", "default"))
+    try:
+        count = await asyncio.wait_for(sessions.count(), COUNT_TIMEOUT_S)
+    except (TimeoutError, SessionStoreUnavailable) as error:
+        log.warning("agent_app: session count unavailable for /metrics: %s", error)
+    else:
+        SESSIONS.labels(namespace).set(count)
+    if store.limits.max_sessions is not None:
+        SESSIONS_MAX.labels(namespace).set(store.limits.max_sessions)
 
 
 def main(argv: list[str] | None = None, environ: MutableMapping[str, str] | None = None) -> None:

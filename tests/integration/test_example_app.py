@@ -165,6 +165,8 @@ def test_an_edited_profile_applies_without_restart_and_expiry_is_counted(
     assert body["budget_s"] == 0.2
     metrics = app.call("GET", "/metrics")[1]
     assert 'hourglass_timeouts_total{name="llmCall"} 1.0' in metrics
+    assert 'hourglass_sessions{namespace="local"} 1.0' in metrics
+    assert 'hourglass_sessions_max{namespace="local"} 10000.0' in metrics
     assert 'agent_app_requests_total{route="/sessions/{sid}/messages",status="504"} 1.0' in metrics
     # the failed turn was not stored; the session is intact
     history = app.call("GET", f"/sessions/{sid}")[1]["data"]["history"]
