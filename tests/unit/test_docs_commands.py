@@ -3,8 +3,8 @@
 A block is runnable when the line before its fence (blank lines aside) is
 ``<!-- runnable -->`` (optionally ``<!-- runnable timeout=90 -->``), or when its info
 string says so (```` ```bash runnable ````). Each runs with ``bash -euo pipefail`` in a
-fresh copy of the repository, with the project's virtualenv first on PATH, bounded in
-time; its process group is killed by PID when it overruns.
+fresh copy of the repository (its ``.venv`` linked in), with the project's virtualenv
+first on PATH, bounded in time; its process group is killed by PID when it overruns.
 """
 
 from __future__ import annotations
@@ -148,6 +148,8 @@ def test_each_guide_has_runnable_commands(doc: str) -> None:
 def repo_copy(tmp_path: Path) -> Path:
     target = tmp_path / "repo"
     shutil.copytree(REPO, target, ignore=_IGNORED, symlinks=True)
+    if (REPO / ".venv").is_dir():  # so that `. .venv/bin/activate` works in a block
+        (target / ".venv").symlink_to(REPO / ".venv")
     return target
 
 
