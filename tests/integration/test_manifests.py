@@ -400,3 +400,75 @@ def test_samples_reconcile_on_the_emulator(k8s_cluster: Any) -> None:
         ]
     finally:
         operator.stop()
+
+
+def test_kind_workflow_uses_files_that_exist() -> None:
+    """The kind workflow cannot run here (no Docker); at least what it names must exist."""
+    import re
+
+    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "kind.yaml").read_text())
+    runs = "\n".join(
+        step.get("run", "") for job in workflow["jobs"].values() for step in job["steps"]
+    )
+    paths = set(re.findall(r"(?:manifests|helm/hourglass|operator)/[\w./-]+", runs))
+    assert paths
+    for path in paths:
+        assert (REPO / path.rstrip("/")).exists(), path
+    assert "helm install hourglass-prod helm/hourglass -n agents-prod" in runs
+    assert "kubectl apply -k manifests/" in runs
+    crd_text = (MANIFESTS / "crds" / "timeoutprofiles.hourglass.dev.yaml").read_text()
+    for message in re.findall(r"grep -q '([^']+)' /tmp/err.txt", runs):
+        assert message in crd_text
+
+
+@pytest.mark.timeout(180)
+def test_image_build_stage_builds_a_complete_wheel(tmp_path: Path) -> None:
+    """The Dockerfile's build stage, without Docker: its COPY set, then its `pip wheel`.
+
+    Catches a build context that misses package data (the built-in profiles, the Lua
+    scripts of the Redis store) or the console script the image's ENTRYPOINT runs.
+    """
+    import zipfile
+
+    context = tmp_path / "src"
+    context.mkdir()
+    for line in _dockerfile_stages()[0]:
+        if not line.upper().startswith("COPY "):
+            continue
+        *sources, target = line.split()[1:]
+        for source in sources:
+            origin = REPO / source
+            destination = context / target / (origin.name if target.endswith("/") else "")
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            if origin.is_dir():
+                shutil.copytree(origin, destination, symlinks=True, dirs_exist_ok=True)
+            else:
+                shutil.copy2(origin, destination)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "-w",
+            str(tmp_path),
+            str(context),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=170,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    (wheel,) = tmp_path.glob("hourglass-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for package in ("agent_lib", "hourglass_cli", "hourglass_operator"):
+        assert f"{package}/__init__.py" in names
+    for data in (REPO / "agent_lib").rglob("*"):
+        if data.suffix in {".yaml", ".lua", ".typed"}:
+            assert data.relative_to(REPO).as_posix() in names, f"{data} is missing from the image"
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    text = zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "hourglass = hourglass_cli.main:main" in text
