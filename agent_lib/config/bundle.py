@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from agent_lib.config._base import API_VERSION
+from agent_lib.config.documents import load_text
 from agent_lib.config.inheritance import resolve_profiles
 from agent_lib.config.problems import Problem
 from agent_lib.config.session_config import SessionPolicy
@@ -100,11 +101,17 @@ class HourglassConfig(_BundleModel):
 
 
 def parse_config(text: str | bytes, source: str = CONFIG_KEY) -> HourglassConfig:
-    """Parse a rendered ``hourglass.yaml``; a bad file raises `ConfigError` naming the field."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise ConfigError(source, f"invalid YAML: {error}") from None
+    """Parse a rendered ``hourglass.yaml``; a bad file raises `ConfigError` naming the field.
+
+    The text goes through the same limits as specs (size, depth, alias bombs), since a
+    mounted file can be anything.
+    """
+    loaded = load_text(text, source)
+    if loaded.problems:
+        raise ConfigError(source, loaded.problems[0].reason)
+    if len(loaded.documents) > 1:
+        raise ConfigError(source, f"expected one YAML document, found {len(loaded.documents)}")
+    data = loaded.documents[0].data if loaded.documents else None
     if not isinstance(data, Mapping):
         raise ConfigError(source, "empty or not a mapping")
     try:
