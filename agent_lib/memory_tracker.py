@@ -20,8 +20,9 @@ from __future__ import annotations
 KEY_OVERHEAD_BYTES = 40
 """Object header, SDS headers and the expire field, as fitted against Valkey 8."""
 
-INDEX_OVERHEAD_BYTES = 160
-"""Per-session cost of two skiplist sorted-set entries and one hash field, without the id."""
+INDEX_OVERHEAD_BYTES = 184
+"""Per-session cost of two skiplist sorted-set entries and one hash field, besides the id
+(measured: 229 bytes per session with 22-byte ids over 5000 sessions on Valkey 8)."""
 
 _ALIGN = 16
 

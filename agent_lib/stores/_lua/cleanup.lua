@@ -12,17 +12,32 @@ local base, ttl, lifetime = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local max_sessions, max_memory, budget = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local offset = tonumber(ARGV[7])
 local now = now_us()
-local scanned, freed = 0, 0
+local scanned, freed, f = 0, 0, 0
 
 local idle = redis.call('ZRANGEBYSCORE', LRU, '-inf', fmt(now - ttl), 'LIMIT', offset, budget)
+-- One variadic EXISTS per chunk; only a chunk with survivors is checked key by key.
 local gone = {}
-for _, id in ipairs(idle) do
-  if redis.call('EXISTS', base .. id) == 0 then
-    gone[#gone + 1] = id
+for first = 1, #idle, CHUNK do
+  local last = math.min(first + CHUNK - 1, #idle)
+  local keys = {}
+  for i = first, last do
+    keys[#keys + 1] = base .. idle[i]
+  end
+  local alive = redis.call('EXISTS', unpack(keys))
+  for i = first, last do
+    if alive == 0 or redis.call('EXISTS', keys[i - first + 1]) == 0 then
+      gone[#gone + 1] = idle[i]
+    end
   end
 end
-local f = remove(base, gone)
-scanned, freed, budget = scanned + #idle, freed + f, budget - #idle
+if #gone > 0 then
+  local ranks = false
+  if #gone == #idle then
+    ranks = offset
+  end
+  freed = freed + drop_index(gone, ranks)
+end
+scanned, budget = scanned + #idle, budget - #idle
 
 local ended = {}
 if budget > 0 and lifetime > 0 then

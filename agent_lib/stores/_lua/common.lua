@@ -17,6 +17,40 @@ local function now_us()
   return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 
+-- Lua's C stack holds about 8000 values, so variadic calls take ids in chunks.
+local CHUNK = 1000
+
+local function each_chunk(list, fn)
+  for first = 1, #list, CHUNK do
+    fn(unpack(list, first, math.min(first + CHUNK - 1, #list)))
+  end
+end
+
+-- Drop index entries of `ids` (and nothing else); returns the bytes they accounted for.
+local function drop_index(ids, lru_ranks_from)
+  local freed = 0
+  each_chunk(ids, function(...)
+    for _, s in ipairs(redis.call('HMGET', SIZES, ...)) do
+      if s then
+        freed = freed + tonumber(s)
+      end
+    end
+    redis.call('ZREM', BORN, ...)
+    redis.call('HDEL', SIZES, ...)
+    if not lru_ranks_from then
+      redis.call('ZREM', LRU, ...)
+    end
+  end)
+  if lru_ranks_from then
+    -- ids are exactly these consecutive ranks of LRU: one range removal is cheaper.
+    redis.call('ZREMRANGEBYRANK', LRU, lru_ranks_from, lru_ranks_from + #ids - 1)
+  end
+  if freed ~= 0 then
+    redis.call('HINCRBY', SIZES, TOTAL, -freed)
+  end
+  return freed
+end
+
 -- Unlink sessions and drop their index entries; returns bytes freed and keys that existed.
 local function remove(base, ids)
   if #ids == 0 then
@@ -26,24 +60,13 @@ local function remove(base, ids)
   for i, id in ipairs(ids) do
     keys[i] = base .. id
   end
-  local sizes = redis.call('HMGET', SIZES, unpack(ids))
-  local freed = 0
-  for _, s in ipairs(sizes) do
-    if s then
-      freed = freed + tonumber(s)
-    end
-  end
-  local existed = redis.call('UNLINK', unpack(keys))
-  redis.call('ZREM', LRU, unpack(ids))
-  redis.call('ZREM', BORN, unpack(ids))
-  redis.call('HDEL', SIZES, unpack(ids))
-  if freed ~= 0 then
-    redis.call('HINCRBY', SIZES, TOTAL, -freed)
-  end
-  return freed, existed
+  local existed = 0
+  each_chunk(keys, function(...)
+    existed = existed + redis.call('UNLINK', ...)
+  end)
+  return drop_index(ids, false), existed
 end
 
--- Microseconds the key may live: the idle TTL, cut short by the absolute lifetime.
 -- Milliseconds for PEXPIRE/PX from microseconds, never zero.
 local function px_ms(us)
   return fmt(math.max(1, math.ceil(us / 1000)))
