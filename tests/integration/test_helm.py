@@ -24,6 +24,21 @@ SCOPES: dict[str, dict[str, Any]] = {
     "namespace": {},
     "namespaces": {"operator": {"watch": {"scope": "namespaces", "namespaces": ["a", "b"]}}},
     "cluster": {"operator": {"watch": {"scope": "cluster"}}},
+    "webhook": {
+        "operator": {
+            "webhook": {"enabled": True, "tlsSecretName": "hourglass-tls", "caBundle": "QUJD"}
+        }
+    },
+    "cluster+webhook": {
+        "operator": {
+            "watch": {"scope": "cluster"},
+            "webhook": {
+                "enabled": True,
+                "tlsSecretName": "hourglass-tls",
+                "certManagerCertificate": "agents-prod/hourglass-webhook",
+            },
+        }
+    },
 }
 
 
@@ -205,6 +220,12 @@ BROKEN_VALUES = [
     ),
     ("sessionPolicy:\n  spec:\n    maxSessions: 0\n", "/sessionPolicy/spec/maxSessions"),
     ("metrics:\n  serviceMonitor:\n    interval: soon\n", "/metrics/serviceMonitor/interval"),
+    ("operator:\n  webhook:\n    enabled: true\n", "/operator/webhook/tlsSecretName"),
+    (
+        "operator:\n  webhook:\n    enabled: true\n    tlsSecretName: tls\n",
+        "/operator/webhook/caBundle",
+    ),
+    ("operator:\n  webhook:\n    failurePolicy: Maybe\n", "/operator/webhook/failurePolicy"),
 ]
 
 
@@ -275,3 +296,29 @@ def test_chart_install_reconciles_on_the_emulator(
         )
     finally:
         operator.stop()
+
+
+def test_webhook_paths_are_the_operators_handler_ids(chart: helm.Chart) -> None:
+    """kopf serves each validating handler at /<handler id>; the chart must point there."""
+    import kopf
+    from hourglass_operator import webhook
+
+    registry = kopf.OperatorRegistry()
+    webhook.register(registry)
+    ids = {str(h.id) for h in registry._webhooks.get_all_handlers()}
+    docs = _docs(chart, SCOPES["webhook"])
+    (config,) = [d for d in docs if d["kind"] == "ValidatingWebhookConfiguration"]
+    paths = {w["clientConfig"]["service"]["path"].lstrip("/") for w in config["webhooks"]}
+    assert paths == ids
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["HOURGLASS_WEBHOOK"] == "true"
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert env["HOURGLASS_WEBHOOK_CERT"].rsplit("/", 1)[0] in mounts
+    (service,) = [
+        d for d in docs if d["kind"] == "Service" and d["metadata"]["name"].endswith("webhook")
+    ]
+    assert {w["clientConfig"]["service"]["name"] for w in config["webhooks"]} == {
+        service["metadata"]["name"]
+    }
