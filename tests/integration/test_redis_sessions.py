@@ -19,7 +19,13 @@ from agent_lib.errors import (
 from agent_lib.memory_tracker import error_pct, estimate_key_bytes
 from agent_lib.session_manager import SessionManager
 from agent_lib.stores.redis import RedisStore
-from tests.fixtures.redis_server import RedisProcess, eventually, free_port, fresh_namespace
+from tests.fixtures.redis_server import (
+    RedisProcess,
+    RedisSentinel,
+    eventually,
+    free_port,
+    fresh_namespace,
+)
 
 
 def _manager(url: str, **options: object) -> SessionManager:
@@ -316,3 +322,12 @@ def test_fixture_server_is_real(redis_server: RedisProcess) -> None:
     assert redis_server.pid is not None and info["process_id"] == redis_server.pid
     with pytest.raises(redis.ResponseError):
         redis_server.client().execute_command("NO-SUCH-COMMAND")
+
+
+async def test_sentinel_url_finds_the_master(redis_sentinel: RedisSentinel) -> None:
+    async with SessionManager.from_url(redis_sentinel.url, namespace=fresh_namespace()) as sm:
+        session = await sm.create({"via": "sentinel"})
+        got = await sm.get(session.id)
+        assert got is not None and got.data == {"via": "sentinel"}
+    with redis_sentinel.master.client() as client:
+        assert client.exists(f"hourglass:{{hourglass:{sm.store.namespace}}}:s:{session.id}")  # type: ignore[attr-defined]
