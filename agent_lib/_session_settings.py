@@ -89,7 +89,9 @@ def policy_file(path: str | Path) -> dict[str, Any]:
     for document in documents:
         if isinstance(document, dict) and document.get("kind") == "SessionPolicy":
             return _from_policy_document(document, field)
-        if isinstance(document, dict) and "sessionPolicy" in document:
+        if isinstance(document, dict) and (
+            "sessionPolicy" in document or document.get("kind") == "HourglassConfig"
+        ):
             return _from_rendered(document, raw, field)
     raise ConfigError(field, "no SessionPolicy document and no sessionPolicy section")
 

@@ -51,6 +51,14 @@ def test_mounted_policy_is_read(config_dir: Path) -> None:
     )
 
 
+def test_rendered_config_without_a_policy_gives_the_namespace(tmp_path: Path) -> None:
+    (tmp_path / "hourglass.yaml").write_text(
+        "apiVersion: hourglass.dev/v1alpha1\nkind: HourglassConfig\nnamespace: agents-qa\n"
+    )
+    settings = resolve({}, environ={"HOURGLASS_CONFIG_DIR": str(tmp_path)})
+    assert settings.namespace == "agents-qa" and settings.ttl == 1800.0
+
+
 def test_environment_beats_policy_and_arguments_beat_both(config_dir: Path) -> None:
     env = {
         "HOURGLASS_CONFIG_DIR": str(config_dir),
