@@ -81,6 +81,29 @@ def test_json_summary_and_termination_log(
     assert "removed 0 session(s)" in again.output
 
 
+def test_rendered_config_as_the_cronjob_mounts_it(
+    redis_server: RedisProcess, tmp_path: Path
+) -> None:
+    """The operator's CronJob passes --policy /etc/hourglass/hourglass.yaml (rendered)."""
+    namespace = fresh_namespace()
+    asyncio.run(_seed(redis_server.url, namespace, idle=12, live=2, ttl=0.3))
+    rendered = tmp_path / "hourglass.yaml"
+    rendered.write_text(
+        "apiVersion: hourglass.dev/v1alpha1\nkind: HourglassConfig\n"
+        f"namespace: {namespace}\nprofiles: {{}}\nsessionPolicy:\n"
+        "  name: sessions\n  keyPrefix: hourglass\n  ttl: 0.3\n  maxLifetime: 3600\n"
+        "  cleanup: {schedule: '*/5 * * * *', batchSize: 5, suspend: false}\n"
+    )
+    result = CliRunner().invoke(
+        cleanup,
+        ["--namespace", namespace, "--policy", str(rendered), "--json"],
+        env={"REDIS_URL": redis_server.url},
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["expired"] == 12 and summary["batches"] == 3
+
+
 def test_bad_inputs_name_the_field(redis_server: RedisProcess, tmp_path: Path) -> None:
     bad_scheme = CliRunner().invoke(cleanup, ["--redis-url", "http://x:1", "--namespace", "a"])
     assert bad_scheme.exit_code == 2 and "url" in bad_scheme.output
