@@ -330,3 +330,12 @@ def test_values_schema_definitions_refuse_unknown_keys() -> None:
         "Additional properties are not allowed ('timeoutz' was unexpected)"
     ]
     assert "x-kubernetes-int-or-string" not in yaml.safe_dump(definitions)
+
+
+def test_every_cel_rule_has_a_bad_case_here(documents: dict[str, dict[str, Any]]) -> None:
+    """A new rule in the generator must come with a case above that it rejects."""
+    messages = {
+        rule["message"] for doc in documents.values() for _, rule in _rules(openapi_schema(doc))
+    }
+    covered = {message for _, message in BAD_POLLING} | {"maxLifetime must be at least ttl"}
+    assert messages == covered
