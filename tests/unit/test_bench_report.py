@@ -1,0 +1,61 @@
+"""bench/report.py: every metric lands beside its goal and baseline; plots are written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench import report
+from bench._goals import GOALS
+
+SERIES = {
+    "date": "2026-01-01T00:00:00+00:00",
+    "machine": {"cpus": 2, "python": "3.11", "platform": "Linux", "cpu_model": "Test CPU"},
+    "command": "python -m bench.report --measure",
+    "cleanup_scaling": {
+        "expired": 10_000,
+        "repeats": 3,
+        "points": [
+            {"live": live, "median_s": 0.1 + live / 1e8, "min_s": 0.09, "max_s": 0.2}
+            for live in (0, 10_000, 100_000)
+        ],
+    },
+    "reload_latency_ms": [40.0 + i for i in range(50)],
+}
+RESULTS = {
+    "date": "2026-01-01T00:00:00+00:00",
+    "quick": True,
+    "machine": {"cpus": 2, "python": "3.11", "platform": "Linux"},
+    "metrics": {"timeout_lookup_ratio_vs_dict": 2.0, "cleanup_scaling_ratio": 1.7, "extra": 5.0},
+    "failures": {"operator": "RuntimeError: boom"},
+}
+
+
+def test_verdicts_follow_the_goals() -> None:
+    assert report.verdict("timeout_lookup_ratio_vs_dict", 2.0) == ("<= 3", "met")
+    assert report.verdict("session_create_ratio_vs_raw_redis", 0.5) == (">= 0.8", "**MISSED**")
+    assert report.verdict("not_a_goal", 1.0) == ("-", "")
+
+
+def test_markdown_lists_every_metric_goal_baseline_and_missing_one(tmp_path: Path) -> None:
+    plots = report.write_plots(SERIES, tmp_path / "img")
+    text = report.render_markdown(RESULTS, SERIES, plots, tmp_path)
+    row = next(line for line in text.splitlines() if "`cleanup_scaling_ratio`" in line)
+    assert "1.7" in row and "<= 1.5" in row and "MISSED" in row and "1x live" in row
+    assert "`extra`" in text
+    assert "`session_touch_ratio_vs_raw_redis`" in text.split("Not measured in this run:")[1]
+    assert "**operator failed**" in text
+    assert "python -m bench --quick" in text and "2026-01-01" in text and "Test CPU" in text
+    assert "![cleanup scaling](img/cleanup_scaling.png)" in text
+    assert "p99 89.0 ms" in text
+    for path in plots.values():
+        assert path.read_bytes().startswith(b"\x89PNG")
+
+
+def test_every_goal_has_a_description() -> None:
+    assert set(GOALS) <= set(report.ABOUT)
+
+
+def test_report_without_results_says_what_to_run(tmp_path: Path, capsys) -> None:
+    code = report.main(["--results", str(tmp_path / "none.json"), "--out", str(tmp_path / "b.md")])
+    assert code == 1
+    assert "run `python -m bench` first" in capsys.readouterr().err
