@@ -4,6 +4,7 @@ real files swapped the kubelet way, real inotify."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -271,3 +272,45 @@ def test_without_a_session_policy_cleanup_is_skipped(specs: Path, tmp_path: Path
     summary = json.loads(result.stdout.split("\n", 2)[2])
     assert summary["cleanup"] is None
     assert "cleanup skipped: no SessionPolicy" in result.stderr
+
+
+def test_on_a_terminal_it_shows_the_live_panel_and_ctrl_c_stops_everything(
+    specs: Path, tmp_path: Path
+) -> None:
+    import pty
+    import select
+
+    primary, secondary = pty.openpty()
+    state = tmp_path / "state"
+    process = subprocess.Popen(
+        [HOURGLASS, "local", str(specs), "--state-dir", str(state)],
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+        env={**os.environ, "COLUMNS": "120", "TERM": "xterm"},
+    )
+    os.close(secondary)
+    screen = b""
+    try:
+        _wait_for(lambda: (state / "valkey" / "valkey.pid").exists(), "valkey")
+        valkey_pid = int((state / "valkey" / "valkey.pid").read_text())
+        deadline = time.monotonic() + WAIT_S
+        while b"Ctrl-C stops" not in screen and time.monotonic() < deadline:
+            if select.select([primary], [], [], 0.1)[0]:
+                screen += os.read(primary, 65536)
+        process.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 20
+        while process.poll() is None and time.monotonic() < deadline:
+            if select.select([primary], [], [], 0.1)[0]:  # keep draining: a full pty blocks
+                with contextlib.suppress(OSError):
+                    screen += os.read(primary, 65536)
+        assert process.wait(timeout=1) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(primary)
+    text = screen.decode(errors="replace")
+    for expected in ("HOURGLASS_CONFIG_DIR=", "REDIS_URL=", "last reload", "sessions", "prod"):
+        assert expected in text
+    assert not _pid_alive(valkey_pid)
