@@ -322,3 +322,16 @@ def test_webhook_paths_are_the_operators_handler_ids(chart: helm.Chart) -> None:
     assert {w["clientConfig"]["service"]["name"] for w in config["webhooks"]} == {
         service["metadata"]["name"]
     }
+
+
+@pytest.mark.parametrize(("replicas", "expected"), [(1, 0), (2, 1)])
+def test_disruption_budget_only_with_several_replicas(
+    chart: helm.Chart, replicas: int, expected: int
+) -> None:
+    docs = _docs(chart, {"operator": {"replicas": replicas}})
+    budgets = [d for d in docs if d["kind"] == "PodDisruptionBudget"]
+    assert len(budgets) == expected
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    for budget in budgets:
+        selector = budget["spec"]["selector"]["matchLabels"]
+        assert selector == deployment["spec"]["selector"]["matchLabels"]
