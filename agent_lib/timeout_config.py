@@ -38,10 +38,7 @@ from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import Any, Final, TypeVar, overload
 
-import yaml
-from pydantic import ValidationError
-
-from agent_lib.config import CONFIG_KEY, HourglassConfig, load_text
+from agent_lib.config import CONFIG_KEY, HourglassConfig, load_text, parse_config
 from agent_lib.config.bundle import RenderedProfile
 from agent_lib.config.documents import MAX_FILE_BYTES
 from agent_lib.config.timeout_profiles import TIMEOUT_NAME_PATTERN, TimeoutProfile
@@ -65,9 +62,6 @@ NAMESPACE_FILE: Final = "/var/run/secrets/kubernetes.io/serviceaccount/namespace
 FALLBACK_ENVIRONMENT: Final = "dev"
 
 _MISSING: Any = object()
-_MAX_NODES = 20_000
-_MAX_DEPTH = 32
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _NAME = re.compile(TIMEOUT_NAME_PATTERN)
 T = TypeVar("T")
 D = TypeVar("D")
@@ -267,67 +261,6 @@ def _read_file(path: Path) -> bytes:
     if not raw.strip():
         raise ConfigError(CONFIG_KEY, f"{path} is empty")
     return raw
-
-
-def _parse_file(raw: bytes, path: Path) -> HourglassConfig:
-    """Text checks, one libyaml parse with node limits, then the bundle model.
-
-    A reload sits between kubelet's swap and the agent seeing new values, so this
-    uses the C safe loader (about 10x faster than the pure-Python one) and checks
-    the composed nodes itself rather than parsing twice.
-    """
-    if b"\x00" in raw:
-        raise ConfigError(CONFIG_KEY, "binary content, not YAML text")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise ConfigError(CONFIG_KEY, f"not UTF-8 text (invalid byte at {error.start})") from None
-    loader = _Loader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            raise ConfigError(CONFIG_KEY, "empty document")
-        _check_nodes(node)
-        data = loader.construct_document(node)
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        where = f" (line {mark.line + 1})" if mark else ""
-        reason = f"invalid YAML: {error.problem or error.context}{where}"
-        raise ConfigError(CONFIG_KEY, reason) from None
-    except yaml.YAMLError as error:
-        raise ConfigError(CONFIG_KEY, f"invalid YAML: {error}") from None
-    finally:
-        loader.dispose()
-    if not isinstance(data, Mapping):
-        raise ConfigError(CONFIG_KEY, "not a mapping")
-    try:
-        return HourglassConfig.model_validate(data)
-    except ValidationError as error:
-        first = error.errors()[0]
-        raise ConfigError(".".join(str(p) for p in first["loc"]), first["msg"]) from None
-
-
-def _check_nodes(root: yaml.Node) -> None:
-    """Refuse alias bombs and deep nesting: a rendered bundle is small and shallow."""
-    sizes: dict[int, int] = {}
-
-    def size(node: yaml.Node, depth: int) -> int:
-        if depth > _MAX_DEPTH:
-            raise ConfigError(CONFIG_KEY, f"YAML nested deeper than {_MAX_DEPTH} levels")
-        known = sizes.get(id(node))
-        if known is not None:
-            return known
-        total = 1
-        if isinstance(node, yaml.SequenceNode):
-            total += sum(size(child, depth + 1) for child in node.value)
-        elif isinstance(node, yaml.MappingNode):
-            total += sum(size(k, depth + 1) + size(v, depth + 1) for k, v in node.value)
-        if total > _MAX_NODES:
-            raise ConfigError(CONFIG_KEY, f"document expands to over {_MAX_NODES} nodes")
-        sizes[id(node)] = total
-        return total
-
-    size(root, 0)
 
 
 # --- the manager ----------------------------------------------------------------------
@@ -552,7 +485,7 @@ class TimeoutManager:
         if not self.path.exists() and not self.path.is_symlink():
             return None
         raw = _read_file(self.path)
-        bundle = _parse_file(raw, self.path)
+        bundle = parse_config(raw, CONFIG_KEY)
         name, profile = _select(bundle, self.profile, str(self.path))
         return _Base(
             name=name,
