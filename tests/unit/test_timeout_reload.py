@@ -271,3 +271,24 @@ def test_same_size_rewrite_in_place_is_seen(tmp_path: Path) -> None:
         for value in (22, 33, 44):
             path.write_text(bundle(value))
             wait_until(lambda value=value: tm.get("llmCall") == float(value))
+
+
+def test_inotify_failure_falls_back_to_polling(
+    kube_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stands in for a node out of inotify instances: creating an inotify watch fails."""
+    from agent_lib import reload
+
+    real_open = reload._open
+
+    def no_inotify(directory: Path, settings: WatchSettings, polling: bool) -> object:
+        if not polling:
+            raise OSError(24, "OS file watch limit reached")
+        return real_open(directory, settings, polling)
+
+    monkeypatch.setattr(reload, "_open", no_inotify)
+    settings = WatchSettings(poll_delay_ms=50)
+    with TimeoutManager(config_dir=kube_folder, environ={}, watch=settings) as tm:
+        wait_until(lambda: tm.watching == "polling")
+        atomic_swap(kube_folder, {"hourglass.yaml": bundle(71)})
+        wait_until(lambda: tm.get("llmCall") == 71.0)
