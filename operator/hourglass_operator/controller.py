@@ -11,7 +11,7 @@ import datetime
 import json
 import logging
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -26,6 +26,7 @@ from hourglass_operator.settings import OperatorSettings
 PLURALS = {"TimeoutProfile": "timeoutprofiles", "SessionPolicy": "sessionpolicies"}
 MANAGED_BY = ("app.kubernetes.io/managed-by", "hourglass-operator")
 _log = logging.getLogger("hourglass_operator")
+_RECENT_WRITES = 8
 
 EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
 """(body, type, reason, message): kopf.event in production."""
@@ -42,8 +43,9 @@ class Controller:
         self._post_event = post_event
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._statuses: defaultdict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
-        self._written: dict[str, str] = {}
-        self._content: dict[str, str] = {}
+        self._written: defaultdict[str, deque[tuple[str, str]]] = defaultdict(
+            lambda: deque(maxlen=_RECENT_WRITES)
+        )
 
     async def reconcile(
         self, namespace: str, bodies: Iterable[Mapping[str, Any]], trigger: str = ""
@@ -74,14 +76,14 @@ class Controller:
             return plan
 
     def matches_last_write(self, namespace: str, configmap: Mapping[str, Any]) -> bool:
-        """Whether a ConfigMap seen on the watch is the one we wrote last (so: nothing to do)."""
+        """Whether a ConfigMap seen on the watch is one of our recent writes (nothing to do).
+
+        The watch may deliver our own earlier write after a later one: that is not an edit.
+        """
         annotations = configmap.get("metadata", {}).get("annotations") or {}
         content = (configmap.get("data") or {}).get(CONFIG_KEY)
-        return (
-            namespace in self._written
-            and annotations.get(HASH_ANNOTATION) == self._written[namespace]
-            and content == self._content.get(namespace)
-        )
+        seen = (str(annotations.get(HASH_ANNOTATION)), str(content))
+        return seen in self._written.get(namespace, ())
 
     async def _apply_configmap(self, plan: NamespacePlan) -> bool:
         namespace = plan.namespace
@@ -103,8 +105,7 @@ class Controller:
             await self._kube.merge_patch(path, _configmap_patch(current, desired))
         else:
             wrote = False
-        self._written[namespace] = plan.rendered.hash
-        self._content[namespace] = plan.rendered.content
+        self._written[namespace].append((plan.rendered.hash, plan.rendered.content))
         metrics.set_config_hash(namespace, plan.rendered.hash)
         if wrote:
             _log.info("wrote %s/%s hash %s", namespace, CONFIGMAP_NAME, plan.rendered.hash)
@@ -164,7 +165,6 @@ class Controller:
 
     def _forget(self, namespace: str) -> None:
         self._written.pop(namespace, None)
-        self._content.pop(namespace, None)
         self._statuses.pop(namespace, None)
 
     async def record_cleanup(

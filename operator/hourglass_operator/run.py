@@ -15,6 +15,8 @@ from hourglass_operator.handlers import build_registry
 from hourglass_operator.settings import OperatorSettings
 
 DEFAULT_PEERING = "hourglass"
+BATCH_WINDOW_S = 0.05
+"""How long kopf waits for more events of one object before handling (its default is 0.1)."""
 DEV_PRIORITY = 666
 """kopf's own `--dev` priority: a developer's operator outranks the cluster's."""
 
@@ -46,6 +48,7 @@ def kopf_settings(options: KopfOptions, settings: OperatorSettings) -> kopf.Oper
     )
     kopf_settings.posting.level = logging.WARNING
     kopf_settings.posting.reporting_component = "hourglass-operator"
+    kopf_settings.batching.batch_window = BATCH_WINDOW_S
     kopf_settings.watching.server_timeout = 600
     kopf_settings.watching.client_timeout = 660
     kopf_settings.peering.name = options.peering or DEFAULT_PEERING

@@ -72,7 +72,8 @@ def test_only_one_replica_reconciles(k8s_cluster: Cluster) -> None:
         )
         k8s_cluster.apply(_profile("op-peering", 5))
         k8s_cluster.wait_for(lambda: _rendered(k8s_cluster, "op-peering", 5), what="rendered")
-        assert _writers(operators, "op-peering") == [high]
+        writers = k8s_cluster.wait_for(lambda: _writers(operators, "op-peering"), what="a log")
+        assert writers == [high]
 
         high.stop()
         k8s_cluster.apply(_profile("op-peering-2", 6))
@@ -81,7 +82,8 @@ def test_only_one_replica_reconciles(k8s_cluster: Cluster) -> None:
             timeout=90,
             what="the remaining replica to take over once the leader's lease ran out",
         )
-        assert _writers(operators, "op-peering-2") == [low]
+        writers = k8s_cluster.wait_for(lambda: _writers(operators, "op-peering-2"), what="a log")
+        assert writers == [low]
     finally:
         for op in operators:
             op.stop()

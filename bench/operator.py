@@ -1,0 +1,157 @@
+"""Operator benchmarks against kmock's emulator on loopback, the real `hourglass operator`.
+
+- ``reconcile_p99_ms``: a TimeoutProfile patch (JSON merge patch through the `kubernetes`
+  client) until the updated ConfigMap is visible in the API server's store, p99 over 100
+  patches (20 with ``--quick``).
+- ``cold_start_500_profiles_s``: from launching the operator process to every ConfigMap
+  rendered and every profile's status carrying its hash, with 500 TimeoutProfiles in 50
+  namespaces already present (``--quick``: 100 in 10; ``cold_start_profiles`` always
+  reports the scale that was measured).
+
+The emulator runs in this process (its own thread and event loop); the operator is a
+separate process, as in a cluster. Both share the machine's cores.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+import yaml
+
+from agent_lib.config.bundle import CONFIG_KEY, CONFIGMAP_NAME, HASH_ANNOTATION
+from tests.fixtures.k8s_emulator import Cluster, OperatorProcess
+
+GROUP, VERSION, PLURAL = "hourglass.dev", "v1alpha1", "timeoutprofiles"
+PROFILES_PER_NAMESPACE = 10
+
+
+def _profile(ns: str, index: int) -> dict[str, Any]:
+    spec: dict[str, Any] = {"timeouts": {"request": f"{10 + index}s", "llmCall": "1m"}}
+    if index == 0:
+        spec["default"] = True
+    else:
+        spec["extends"] = f"p{(index - 1) // 2}"
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "TimeoutProfile",
+        "metadata": {"name": f"p{index}", "namespace": ns},
+        "spec": spec,
+    }
+
+
+def _create(custom: Any, ns: str, count: int) -> None:
+    for index in range(count):
+        custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, _profile(ns, index))
+
+
+def _namespace_done(cluster: Cluster, ns: str, count: int) -> bool:
+    cm = cluster.get("configmaps", ns, CONFIGMAP_NAME)
+    if cm is None:
+        return False
+    if len(yaml.safe_load(cm["data"][CONFIG_KEY])["profiles"]) != count:
+        return False
+    digest = cm["metadata"]["annotations"][HASH_ANNOTATION]
+    return all(
+        (cluster.get(PLURAL, ns, f"p{i}") or {}).get("status", {}).get("configHash") == digest
+        for i in range(count)
+    )
+
+
+def _cold_start(workdir: Path, namespaces: int) -> float:
+    cluster = Cluster(workdir).start()
+    try:
+        custom = kubernetes.client.CustomObjectsApi(cluster.client())
+        names = [f"bench-{n:03d}" for n in range(namespaces)]
+        for ns in names:
+            _create(custom, ns, PROFILES_PER_NAMESPACE)
+        operator = OperatorProcess(cluster, name="cold")
+        started = time.perf_counter()
+        operator.start(timeout=60)
+        pending = set(names)
+        deadline = started + 600
+        while pending and time.perf_counter() < deadline:
+            pending = {
+                ns for ns in pending if not _namespace_done(cluster, ns, PROFILES_PER_NAMESPACE)
+            }
+            if pending:
+                time.sleep(0.05)
+        elapsed = time.perf_counter() - started
+        operator.stop()
+        if pending:
+            raise RuntimeError(f"{len(pending)} namespaces not reconciled after 600s")
+        return elapsed
+    finally:
+        cluster.stop()
+
+
+def _latencies(workdir: Path, patches: int) -> list[float]:
+    cluster = Cluster(workdir).start()
+    operator = OperatorProcess(cluster, name="latency")
+    try:
+        operator.start(timeout=60)
+        custom = kubernetes.client.CustomObjectsApi(cluster.client())
+        ns = "bench-latency"
+        _create(custom, ns, 3)
+        cluster.wait_for(lambda: _namespace_done(cluster, ns, 3), timeout=60, what="rendered")
+        latencies = []
+        for i in range(patches):
+            millis = 1000 + i
+            started = time.perf_counter()
+            custom.patch_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                ns,
+                PLURAL,
+                "p2",
+                {"spec": {"timeouts": {"request": f"{millis}ms"}}},
+                _content_type="application/merge-patch+json",
+            )
+            cluster.wait_for(
+                lambda want=millis / 1000: abs(_request_of(cluster, ns, "p2") - want) < 1e-6,
+                timeout=30,
+                what=f"patch {i} in the ConfigMap",
+            )
+            latencies.append((time.perf_counter() - started) * 1000)
+        return latencies
+    finally:
+        operator.stop()
+        cluster.stop()
+
+
+def _request_of(cluster: Cluster, ns: str, profile: str) -> float:
+    cm = cluster.get("configmaps", ns, CONFIGMAP_NAME)
+    if cm is None:
+        return -1.0
+    config = yaml.safe_load(cm["data"][CONFIG_KEY])
+    return float(config["profiles"][profile]["timeouts"]["request"])
+
+
+def _p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(0.99 * len(ordered)) - 1))]
+
+
+def run(quick: bool) -> dict[str, float]:
+    patches = 20 if quick else 100
+    namespaces = 10 if quick else 50
+    with tempfile.TemporaryDirectory(prefix="hourglass-bench-") as tmp:
+        workdir = Path(tmp)
+        (workdir / "latency").mkdir()
+        (workdir / "cold").mkdir()
+        latencies = _latencies(workdir / "latency", patches)
+        cold = _cold_start(workdir / "cold", namespaces)
+    profiles = namespaces * PROFILES_PER_NAMESPACE
+    result = {
+        "reconcile_p99_ms": _p99(latencies),
+        "reconcile_p50_ms": statistics.median(latencies),
+        "reconcile_patches": float(patches),
+    }
+    # With --quick the cold start runs at a smaller scale: `cold_start_profiles` says which.
+    result["cold_start_500_profiles_s"] = cold
+    result["cold_start_profiles"] = float(profiles)
+    return result
