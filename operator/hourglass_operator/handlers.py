@@ -33,7 +33,8 @@ _log = logging.getLogger("hourglass_operator")
 
 
 def _post_event(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-    kopf.event(kopf.Body(cast(kopf.RawBody, dict(body))), type=type_, reason=reason, message=message)
+    raw = cast(kopf.RawBody, dict(body))
+    kopf.event(kopf.Body(raw), type=type_, reason=reason, message=message)
 
 
 def _raw(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -94,7 +95,8 @@ def build_registry(
         deleted = event.get("type") == "DELETED"
         if not deleted and state["controller"].matches_last_write(namespace, body):
             return
-        _log.info("ConfigMap %s/%s changed by someone else; putting it back", namespace, name)
+        if event.get("type") in ("MODIFIED", "DELETED"):
+            _log.info("ConfigMap %s/%s changed by someone else; checking it", namespace, name)
         await reconcile(namespace, "ConfigMap", kwargs)
 
     @kopf.on.event("batch", "v1", "jobs", labels={POLICY_LABEL: kopf.PRESENT}, registry=registry)

@@ -228,13 +228,27 @@ def _describe(problem: Problem) -> str:
 def _offenders(
     problems: Sequence[Problem], items: Sequence[_Item]
 ) -> dict[ResourceKey, list[Problem]]:
-    known = {item.key for item in items}
+    """The resources at fault, by key.
+
+    A conflict between resources (two defaults) names all of them; when some of them
+    were already rendered as they are, only the ones changed since are at fault.
+    """
+    by_key = {item.key: item for item in items}
     found: dict[ResourceKey, list[Problem]] = {}
     for problem in problems:
         key = ResourceKey(problem.kind, problem.name)
-        if key in known:
+        if key in by_key:
             found.setdefault(key, []).append(problem)
+    conflicting = [k for k, ps in found.items() if all(p.field == "spec.default" for p in ps)]
+    changed = [k for k in conflicting if not _rendered_as_is(by_key[k])]
+    if changed and len(changed) < len(conflicting):
+        for key in set(conflicting) - set(changed):
+            del found[key]
     return found
+
+
+def _rendered_as_is(item: _Item) -> bool:
+    return item.status.get("observedGeneration") == item.generation and _is_true(item.status, READY)
 
 
 def _in(namespace: str, key: ResourceKey | None, problem: Problem) -> Problem:

@@ -275,10 +275,8 @@ def test_invalid_update_keeps_last_good_configmap(
         ),
         what=f"a Warning Event naming {field}",
     )
-    # The offending resource alone is marked: its sibling keeps its status (for a second
-    # default both defaults are named, as neither can be chosen over the other).
-    if case != "default":
-        assert k8s_cluster.get("timeoutprofiles", ns, "base")["status"] == base_before["status"]
+    # The offending resource alone is marked: its sibling keeps its status.
+    assert k8s_cluster.get("timeoutprofiles", ns, "base")["status"] == base_before["status"]
 
     k8s_cluster.apply(_yaml(_profile(ns, "other", {"timeouts": {"request": "12s"}})))
     _wait_timeout(k8s_cluster, ns, "other", "request", 12)

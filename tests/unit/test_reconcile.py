@@ -178,6 +178,26 @@ def test_a_changed_sibling_of_an_invalid_resource_is_blocked_not_invalid() -> No
     assert "TimeoutProfile/slow" in ready["message"]
 
 
+def test_a_new_second_default_is_at_fault_not_the_old_one() -> None:
+    settled = _settle(_good())
+    settled[1]["spec"]["default"] = True
+    settled[1]["metadata"]["generation"] = 2
+    plan = plan_namespace(NS, settled, image="img", now="T1")
+    assert {p.name for p in plan.problems} == {"base", "slow"}
+    assert ResourceKey("TimeoutProfile", "base") not in plan.statuses
+    valid = condition_of(plan.statuses[ResourceKey("TimeoutProfile", "slow")], "Valid")
+    assert valid is not None and valid["reason"] == "MultipleDefaults"
+
+
+def test_two_new_defaults_are_both_at_fault() -> None:
+    bodies = _good()
+    bodies[1]["spec"]["default"] = True
+    plan = plan_namespace(NS, bodies, image="img", now="T0")
+    for name in ("base", "slow"):
+        valid = condition_of(plan.statuses[ResourceKey("TimeoutProfile", name)], "Valid")
+        assert valid is not None and valid["reason"] == "MultipleDefaults"
+
+
 def test_a_second_session_policy_is_refused_by_age() -> None:
     bodies = [
         _sp("first", {"ttl": "10m"}, created="2026-01-01T00:00:00Z"),
