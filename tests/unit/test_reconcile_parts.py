@@ -146,3 +146,38 @@ def test_bad_settings_name_the_variable(env: dict[str, str], field: str) -> None
     with pytest.raises(OperatorConfigError) as error:
         OperatorSettings.from_env(env)
     assert error.value.field == field
+
+
+def test_json_log_lines_carry_the_object() -> None:
+    import json
+    import logging
+
+    from hourglass_operator.logs import JsonFormatter
+
+    record = logging.makeLogRecord(
+        {
+            "name": "kopf.objects",
+            "levelno": logging.WARNING,
+            "levelname": "WARNING",
+            "msg": "Handler %s failed",
+            "args": ("x",),
+            "k8s_ref": {"kind": "TimeoutProfile", "namespace": "ns", "name": "a", "uid": "u"},
+        }
+    )
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["message"] == "Handler x failed"
+    assert entry["level"] == "warning"
+    assert entry["object"] == {"kind": "TimeoutProfile", "namespace": "ns", "name": "a"}
+
+
+def test_one_config_hash_series_per_namespace() -> None:
+    from hourglass_operator import metrics
+    from prometheus_client import generate_latest
+
+    metrics.set_config_hash("ns-hash", "aaaa")
+    metrics.set_config_hash("ns-hash", "bbbb")
+    text = generate_latest(metrics.REGISTRY).decode()
+    assert 'hash="bbbb",namespace="ns-hash"' in text
+    assert 'hash="aaaa",namespace="ns-hash"' not in text
+    metrics.set_config_hash("ns-hash", None)
+    assert 'namespace="ns-hash"' not in generate_latest(metrics.REGISTRY).decode()
