@@ -38,10 +38,12 @@ def _policy(tmp_path: Path, namespace: str, **spec: object) -> Path:
 
 
 async def _seed(url: str, namespace: str, idle: int, live: int, ttl: float) -> list[str]:
+    """``idle`` sessions that Redis expires after ``ttl``, then ``live`` long-lived ones."""
     async with SessionManager.from_url(url, namespace=namespace, ttl=ttl) as sm:
         for i in range(idle):
             await sm.create({"idle": i})
         await asyncio.sleep(ttl + 0.1)
+    async with SessionManager.from_url(url, namespace=namespace, ttl=60) as sm:
         return [(await sm.create({"live": i})).id for i in range(live)]
 
 
@@ -49,11 +51,11 @@ def test_json_summary_and_termination_log(
     redis_server: RedisProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     namespace = fresh_namespace()
-    live = asyncio.run(_seed(redis_server.url, namespace, idle=30, live=4, ttl=0.3))
+    live = asyncio.run(_seed(redis_server.url, namespace, idle=30, live=4, ttl=1.0))
     log = tmp_path / "termination-log"
     log.write_text("")
     monkeypatch.setenv("HOURGLASS_TERMINATION_LOG", str(log))
-    policy = _policy(tmp_path, namespace, ttl="300ms", maxSessions=3)
+    policy = _policy(tmp_path, namespace, ttl="1s", maxSessions=3)
     args = ["--redis-url", redis_server.url, "--namespace", namespace, "--policy", str(policy)]
 
     dry = CliRunner().invoke(cleanup, [*args, "--dry-run", "--json"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 import redis
@@ -38,7 +39,7 @@ async def test_sessions_and_cleanup_on_every_master(redis_cluster: RedisCluster)
     assert len(namespaces) == 3
     for namespace in namespaces:
         async with SessionManager.from_url(
-            redis_cluster.url, namespace=namespace, ttl=0.5, max_sessions=50
+            redis_cluster.url, namespace=namespace, ttl=1.5, max_sessions=50
         ) as sm:
             idle = [(await sm.create({"idle": i})).id for i in range(40)]
             busy = [(await sm.create({"busy": i})).id for i in range(10)]
@@ -49,16 +50,20 @@ async def test_sessions_and_cleanup_on_every_master(redis_cluster: RedisCluster)
             misses: list[str] = []
 
             async def toucher(share: list[str], sm: SessionManager = sm) -> None:
+                last_ok = {sid: time.monotonic() for sid in share}
                 while not stop.is_set():
                     for sid in share:
-                        if not await sm.touch(sid):
+                        if await sm.touch(sid):
+                            last_ok[sid] = time.monotonic()
+                        elif time.monotonic() - last_ok[sid] < 1.2:  # not an idle expiry
                             misses.append(sid)
                     await asyncio.sleep(0.02)
 
             tasks = [asyncio.create_task(toucher(busy[i::8])) for i in range(8)]
             removed = 0
+            deadline = time.monotonic() + 20
             try:
-                for _ in range(25):
+                while removed < len(idle) + len(extra) - 5 and time.monotonic() < deadline:
                     removed += (await sm.cleanup(batch_size=7)).removed
                     await asyncio.sleep(0.05)
             finally:

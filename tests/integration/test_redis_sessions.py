@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 
 import pytest
 import redis
@@ -100,11 +101,11 @@ async def test_payload_cap(redis_url: str) -> None:
 
 
 async def test_sliding_ttl_renews_on_read_and_touch(redis_url: str) -> None:
-    async with _manager(redis_url, ttl=1, max_lifetime=60) as sm:
+    async with _manager(redis_url, ttl=1.5, max_lifetime=60) as sm:
         kept = await sm.create({"n": 1})
         dropped = await sm.create({"n": 2})
-        for step in range(8):  # 1.6 s of activity, longer than the 1 s TTL
-            await asyncio.sleep(0.2)
+        for step in range(8):  # 2 s of activity, longer than the 1.5 s TTL
+            await asyncio.sleep(0.25)
             assert (await sm.get(kept.id) if step % 2 else await sm.touch(kept.id)) not in (
                 None,
                 False,
@@ -223,34 +224,44 @@ async def test_memory_estimate_matches_memory_usage(redis_url: str) -> None:
 
 
 async def test_cleanup_never_deletes_sessions_being_touched(redis_url: str) -> None:
-    """8 tasks keep touching 40 sessions while cleanups remove 200 idle ones."""
-    async with _manager(redis_url, ttl=0.5, max_lifetime=60) as sm:
-        busy = [(await sm.create({"busy": i})).id for i in range(40)]
-        idle = [(await sm.create({"idle": i})).id for i in range(200)]
+    """8 tasks keep touching 40 sessions while cleanups evict 180 others over a cap of 60."""
+    namespace = fresh_namespace()
+    writer = SessionManager.from_url(redis_url, namespace=namespace, ttl=5)
+    cleaner = SessionManager.from_url(redis_url, namespace=namespace, ttl=5, max_sessions=60)
+    async with writer, cleaner:
+        idle = [(await writer.create({"idle": i})).id for i in range(200)]
+        busy = [(await writer.create({"busy": i})).id for i in range(40)]
         stop = asyncio.Event()
-        misses: list[str] = []
+        wrongly_gone: list[str] = []
 
         async def toucher(share: list[str]) -> None:
+            last_ok = {sid: time.monotonic() for sid in share}
             while not stop.is_set():
                 for sid in share:
-                    if not await sm.touch(sid):
-                        misses.append(sid)
-                await asyncio.sleep(0.01)
+                    if await writer.touch(sid):
+                        last_ok[sid] = time.monotonic()
+                    elif time.monotonic() - last_ok[sid] < 4:  # not an idle expiry
+                        wrongly_gone.append(sid)
+                await asyncio.sleep(0.005)
 
         tasks = [asyncio.create_task(toucher(busy[i::8])) for i in range(8)]
-        removed = 0
+        await asyncio.sleep(0.05)
+        evicted = 0
         try:
-            for _ in range(30):
-                report = await sm.cleanup(batch_size=16)
-                removed += report.removed
-                await asyncio.sleep(0.05)
+            for _ in range(1000):
+                if evicted >= 180:
+                    break
+                report = await cleaner.cleanup(batch_size=4, max_batches=2)
+                evicted += report.evicted
+                await asyncio.sleep(0.002)
         finally:
             stop.set()
             await asyncio.gather(*tasks)
-        assert misses == []
-        assert removed == len(idle)
-        assert all([await sm.get(sid) is not None for sid in busy])
-        assert await sm.count() == len(busy)
+        assert wrongly_gone == []
+        assert evicted == 180
+        assert all([await writer.get(sid) is not None for sid in busy])
+        assert [await writer.get(sid) is not None for sid in idle] == [False] * 180 + [True] * 20
+        assert await writer.count() == 60
 
 
 async def test_two_concurrent_cleanups_split_the_work(redis_url: str) -> None:
@@ -261,7 +272,8 @@ async def test_two_concurrent_cleanups_split_the_work(redis_url: str) -> None:
         keep = await sm.create({"keep": True})
         await asyncio.sleep(0.3)
         assert await sm.touch(keep.id) is False  # every one of them idled out
-        live = await sm.create({"live": True})
+        async with SessionManager.from_url(redis_url, namespace=namespace, ttl=60) as writer:
+            live = await writer.create({"live": True})  # its key outlives the 0.2 s policy
         other = SessionManager.from_url(redis_url, namespace=namespace, ttl=0.2)
         async with other:
             first, second = await asyncio.gather(
