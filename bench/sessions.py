@@ -216,7 +216,7 @@ async def _reclaim_expired(store: RedisStore) -> None:
 
 async def _load(store: RedisStore, expired: int, live: int) -> None:
     now = time.time_ns() // 1000
-    total, chunk = expired + live, 20_000
+    total, chunk = expired + live, 5_000
     base = store.session_base[: -len("s:")]
     for start in range(0, total, chunk):
         n = min(chunk, total - start)

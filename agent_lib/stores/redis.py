@@ -56,7 +56,15 @@ from agent_lib.stores.base import (
 DEFAULT_RETRIES = 3
 DEFAULT_SOCKET_TIMEOUT_S = 5.0
 DEFAULT_CONNECT_TIMEOUT_S = 2.0
-_UNAVAILABLE_REPLIES = ("OOM", "READONLY", "CLUSTERDOWN", "TRYAGAIN", "LOADING", "MASTERDOWN")
+_UNAVAILABLE_REPLIES = (
+    "OOM",
+    "READONLY",
+    "CLUSTERDOWN",
+    "TRYAGAIN",
+    "LOADING",
+    "MASTERDOWN",
+    "BUSY",
+)
 _UNAVAILABLE_ERRORS = (rexc.ConnectionError, rexc.TimeoutError, rexc.ClusterError, OSError)
 
 AnyRedis = aioredis.Redis | RedisCluster
