@@ -472,3 +472,16 @@ def test_image_build_stage_builds_a_complete_wheel(tmp_path: Path) -> None:
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "hourglass = hourglass_cli.main:main" in text
+
+
+def test_dockerignore_lets_through_exactly_what_the_build_copies() -> None:
+    ignore = (REPO / "operator" / "Dockerfile.dockerignore").read_text().splitlines()
+    allowed = {line[1:].rstrip("/") for line in ignore if line.startswith("!")}
+    copied = {
+        source.rstrip("/")
+        for line in _dockerfile_stages()[0]
+        if line.upper().startswith("COPY ")
+        for source in line.split()[1:-1]
+    }
+    assert "*" in ignore
+    assert allowed == copied
