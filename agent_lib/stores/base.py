@@ -41,7 +41,12 @@ class StoredSession:
 
 @dataclass
 class CleanupReport:
-    """What one cleanup run did; ``to_dict`` is the JSON the CLI and the operator read."""
+    """What one cleanup run did; ``to_dict`` is the JSON the CLI and the operator read.
+
+    ``evicted`` also counts the least-recently-used sessions that writes evicted at
+    ``max_sessions``/``max_memory`` since the previous run (each reported once), so
+    the operator sees every eviction, not only those the run itself made.
+    """
 
     scanned: int = 0
     expired: int = 0

@@ -60,6 +60,7 @@ class MemoryStore(SessionStore):
         self._by_access: OrderedDict[str, _Entry] = OrderedDict()
         self._by_birth: OrderedDict[str, None] = OrderedDict()
         self._total = 0
+        self._evicted_by_writes = (0, 0)
         self._sweeper: asyncio.Task[None] | None = None
 
     def key_for(self, session_id: str) -> str:
@@ -127,6 +128,11 @@ class MemoryStore(SessionStore):
             budget -= 1
         return evicted, freed
 
+    def _note(self, eviction: tuple[int, int]) -> None:
+        """Keep write-time evictions for the next cleanup report, as the Redis store does."""
+        count, freed = self._evicted_by_writes
+        self._evicted_by_writes = (count + eviction[0], freed + eviction[1])
+
     async def create(self, session_id: str, payload: bytes, size: int) -> StoredSession:
         self._start_sweeper()
         now = self._clock()
@@ -135,7 +141,7 @@ class MemoryStore(SessionStore):
             raise SessionExistsError(existing.payload)
         if self.limits.max_memory and size > self.limits.max_memory:
             raise PayloadTooLarge(size, self.limits.max_memory)
-        self._make_room(1, size, None, len(self._by_access) + 1)
+        self._note(self._make_room(1, size, None, len(self._by_access) + 1))
         self._by_access[session_id] = _Entry(payload, now, now, size)
         self._by_birth[session_id] = None
         self._total += size
@@ -162,7 +168,7 @@ class MemoryStore(SessionStore):
         self._total += size - entry.size
         entry.payload, entry.size = payload, size
         self._renew(session_id, entry, now)
-        self._make_room(0, 0, session_id, len(self._by_access))
+        self._note(self._make_room(0, 0, session_id, len(self._by_access)))
         return StoredSession(payload, entry.created_us, now)
 
     async def delete(self, session_id: str) -> bool:
@@ -185,6 +191,8 @@ class MemoryStore(SessionStore):
         if dry_run:
             self._estimate(report)
         else:
+            report.evicted, report.bytes_freed = self._evicted_by_writes
+            self._evicted_by_writes = (0, 0)
             while True:
                 batch, done = self._cleanup_batch(batch_size)
                 report.add(batch)

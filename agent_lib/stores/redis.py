@@ -338,6 +338,7 @@ class RedisStore(SessionStore):
                     lim.max_memory or 0,
                     batch_size,
                     skipped,
+                    1 if report.batches == 0 else 0,
                 )
                 reply = await self._run("cleanup", self.index_keys, args)
                 scanned, expired, ended, evicted, freed, done, skip = (int(v) for v in reply)

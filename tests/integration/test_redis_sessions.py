@@ -173,6 +173,9 @@ async def test_lru_eviction_at_the_cap(redis_url: str) -> None:
         for kept in (first, third, fourth):
             assert await sm.get(kept.id) is not None
         assert await sm.count() == 3
+        report = await sm.cleanup()
+        assert (report.evicted, report.bytes_freed > 0) == (1, True)  # reported once
+        assert (await sm.cleanup()).evicted == 0
 
 
 async def test_cleanup_evicts_over_a_lowered_cap(redis_url: str) -> None:

@@ -158,4 +158,5 @@ def test_sync_facade_for_threaded_apps() -> None:
         assert sm.count() == 2 and sm.touch("chosen-id-1")
         assert sm.update("chosen-id-1", {"n": 4}).data == {"n": 4}
         assert sm.delete("chosen-id-1")
+        assert sm.cleanup().evicted == 1  # the eviction at create is reported once
         assert sm.cleanup().removed == 0

@@ -1,5 +1,5 @@
 -- One cleanup batch. ARGV: key base, ttl_us, lifetime_us, max_sessions, max_memory,
--- batch, idle offset. Candidates are chosen and removed inside this one script, by
+-- batch, idle offset, first batch of the run (1/0). Candidates are chosen and removed inside this one script, by
 -- the server's clock: a session touched before the script runs has a fresh score and
 -- is not chosen, and nothing can touch it while the script runs.
 -- 1. idle: index entries past the TTL whose key Redis already expired are dropped; a
@@ -13,6 +13,13 @@ local max_sessions, max_memory, budget = tonumber(ARGV[4]), tonumber(ARGV[5]), t
 local offset = tonumber(ARGV[7])
 local now = now_us()
 local scanned, freed, f = 0, 0, 0
+local by_writes = 0
+if ARGV[8] == '1' then
+  -- 0. report (and reset) what writes evicted at the caps since the last cleanup
+  local noted = redis.call('HMGET', SIZES, EVICTED, EVICTED_BYTES)
+  by_writes, freed = tonumber(noted[1] or '0'), tonumber(noted[2] or '0')
+  redis.call('HDEL', SIZES, EVICTED, EVICTED_BYTES)
+end
 
 local idle = redis.call('ZRANGEBYSCORE', LRU, '-inf', fmt(now - ttl), 'LIMIT', offset, budget)
 -- One variadic EXISTS per chunk; only a chunk with survivors is checked key by key.
@@ -55,4 +62,4 @@ local done = 0
 if budget > 0 then
   done = 1
 end
-return {scanned, #gone, #ended, evicted, freed, done, #idle - #gone}
+return {scanned, #gone, #ended, evicted + by_writes, freed, done, #idle - #gone}

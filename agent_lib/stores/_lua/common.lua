@@ -5,6 +5,8 @@
 -- Every key carries the namespace's hash tag, so each script runs on one Cluster slot.
 local LRU, BORN, SIZES = KEYS[1], KEYS[2], KEYS[3]
 local TOTAL = '*total'
+-- Evictions made by writes since the last cleanup, which reports and resets them.
+local EVICTED, EVICTED_BYTES = '*evicted', '*evicted_bytes'
 
 local function fmt(n)
   return string.format('%d', n)
@@ -133,4 +135,14 @@ local function make_room(base, max_sessions, max_memory, adding, extra, keep, bu
     end
   end
   return evicted, freed, scanned, budget
+end
+
+-- make_room for a write: the evictions are noted for the next cleanup report.
+local function make_room_for_write(base, max_sessions, max_memory, adding, extra, keep)
+  local evicted, freed = make_room(base, max_sessions, max_memory, adding, extra, keep, 1e9)
+  if evicted > 0 then
+    redis.call('HINCRBY', SIZES, EVICTED, evicted)
+    redis.call('HINCRBY', SIZES, EVICTED_BYTES, freed)
+  end
+  return evicted
 end

@@ -13,7 +13,7 @@ end
 if redis.call('HEXISTS', SIZES, id) == 1 then
   remove(base, {id})
 end
-local evicted = make_room(base, max_sessions, max_memory, 1, size, false, 1e9)
+local evicted = make_room_for_write(base, max_sessions, max_memory, 1, size, false)
 local now = now_us()
 redis.call('SET', KEYS[4], ARGV[2], 'PX', px_ms(pttl_for(now, now, ttl, lifetime)))
 redis.call('ZADD', LRU, fmt(now), id)

@@ -25,5 +25,5 @@ redis.call('SET', KEYS[4], ARGV[2], 'PX', px_ms(px))
 redis.call('ZADD', LRU, fmt(now), id)
 redis.call('HSET', SIZES, id, size)
 redis.call('HINCRBY', SIZES, TOTAL, size - old)
-local evicted = make_room(base, 0, max_memory, 0, 0, id, 1e9)
+local evicted = make_room_for_write(base, 0, max_memory, 0, 0, id)
 return {1, born, now, evicted}
