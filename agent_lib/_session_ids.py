@@ -13,7 +13,7 @@ import secrets
 
 from agent_lib.errors import ConfigError, InvalidSessionId
 
-SESSION_ID_PATTERN = r"^[A-Za-z0-9_-]{8,128}$"
+SESSION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
 NAMESPACE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 KEY_PREFIX_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$"
 
@@ -42,7 +42,7 @@ def validate_session_id(session_id: object) -> str:
         raise InvalidSessionId(session_id, f"must be a string, got {type(session_id).__name__}")
     if _SESSION_ID.fullmatch(session_id):
         return session_id
-    raise InvalidSessionId(session_id, _reason(session_id, 8, 128, "A-Z a-z 0-9 _ -"))
+    raise InvalidSessionId(session_id, _reason(session_id, 1, 128, "A-Z a-z 0-9 _ -"))
 
 
 def validate_namespace(namespace: object, field: str = "namespace") -> str:
