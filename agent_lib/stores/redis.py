@@ -22,6 +22,7 @@ redis-py (``Retry`` with exponential backoff and jitter, bounded) and then surfa
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections.abc import Sequence
@@ -218,10 +219,12 @@ class RedisStore(SessionStore):
         body, sha = _script(name)
         try:
             try:
-                return await self.client.evalsha(sha, len(keys), *keys, *args)
+                reply = await self.client.evalsha(sha, len(keys), *keys, *args)
             except rexc.NoScriptError:
                 await self.client.script_load(body)
-                return await self.client.evalsha(sha, len(keys), *keys, *args)
+                reply = await self.client.evalsha(sha, len(keys), *keys, *args)
+            _raise_if_cancelled()
+            return reply
         except _UNAVAILABLE_ERRORS as error:
             raise SessionStoreUnavailable(f"session store unreachable: {error}") from error
         except rexc.ResponseError as error:
@@ -362,6 +365,18 @@ class RedisStore(SessionStore):
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+def _raise_if_cancelled() -> None:
+    """Re-raise a cancellation that redis-py swallowed.
+
+    redis-py 8.1's asyncio client can absorb the `CancelledError` thrown into a command
+    it is awaiting and return normally, leaving the task's cancel request pending; a
+    cancelled cleanup then ran to the end, and `SessionManager.close` waited for it.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _over_memory(size: int, limit: int | None) -> SessionError:
