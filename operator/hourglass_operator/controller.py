@@ -46,6 +46,8 @@ class Controller:
         self._written: defaultdict[str, deque[tuple[str, str]]] = defaultdict(
             lambda: deque(maxlen=_RECENT_WRITES)
         )
+        self._known: dict[str, dict[str, Any]] = {}
+        """The ConfigMap each namespace has, as last written or read, until an edit is seen."""
 
     async def reconcile(
         self, namespace: str, bodies: Iterable[Mapping[str, Any]], trigger: str = ""
@@ -67,6 +69,7 @@ class Controller:
                 await self._apply_cronjob(plan)
                 await self._apply_statuses(plan, live)
             except ApiRequestError as error:
+                self.distrust(namespace)
                 metrics.FAILURES.labels(namespace, trigger, "api_error").inc()
                 metrics.RECONCILES.labels(namespace, trigger, "error").inc()
                 _log.error("reconcile of %s failed: %s", namespace, error)
@@ -97,14 +100,18 @@ class Controller:
         if plan.rendered is None:
             return False
         desired = plan.rendered.configmap
-        current = await self._kube.get(path)
+        known = self._known.get(namespace)
+        current = known if known is not None else await self._kube.get(path)
         wrote = True
         if current is None:
             await self._kube.create(configmap_path(namespace), desired)
         elif not _same_configmap(current, desired):
-            await self._kube.merge_patch(path, _configmap_patch(current, desired))
+            patched = await self._kube.merge_patch(path, _configmap_patch(current, desired))
+            if patched is None:
+                await self._kube.create(configmap_path(namespace), desired)
         else:
             wrote = False
+        self._known[namespace] = desired
         self._written[namespace].append((plan.rendered.hash, plan.rendered.content))
         metrics.set_config_hash(namespace, plan.rendered.hash)
         if wrote:
@@ -132,10 +139,10 @@ class Controller:
         live_uids = {str(b.get("metadata", {}).get("uid")) for b in bodies}
         for uid in set(cache) - live_uids:
             del cache[uid]
-        for key, status in sorted(plan.statuses.items()):
-            body = by_key[key]
-            await self._patch_status(plan.namespace, key, status)
-            cache[str(body["metadata"].get("uid"))] = status
+        changes = sorted(plan.statuses.items())
+        await asyncio.gather(*(self._patch_status(plan.namespace, k, s) for k, s in changes))
+        for key, status in changes:
+            cache[str(by_key[key]["metadata"].get("uid"))] = status
 
     async def _patch_status(self, namespace: str, key: ResourceKey, status: dict[str, Any]) -> None:
         path = status_path(PLURALS[key.kind], namespace, key.name)
@@ -163,7 +170,12 @@ class Controller:
         for kind, count in invalid.items():
             metrics.INVALID.labels(namespace, kind).set(count)
 
+    def distrust(self, namespace: str) -> None:
+        """Someone else changed the ConfigMap: read it again before the next write."""
+        self._known.pop(namespace, None)
+
     def _forget(self, namespace: str) -> None:
+        self._known.pop(namespace, None)
         self._written.pop(namespace, None)
         self._statuses.pop(namespace, None)
 

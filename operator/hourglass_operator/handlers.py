@@ -97,6 +97,7 @@ def build_registry(
             return
         if event.get("type") in ("MODIFIED", "DELETED"):
             _log.info("ConfigMap %s/%s changed by someone else; checking it", namespace, name)
+        state["controller"].distrust(namespace)
         await reconcile(namespace, "ConfigMap", kwargs)
 
     @kopf.on.event("batch", "v1", "jobs", labels={POLICY_LABEL: kopf.PRESENT}, registry=registry)

@@ -9,6 +9,8 @@ An invalid resource never changes the ConfigMap: it alone is marked Valid=False.
 
 from __future__ import annotations
 
+import json
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -128,14 +130,42 @@ def _render(
     items: Sequence[_Item],
     models: Mapping[ResourceKey, TimeoutProfile | SessionPolicy],
 ) -> RenderedConfig | None:
+    owners = [owner_of(item.body) for item in items]
+    fingerprint = _fingerprint(namespace, models, owners)
+    cached = _RENDERS.get(fingerprint)
+    if cached is not None:
+        _RENDERS.move_to_end(fingerprint)
+        return cached
     profiles = [m for m in models.values() if isinstance(m, TimeoutProfile)]
     policies = [m for m in models.values() if isinstance(m, SessionPolicy)]
-    owners = [owner_of(item.body) for item in items]
     try:
-        return render_config(namespace, profiles, policies, owners=owners)
+        rendered = render_config(namespace, profiles, policies, owners=owners)
     except RenderError as error:
         plan.problems.extend(_in(namespace, None, p) for p in error.problems)
         return None
+    _RENDERS[fingerprint] = rendered
+    while len(_RENDERS) > _RENDER_CACHE_SIZE:
+        _RENDERS.popitem(last=False)
+    return rendered
+
+
+_RENDER_CACHE_SIZE = 256
+_RENDERS: OrderedDict[str, RenderedConfig] = OrderedDict()
+"""render_config is pure: the namespace's resources re-reconciled unchanged (each of them
+triggers a reconcile at start-up) reuse its result instead of dumping the YAML again."""
+
+
+def _fingerprint(
+    namespace: str,
+    models: Mapping[ResourceKey, TimeoutProfile | SessionPolicy],
+    owners: Sequence[Mapping[str, str]],
+) -> str:
+    documents = sorted(
+        (m.kind, m.name, m.metadata.creation_timestamp or "", m.spec.model_dump_json())
+        for m in models.values()
+    )
+    refs = sorted(json.dumps(o, sort_keys=True) for o in owners)
+    return json.dumps([namespace, documents, refs])
 
 
 def _plan_cronjob(
