@@ -111,7 +111,10 @@ def operator(
         "webhook_insecure": webhook_insecure,
     }
     given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
-    settings = dataclasses.replace(settings, **given)
+    try:
+        settings = dataclasses.replace(settings, **given).check()
+    except OperatorConfigError as error:
+        raise click.UsageError(str(error)) from None
     options = KopfOptions(
         namespaces=namespaces,
         all_namespaces=all_namespaces,

@@ -50,6 +50,20 @@ class OperatorSettings:
             log_format=log_format,
         )
 
+    def check(self) -> OperatorSettings:
+        """Refuse combinations that would only fail later, inside kopf."""
+        if (
+            self.webhook
+            and not self.webhook_insecure
+            and not (self.webhook_cert and self.webhook_key)
+        ):
+            raise OperatorConfigError(
+                "HOURGLASS_WEBHOOK",
+                "the webhook serves HTTPS: give HOURGLASS_WEBHOOK_CERT and HOURGLASS_WEBHOOK_KEY "
+                "(--webhook-cert/--webhook-key), or HOURGLASS_WEBHOOK_INSECURE=true behind TLS",
+            )
+        return self
+
 
 def _image(value: str) -> str:
     if not value or any(c.isspace() for c in value) or len(value) > 512:

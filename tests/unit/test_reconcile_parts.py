@@ -181,3 +181,26 @@ def test_one_config_hash_series_per_namespace() -> None:
     assert 'hash="aaaa",namespace="ns-hash"' not in text
     metrics.set_config_hash("ns-hash", None)
     assert 'namespace="ns-hash"' not in generate_latest(metrics.REGISTRY).decode()
+
+
+def test_webhook_without_tls_material_is_refused() -> None:
+    with pytest.raises(OperatorConfigError) as error:
+        OperatorSettings(webhook=True).check()
+    assert error.value.field == "HOURGLASS_WEBHOOK"
+    assert OperatorSettings(webhook=True, webhook_insecure=True).check().webhook
+
+
+def test_cli_refuses_conflicting_flags() -> None:
+    from click.testing import CliRunner
+
+    from hourglass_cli.operator import operator
+
+    runner = CliRunner()
+    both = runner.invoke(operator, ["--all-namespaces", "--namespace", "a"])
+    assert both.exit_code == 2 and "--all-namespaces" in both.output
+    neither = runner.invoke(operator, [])
+    assert neither.exit_code == 2
+    peering = runner.invoke(operator, ["-A", "--peering", "p", "--standalone"])
+    assert peering.exit_code == 2 and "--standalone" in peering.output
+    webhook = runner.invoke(operator, ["-A", "--webhook"], env={"HOURGLASS_WEBHOOK_CERT": ""})
+    assert webhook.exit_code == 2 and "HOURGLASS_WEBHOOK_CERT" in webhook.output
