@@ -194,13 +194,21 @@ async def _cleanup_run(url: str, expired: int, live: int) -> tuple[float, float]
     ) as sm:
         store = sm.store
         assert isinstance(store, RedisStore)
-        await _load(store, expired, live)
+        await _load(url, store, expired, live)
         await _reclaim_expired(store)
         report = await sm.cleanup()
         if report.expired != expired:
             raise RuntimeError(f"cleanup removed {report.expired}, expected {expired}")
-        await store.client.flushdb()
+        await _flush(url)
         return report.expired / report.duration_s, report.duration_s
+
+
+async def _flush(url: str) -> None:
+    """Empty the server and wait for its background free to finish before the next run."""
+    async with aioredis.Redis.from_url(url, socket_timeout=300) as client:
+        await client.flushdb()
+        while int((await client.info("memory")).get("lazyfree_pending_objects", 0)):
+            await asyncio.sleep(0.05)
 
 
 async def _reclaim_expired(store: RedisStore) -> None:
@@ -214,15 +222,18 @@ async def _reclaim_expired(store: RedisStore) -> None:
         pass
 
 
-async def _load(store: RedisStore, expired: int, live: int) -> None:
+async def _load(url: str, store: RedisStore, expired: int, live: int) -> None:
     now = time.time_ns() // 1000
     total, chunk = expired + live, 5_000
     base = store.session_base[: -len("s:")]
-    for start in range(0, total, chunk):
-        n = min(chunk, total - start)
-        await store.client.eval(
-            _LOADER, 3, *store.index_keys, n, expired, base, now, int(TTL_S * 1000), start
-        )
+    # A client of its own: a long script on a busy machine must not hit the store's
+    # 5 s socket timeout and be retried into a BUSY server.
+    async with aioredis.Redis.from_url(url, socket_timeout=300) as client:
+        for start in range(0, total, chunk):
+            n = min(chunk, total - start)
+            await client.eval(
+                _LOADER, 3, *store.index_keys, n, expired, base, now, int(TTL_S * 1000), start
+            )
 
 
 # --- memory estimate ------------------------------------------------------------------
