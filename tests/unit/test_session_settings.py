@@ -160,3 +160,18 @@ def test_sync_facade_for_threaded_apps() -> None:
         assert sm.delete("chosen-id-1")
         assert sm.cleanup().evicted == 1  # the eviction at create is reported once
         assert sm.cleanup().removed == 0
+
+
+def test_multi_host_urls_are_parsed_without_io() -> None:
+    from agent_lib.stores.redis import _split_multi_host, connect
+
+    hosts, auth, path, query = _split_multi_host("u:p%40ss@h1:7000,[::1]:7001/svc/2?ssl=1", "url")
+    assert hosts == [("h1", 7000), ("::1", 7001)]
+    assert auth == {"username": "u", "password": "p@ss"}
+    assert (path, query) == ("/svc/2", {"ssl": ["1"]})
+    _, cluster = connect("redis+cluster://h1:7000,h2:7001")
+    assert cluster is True
+    sentinel, cluster = connect("redis+sentinel://s1:26379,s2:26379/mymaster")
+    assert cluster is False and "mymaster" in repr(sentinel.connection_pool)
+    with pytest.raises(ConfigError, match="service name"):
+        connect("redis+sentinel://s1:26379")
