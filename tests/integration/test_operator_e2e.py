@@ -399,10 +399,6 @@ def test_cleanup_cronjob_and_finished_job_summary(
     owner = cronjob["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["name"]) == ("SessionPolicy", "sessions")
 
-    # The harness plays the CronJob/Job controllers and the kubelet (none run here):
-    # it creates the Job the CronJob would start and its Pod, lets the Pod terminate
-    # with the summary `hourglass cleanup --json` writes to /dev/termination-log, then
-    # marks the Job Complete.
     summary = {
         "scanned": 12,
         "expired": 3,
@@ -411,95 +407,7 @@ def test_cleanup_cronjob_and_finished_job_summary(
         "bytes_freed": 2048,
         "duration_s": 0.01,
     }
-    batch = kubernetes.client.BatchV1Api(k8s_cluster.client())
-    core = kubernetes.client.CoreV1Api(k8s_cluster.client())
-    labels = spec["jobTemplate"]["metadata"]["labels"]
-    job = batch.create_namespaced_job(
-        ns,
-        {
-            "apiVersion": "batch/v1",
-            "kind": "Job",
-            "metadata": {
-                "name": "hourglass-cleanup-29000001",
-                "labels": labels,
-                "ownerReferences": [
-                    {
-                        "apiVersion": "batch/v1",
-                        "kind": "CronJob",
-                        "name": "hourglass-cleanup",
-                        "uid": cronjob["metadata"]["uid"],
-                        "controller": True,
-                    }
-                ],
-            },
-            "spec": job_spec,
-        },
-    )
-    core.create_namespaced_pod(
-        ns,
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "name": "hourglass-cleanup-29000001-abcde",
-                "labels": {**labels, "job-name": job.metadata.name},
-                "ownerReferences": [
-                    {
-                        "apiVersion": "batch/v1",
-                        "kind": "Job",
-                        "name": job.metadata.name,
-                        "uid": job.metadata.uid,
-                        "controller": True,
-                    }
-                ],
-            },
-            "spec": pod,
-        },
-    )
-    core.patch_namespaced_pod_status(
-        "hourglass-cleanup-29000001-abcde",
-        ns,
-        {
-            "status": {
-                "phase": "Succeeded",
-                "containerStatuses": [
-                    {
-                        "name": "cleanup",
-                        "ready": False,
-                        "restartCount": 0,
-                        "image": container["image"],
-                        "imageID": "",
-                        "state": {
-                            "terminated": {
-                                "exitCode": 0,
-                                "reason": "Completed",
-                                "message": json.dumps(summary),
-                            }
-                        },
-                    }
-                ],
-            }
-        },
-        _content_type="application/merge-patch+json",
-    )
-    batch.patch_namespaced_job_status(
-        job.metadata.name,
-        ns,
-        {
-            "status": {
-                "succeeded": 1,
-                "completionTime": "2026-11-24T10:00:00Z",
-                "conditions": [
-                    {
-                        "type": "Complete",
-                        "status": "True",
-                        "lastTransitionTime": "2026-11-24T10:00:00Z",
-                    }
-                ],
-            }
-        },
-        _content_type="application/merge-patch+json",
-    )
+    job_name = k8s_cluster.run_cleanup_job(ns, json.dumps(summary))
     last = k8s_cluster.wait_for(
         lambda: (
             (k8s_cluster.get("sessionpolicies", ns, "sessions") or {})
@@ -508,7 +416,7 @@ def test_cleanup_cronjob_and_finished_job_summary(
         ),
         what="status.lastCleanup",
     )
-    assert last["job"] == job.metadata.name
+    assert last["job"] == job_name
     assert last["succeeded"] is True
     assert last["summary"] == summary
     assert "hourglass_operator_cleanup_runs_total" in hourglass_operator.metrics()
