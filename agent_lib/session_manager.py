@@ -201,6 +201,7 @@ class SessionManager:
 
     async def get(self, session_id: str) -> Session | None:
         """The session, renewing its idle TTL; ``None`` when it does not exist (any more)."""
+        self._ensure_cleaner()
         sid = validate_session_id(session_id)
         stored = await self.store.get(sid)
         if stored is None:

@@ -346,3 +346,17 @@ async def test_sentinel_url_finds_the_master(redis_sentinel: RedisSentinel) -> N
         assert got is not None and got.data == {"via": "sentinel"}
     with redis_sentinel.master.client() as client:
         assert client.exists(f"hourglass:{{hourglass:{sm.store.namespace}}}:s:{session.id}")  # type: ignore[attr-defined]
+
+
+async def test_periodic_cleanup_inside_the_agent(redis_url: str) -> None:
+    async with _manager(redis_url, ttl=0.2, cleanup_interval=0.1) as sm:
+        for i in range(20):
+            await sm.create({"i": i})
+        lru, _, _ = _index(sm)
+        store = sm.store
+        assert isinstance(store, RedisStore)
+
+        async def index_emptied() -> bool:
+            return int(await store.client.zcard(lru)) == 0
+
+        await eventually(index_emptied, timeout=10)
