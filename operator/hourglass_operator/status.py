@@ -12,6 +12,8 @@ from typing import Any
 
 VALID = "Valid"
 READY = "Ready"
+MAX_MESSAGE = 4096
+"""Condition messages are cut here (the CRD allows 32768; Events show 1024)."""
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ def merge_conditions(
                 "type": condition.type,
                 "status": status,
                 "reason": condition.reason,
-                "message": condition.message,
+                "message": _cut(condition.message),
                 "lastTransitionTime": since,
                 "observedGeneration": generation,
             }
@@ -72,3 +74,7 @@ def condition_of(status: Mapping[str, Any] | None, type_: str) -> Mapping[str, A
         if isinstance(condition, Mapping) and condition.get("type") == type_:
             return condition
     return None
+
+
+def _cut(message: str) -> str:
+    return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 3] + "..."

@@ -235,3 +235,43 @@ def test_statuses_written_since_override_stale_bodies() -> None:
     written = {f"uid-{k.name}": s for k, s in first.statuses.items()}
     again = plan_namespace(NS, bodies, image="img", now="T1", statuses=written)
     assert again.statuses == {}
+
+
+def _status_schema(plural: str) -> dict[str, Any]:
+    from pathlib import Path
+
+    import yaml
+
+    path = (
+        Path(__file__).resolve().parents[2] / "manifests" / "crds" / f"{plural}.hourglass.dev.yaml"
+    )
+    crd = yaml.safe_load(path.read_text())
+    schema: dict[str, Any] = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    return dict(schema["properties"]["status"])
+
+
+def test_statuses_fit_the_crd_status_schema() -> None:
+    import jsonschema
+
+    settled = _settle(_good())
+    settled[1]["spec"]["timeouts"]["llmCall"] = "x" * 50_000
+    plan = plan_namespace(NS, settled, image="img", now="2026-01-01T00:00:00Z")
+    statuses = {**plan_namespace(NS, _good(), image="img", now="T").statuses, **plan.statuses}
+    assert len(statuses) == 3
+    for key, status in statuses.items():
+        plural = "timeoutprofiles" if key.kind == "TimeoutProfile" else "sessionpolicies"
+        jsonschema.validate(status, _status_schema(plural))
+    last = {
+        "job": "hourglass-cleanup-1",
+        "succeeded": True,
+        "completionTime": "T",
+        "summary": {
+            "scanned": 1,
+            "expired": 0,
+            "evicted": 0,
+            "lifetime_ended": 0,
+            "bytes_freed": 0,
+            "duration_s": 0.1,
+        },
+    }
+    jsonschema.validate({"lastCleanup": last}, _status_schema("sessionpolicies"))
