@@ -100,15 +100,10 @@ REQUIRED: dict[tuple[str, str, str], tuple[frozenset[str], str]] = {
         frozenset({NAMESPACED}),
     ),
 }
-NOT_RECORDED = {
-    ("apiextensions.k8s.io", "customresourcedefinitions"): (
-        "kopf watches CRDs once apiextensions is discovered; the emulator does not serve that "
-        "group, so the e2e run cannot show it (kopf/_core/reactor/observation.py)"
-    ),
-    ("kopf.dev", "kopfpeerings"): (
-        "the e2e runs peer cluster-wide; namespaced peering makes the same calls per namespace"
-    ),
-}
+NOT_RECORDED: dict[tuple[str, str], str] = {}
+"""(apiGroup, resource) granted although the e2e runs never use it, with the reason.
+
+Empty: every grant is exercised by the recorded runs (cluster-wide and namespaced)."""
 NEVER = {("", "secrets"), ("", "serviceaccounts/token"), ("", "pods/exec")}
 DANGEROUS_VERBS = {"*", "escalate", "bind", "impersonate", "deletecollection"}
 
@@ -311,7 +306,6 @@ def test_rbac_allows_every_recorded_operator_call(variant: str) -> None:
 def test_every_required_permission_was_used_or_is_explained() -> None:
     """Nothing is granted "just in case": each grant was seen in the e2e run, or explained."""
     seen = {(c.group, c.resource, c.verb) for c in _recorded_calls()}
-    seen |= {(g, "kopfpeerings", v) for g, r, v in seen if r == "clusterkopfpeerings"}
     unused = {
         key
         for key in REQUIRED
