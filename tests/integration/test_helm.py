@@ -267,9 +267,10 @@ def test_chart_install_reconciles_on_the_emulator(
 ) -> None:
     """The kind workflow's `helm install -f values-prod.yaml`, against the emulator.
 
-    The rendered objects go through the real kubectl (the emulator has the CRD kinds
-    built in and no Deployments), and the operator runs with exactly the arguments
-    the chart's Deployment gives it (its namespaced mode, its peering object).
+    The rendered custom resources go through the real kubectl (the emulator serves
+    the chart's CRDs but runs no Deployments), and the operator runs as a subprocess
+    with exactly the arguments the chart's Deployment gives it (its namespaced mode,
+    its peering object).
     """
     from tests.fixtures.k8s_emulator import OperatorProcess
     from tests.integration.test_manifests import check_environment

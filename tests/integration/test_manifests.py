@@ -315,8 +315,9 @@ def test_dockerfile_copies_every_package_the_image_needs() -> None:
 # ------------------------------------------------ the kind workflow, on the emulator
 # .github/workflows/kind.yaml runs these steps on a real cluster where Docker exists;
 # here the same files go through the real kubectl to the real operator (a subprocess)
-# served by the emulator. The emulator has the CRD kinds built in (it does not serve
-# apiextensions) and no Deployments, so CRDs and the agent Deployment are not applied.
+# served by the emulator. The emulator runs no Deployments, so the operator runs as a
+# subprocess instead of from operator/deployment.yaml, and the agent Deployment is
+# not applied.
 
 EMULATED_FILES = ("namespace.yaml", "timeoutprofiles.yaml", "sessionpolicy.yaml")
 
@@ -376,9 +377,9 @@ def test_samples_reconcile_on_the_emulator(k8s_cluster: Any) -> None:
     """`kubectl apply` of the samples, with peering on: ConfigMap and CronJob per environment."""
     from tests.fixtures.k8s_emulator import OperatorProcess
 
-    k8s_cluster.kubectl(
-        "apply", "--validate=false", "-f", str(MANIFESTS / "samples" / "peering.yaml")
-    )
+    for path in ("crds", "operator/kopf-peering-crds.yaml", "samples/peering.yaml"):
+        out = k8s_cluster.kubectl("apply", "--validate=false", "-f", str(MANIFESTS / path))
+        assert "created" in out or "configured" in out or "unchanged" in out, out
     operator = OperatorProcess(k8s_cluster, "--all-namespaces", name="samples").start()
     try:
         for env in ENVIRONMENTS:
