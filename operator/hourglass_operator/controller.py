@@ -17,7 +17,12 @@ from typing import Any
 
 from agent_lib.config.bundle import CONFIG_KEY, CONFIGMAP_NAME, HASH_ANNOTATION
 from hourglass_operator import metrics
-from hourglass_operator.cronjob import CRONJOB_NAME, POLICY_LABEL, SPEC_HASH_ANNOTATION
+from hourglass_operator.cronjob import (
+    CRONJOB_NAME,
+    POLICY_LABEL,
+    SPEC_HASH_ANNOTATION,
+    policy_label,
+)
 from hourglass_operator.errors import ApiRequestError
 from hourglass_operator.k8s import Kube, configmap_path, cronjob_path, pods_path, status_path
 from hourglass_operator.reconcile import NamespacePlan, ResourceKey, key_of, plan_namespace
@@ -190,7 +195,12 @@ class Controller:
         if outcome is None or not policy_name:
             return None
         policy = next(
-            (p for p in policies if p.get("metadata", {}).get("name") == policy_name), None
+            (
+                p
+                for p in policies
+                if policy_label(p.get("metadata", {}).get("name", "")) == policy_name
+            ),
+            None,
         )
         if policy is None:
             return None
@@ -208,7 +218,8 @@ class Controller:
                 "summary": summary,
             }
             status["lastCleanup"] = last
-            await self._patch_status(namespace, ResourceKey("SessionPolicy", policy_name), status)
+            key = ResourceKey("SessionPolicy", str(policy["metadata"]["name"]))
+            await self._patch_status(namespace, key, status)
             self._statuses[namespace][uid] = status
         metrics.CLEANUP_RUNS.labels(namespace, "succeeded" if succeeded else "failed").inc()
         if succeeded:

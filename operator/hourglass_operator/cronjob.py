@@ -36,6 +36,17 @@ LABELS = {
 }
 
 
+MAX_LABEL_VALUE = 63
+
+
+def policy_label(name: str) -> str:
+    """The SessionPolicy's name as a label value: object names may be longer than 63."""
+    if len(name) <= MAX_LABEL_VALUE:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+    return f"{name[: MAX_LABEL_VALUE - 17].rstrip('.-')}-{digest}"
+
+
 def cleanup_command(namespace: str) -> list[str]:
     return [
         "hourglass",
@@ -52,7 +63,7 @@ def build_cronjob(
     policy: SessionPolicy, namespace: str, owner: Mapping[str, str], image: str
 ) -> dict[str, Any]:
     """The CronJob `hourglass-cleanup` for ``policy`` in ``namespace``, owned by it."""
-    labels = {**LABELS, POLICY_LABEL: policy.name}
+    labels = {**LABELS, POLICY_LABEL: policy_label(policy.name)}
     container: dict[str, Any] = {
         "name": "cleanup",
         "image": image,

@@ -204,3 +204,18 @@ def test_cli_refuses_conflicting_flags() -> None:
     assert peering.exit_code == 2 and "--standalone" in peering.output
     webhook = runner.invoke(operator, ["-A", "--webhook"], env={"HOURGLASS_WEBHOOK_CERT": ""})
     assert webhook.exit_code == 2 and "HOURGLASS_WEBHOOK_CERT" in webhook.output
+
+
+def test_long_policy_names_still_make_valid_label_values() -> None:
+    import re
+
+    from hourglass_operator.cronjob import POLICY_LABEL, policy_label
+
+    long_name = "a" * 40 + "." + "b" * 100
+    value = policy_label(long_name)
+    assert len(value) <= 63
+    assert re.fullmatch(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]", value)
+    assert policy_label(long_name + "c") != value
+    assert policy_label("short") == "short"
+    cronjob = build_cronjob(_policy({}), "ns", OWNER, "img")
+    assert cronjob["metadata"]["labels"][POLICY_LABEL] == "p"
