@@ -448,16 +448,17 @@ def test_webhook_rejects_a_bad_profile(
     import urllib.request
 
     def review(obj: dict[str, Any]) -> dict[str, Any]:
+        plural = "timeoutprofiles" if obj["kind"] == "TimeoutProfile" else "sessionpolicies"
         payload = {
             "apiVersion": "admission.k8s.io/v1",
             "kind": "AdmissionReview",
             "request": {
                 "uid": "0b1e4c1a-1111-2222-3333-444455556666",
-                "kind": {"group": "hourglass.dev", "version": "v1alpha1", "kind": "TimeoutProfile"},
+                "kind": {"group": "hourglass.dev", "version": "v1alpha1", "kind": obj["kind"]},
                 "resource": {
                     "group": "hourglass.dev",
                     "version": "v1alpha1",
-                    "resource": "timeoutprofiles",
+                    "resource": plural,
                 },
                 "operation": "CREATE",
                 "userInfo": {"username": "tester"},
@@ -469,7 +470,7 @@ def test_webhook_rejects_a_bad_profile(
             },
         }
         request = urllib.request.Request(
-            f"http://127.0.0.1:{hourglass_operator.webhook_port}/validate-timeoutprofile",
+            f"http://127.0.0.1:{hourglass_operator.webhook_port}/validate-{obj['kind'].lower()}",
             data=json.dumps(payload).encode(),
             headers={"Content-Type": "application/json"},
         )
@@ -482,6 +483,16 @@ def test_webhook_rejects_a_bad_profile(
     assert "spec.timeouts.llmCall" in bad["status"]["message"]
     good = review(_profile("op-webhook", "good", {"timeouts": {"llmCall": "5s"}}))
     assert good["allowed"] is True
+    policy = review(_policy("op-webhook", "p", {"ttl": "2h", "maxLifetime": "1h"}))
+    assert policy["allowed"] is False and "maxLifetime" in policy["status"]["message"]
+
+    # Namespace-wide rules use the operator's index of what the cluster already has.
+    k8s_cluster.apply(_yaml(_profile("op-webhook", "base", {"default": True})))
+    k8s_cluster.wait_for(
+        lambda: k8s_cluster.get("configmaps", "op-webhook", CONFIGMAP_NAME), what="indexed"
+    )
+    second = review(_profile("op-webhook", "other", {"default": True}))
+    assert second["allowed"] is False and "spec.default" in second["status"]["message"]
 
 
 def test_metrics_logs_and_liveness(
