@@ -193,6 +193,38 @@ _READY = {
 }
 _AGE = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
 
+_DESCRIPTIONS: dict[str, dict[tuple[str, ...], str]] = {
+    "TimeoutProfile": {
+        (
+            "default",
+        ): "The profile agents use when HOURGLASS_PROFILE is not set (one per namespace).",
+        ("extends",): "Name of a TimeoutProfile in the same namespace to inherit from.",
+        ("timeouts",): "Named timeouts (lowerCamelCase: request, connect, llmCall, toolCall, ...).",
+        ("polling",): "How poll() retries: exponential backoff with jitter, bounded in time.",
+        ("polling", "interval"): "First wait between attempts; at most maxInterval.",
+        ("polling", "maxInterval"): "Longest wait between attempts; at most maxDuration.",
+        ("polling", "multiplier"): "Factor applied to the wait after each attempt (>= 1).",
+        ("polling", "jitter"): "Random fraction (0..1) added to or removed from each wait.",
+        ("polling", "maxDuration"): "Total time after which poll() gives up.",
+    },
+    "SessionPolicy": {
+        ("store",): "Where sessions live; the Redis URL comes from a Secret, never inline.",
+        ("store", "urlSecretRef"): "Secret key holding the Redis URL (read by pods only).",
+        ("store", "urlSecretRef", "name"): "Name of the Secret, in the policy's namespace.",
+        ("store", "urlSecretRef", "key"): "Key of the Secret whose value is the Redis URL.",
+        ("store", "keyPrefix"): "Prefix of every Redis key of this namespace's sessions.",
+        ("ttl",): "Sliding idle timeout: a session unused this long expires.",
+        ("maxLifetime",): "Absolute lifetime of a session, however active (>= ttl).",
+        ("maxSessions",): "Cap on live sessions; least recently used ones are evicted.",
+        ("maxMemory",): "Cap on the memory of the sessions; least recently used ones go first.",
+        ("cleanup",): "The hourglass-cleanup CronJob made from this policy.",
+        ("cleanup", "schedule"): "Cron schedule (5 fields) of the cleanup runs.",
+        ("cleanup", "batchSize"): "Sessions handled per batch in one cleanup run.",
+        ("cleanup", "suspend"): "Suspend the cleanup CronJob.",
+    },
+}
+"""``kubectl explain`` texts for fields whose model carries no description."""
+
 KINDS: tuple[Kind, ...] = (
     Kind(
         kind="TimeoutProfile",
@@ -241,6 +273,10 @@ def crd(kind: Kind) -> dict[str, Any]:
     spec = spec_schema(kind.spec_model)
     spec["default"] = {}
     spec["description"] = f"Desired state of the {kind.kind}; see agent_lib.config."
+    for path, text in _DESCRIPTIONS.get(kind.kind, {}).items():
+        node = _node(spec, path)
+        shape = node.get("description", "") if node.get("x-kubernetes-int-or-string") else ""
+        node["description"] = f"{text} {shape}".strip()
     root: Schema = {
         "type": "object",
         "properties": {

@@ -339,3 +339,17 @@ def test_every_cel_rule_has_a_bad_case_here(documents: dict[str, dict[str, Any]]
     }
     covered = {message for _, message in BAD_POLLING} | {"maxLifetime must be at least ttl"}
     assert messages == covered
+
+
+@pytest.mark.parametrize("kind", ["TimeoutProfile", "SessionPolicy"])
+def test_every_spec_field_is_explained(documents: dict[str, dict[str, Any]], kind: str) -> None:
+    """`kubectl explain tp.spec.polling.interval` has something to say."""
+
+    def missing(node: dict[str, Any], path: str) -> list[str]:
+        out = [] if node.get("description") else [path]
+        for name, child in node.get("properties", {}).items():
+            out += missing(child, f"{path}.{name}")
+        return out
+
+    spec = openapi_schema(documents[kind])["properties"]["spec"]
+    assert missing(spec, "spec") == []
