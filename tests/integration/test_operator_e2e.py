@@ -519,6 +519,16 @@ def test_metrics_logs_and_liveness(
 
 def test_api_calls_are_recorded(k8s_cluster: Cluster, hourglass_operator: OperatorProcess) -> None:
     """Runs last in this module: every call the operator made is in api_calls.json."""
+    ns = "op-calls"
+    k8s_cluster.apply(
+        _yaml(_profile(ns, "base", {"default": True}), _policy(ns, "sessions", {"ttl": "1m"}))
+    )
+    k8s_cluster.wait_for(lambda: k8s_cluster.get("cronjobs", ns, "hourglass-cleanup"))
+    k8s_cluster.wait_for(
+        lambda: _condition(k8s_cluster.get("sessionpolicies", ns, "sessions"), "Ready"),
+        what="status written",
+    )
+    k8s_cluster.wait_for(lambda: k8s_cluster.events(ns, "sessions"), what="an Event")
     rules = check_api_calls(k8s_cluster)
     resources = {r["resource"] for r in rules}
     assert {"configmaps", "timeoutprofiles/status", "cronjobs", "events"} <= resources
