@@ -103,6 +103,12 @@ def _ordered_rule(path: tuple[str, ...], low: str, high: str) -> Rule:
 
 _POLLING = ("spec", "polling")
 _PROFILE_RULES = (
+    Rule(
+        (),
+        "!has(self.spec) || !has(self.spec.extends) || self.spec.extends != self.metadata.name",
+        "a TimeoutProfile cannot extend itself",
+        ".spec.extends",
+    ),
     _ordered_rule(_POLLING, "interval", "maxInterval"),
     _ordered_rule(_POLLING, "maxInterval", "maxDuration"),
     _ordered_rule(_POLLING, "interval", "maxDuration"),
@@ -225,6 +231,12 @@ _DESCRIPTIONS: dict[str, dict[tuple[str, ...], str]] = {
 }
 """``kubectl explain`` texts for fields whose model carries no description."""
 
+_CRON_FIELDS = r"^\S+(\s+\S+){4}$"
+_CONSTRAINTS: dict[str, dict[tuple[str, ...], Schema]] = {
+    "SessionPolicy": {("cleanup", "schedule"): {"pattern": _CRON_FIELDS, "minLength": 9}},
+}
+"""Schema bounds a validator in the model enforces but JSON Schema cannot see."""
+
 KINDS: tuple[Kind, ...] = (
     Kind(
         kind="TimeoutProfile",
@@ -277,6 +289,8 @@ def crd(kind: Kind) -> dict[str, Any]:
         node = _node(spec, path)
         shape = node.get("description", "") if node.get("x-kubernetes-int-or-string") else ""
         node["description"] = f"{text} {shape}".strip()
+    for path, extra in _CONSTRAINTS.get(kind.kind, {}).items():
+        _node(spec, path).update(extra)
     root: Schema = {
         "type": "object",
         "properties": {

@@ -337,7 +337,10 @@ def test_every_cel_rule_has_a_bad_case_here(documents: dict[str, dict[str, Any]]
     messages = {
         rule["message"] for doc in documents.values() for _, rule in _rules(openapi_schema(doc))
     }
-    covered = {message for _, message in BAD_POLLING} | {"maxLifetime must be at least ttl"}
+    covered = {message for _, message in BAD_POLLING} | {
+        "maxLifetime must be at least ttl",
+        "a TimeoutProfile cannot extend itself",
+    }
     assert messages == covered
 
 
@@ -353,3 +356,27 @@ def test_every_spec_field_is_explained(documents: dict[str, dict[str, Any]], kin
 
     spec = openapi_schema(documents[kind])["properties"]["spec"]
     assert missing(spec, "spec") == []
+
+
+def test_a_profile_cannot_extend_itself() -> None:
+    def profile(extends: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "hourglass.dev/v1alpha1",
+            "kind": "TimeoutProfile",
+            "metadata": {"name": "base", "namespace": "n"},
+            "spec": {"extends": extends},
+        }
+
+    assert custom_resource_errors(profile("parent")) == []
+    assert custom_resource_errors(profile("base")) == [
+        ".spec.extends: a TimeoutProfile cannot extend itself"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("schedule", "ok"),
+    [("*/5 * * * *", True), ("0 3 * * 1-5", True), ("@hourly", False), ("* * *", False)],
+)
+def test_cleanup_schedule_needs_five_fields(schedule: str, ok: bool) -> None:
+    errors = custom_resource_errors(_policy({"cleanup": {"schedule": schedule}}))
+    assert (errors == []) is ok, errors
