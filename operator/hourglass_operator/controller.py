@@ -27,6 +27,7 @@ from hourglass_operator.errors import ApiRequestError
 from hourglass_operator.k8s import Kube, configmap_path, cronjob_path, pods_path, status_path
 from hourglass_operator.reconcile import NamespacePlan, ResourceKey, key_of, plan_namespace
 from hourglass_operator.settings import OperatorSettings
+from hourglass_operator.status import merge_patch
 
 PLURALS = {"TimeoutProfile": "timeoutprofiles", "SessionPolicy": "sessionpolicies"}
 MANAGED_BY = ("app.kubernetes.io/managed-by", "hourglass-operator")
@@ -145,13 +146,30 @@ class Controller:
         for uid in set(cache) - live_uids:
             del cache[uid]
         changes = sorted(plan.statuses.items())
-        await asyncio.gather(*(self._patch_status(plan.namespace, k, s) for k, s in changes))
+        await asyncio.gather(
+            *(
+                self._patch_status(plan.namespace, key, self._status_of(by_key[key]), status)
+                for key, status in changes
+            )
+        )
         for key, status in changes:
             cache[str(by_key[key]["metadata"].get("uid"))] = status
 
-    async def _patch_status(self, namespace: str, key: ResourceKey, status: dict[str, Any]) -> None:
+    def _status_of(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The status a resource has now: ours if written since the body was seen."""
+        namespace = str(body.get("metadata", {}).get("namespace", ""))
+        uid = str(body.get("metadata", {}).get("uid"))
+        return self._statuses[namespace].get(uid) or body.get("status") or {}
+
+    async def _patch_status(
+        self,
+        namespace: str,
+        key: ResourceKey,
+        old: Mapping[str, Any],
+        status: dict[str, Any],
+    ) -> None:
         path = status_path(PLURALS[key.kind], namespace, key.name)
-        await self._kube.merge_patch(path, {"status": status})
+        await self._kube.merge_patch(path, {"status": merge_patch(old, status)})
 
     def _post_events(self, plan: NamespacePlan, bodies: Sequence[Mapping[str, Any]]) -> None:
         by_key = {key_of(b): b for b in bodies}
@@ -206,7 +224,8 @@ class Controller:
             return None
         async with self._locks[namespace]:
             uid = str(policy["metadata"].get("uid"))
-            status = dict(self._statuses[namespace].get(uid) or policy.get("status") or {})
+            old = self._status_of(policy)
+            status = dict(old)
             if (status.get("lastCleanup") or {}).get("job") == meta.get("name"):
                 return None
             summary = await self._summary(namespace, job)
@@ -219,7 +238,7 @@ class Controller:
             }
             status["lastCleanup"] = last
             key = ResourceKey("SessionPolicy", str(policy["metadata"]["name"]))
-            await self._patch_status(namespace, key, status)
+            await self._patch_status(namespace, key, old, status)
             self._statuses[namespace][uid] = status
         metrics.CLEANUP_RUNS.labels(namespace, "succeeded" if succeeded else "failed").inc()
         if succeeded:

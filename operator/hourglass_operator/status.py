@@ -78,3 +78,18 @@ def condition_of(status: Mapping[str, Any] | None, type_: str) -> Mapping[str, A
 
 def _cut(message: str) -> str:
     return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 3] + "..."
+
+
+def merge_patch(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch (RFC 7386) that turns ``old`` into ``new``.
+
+    A merge patch merges nested objects, so keys that ``new`` drops are sent as null.
+    """
+    patch: dict[str, Any] = {key: None for key in (old or {}) if key not in new}
+    for key, value in new.items():
+        before = (old or {}).get(key)
+        if isinstance(value, Mapping) and isinstance(before, Mapping):
+            patch[key] = merge_patch(before, value)
+        else:
+            patch[key] = value
+    return patch

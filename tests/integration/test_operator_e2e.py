@@ -421,6 +421,30 @@ def test_cleanup_cronjob_and_finished_job_summary(
     assert last["summary"] == summary
     assert "hourglass_operator_cleanup_runs_total" in hourglass_operator.metrics()
 
+    failed = k8s_cluster.run_cleanup_job(ns, "redis: connection refused", succeeded=False)
+    last = k8s_cluster.wait_for(
+        lambda: (
+            (
+                (k8s_cluster.get("sessionpolicies", ns, "sessions") or {})
+                .get("status", {})
+                .get("lastCleanup", {})
+            )
+            if failed
+            == (k8s_cluster.get("sessionpolicies", ns, "sessions") or {})
+            .get("status", {})
+            .get("lastCleanup", {})
+            .get("job")
+            else None
+        ),
+        what="the failed run recorded",
+    )
+    assert last["succeeded"] is False
+    assert last["summary"] == {"message": "redis: connection refused"}
+    k8s_cluster.wait_for(
+        lambda: any(e["reason"] == "CleanupFailed" for e in k8s_cluster.events(ns, "sessions")),
+        what="a CleanupFailed Warning",
+    )
+
     policy["spec"]["cleanup"] = {"schedule": "0 * * * *", "suspend": False}
     k8s_cluster.apply(_yaml(policy))
     k8s_cluster.wait_for(

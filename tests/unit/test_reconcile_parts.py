@@ -219,3 +219,18 @@ def test_long_policy_names_still_make_valid_label_values() -> None:
     assert policy_label("short") == "short"
     cronjob = build_cronjob(_policy({}), "ns", OWNER, "img")
     assert cronjob["metadata"]["labels"][POLICY_LABEL] == "p"
+
+
+def test_status_merge_patch_removes_what_the_new_status_drops() -> None:
+    from hourglass_operator.status import merge_patch
+
+    old = {"lastCleanup": {"job": "a", "summary": {"scanned": 3, "expired": 1}}, "configHash": "h"}
+    new = {"lastCleanup": {"job": "b", "summary": {"message": "failed"}}}
+    patch = merge_patch(old, new)
+    assert patch == {
+        "configHash": None,
+        "lastCleanup": {
+            "job": "b",
+            "summary": {"scanned": None, "expired": None, "message": "failed"},
+        },
+    }
