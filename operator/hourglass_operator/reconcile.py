@@ -111,8 +111,11 @@ def plan_namespace(
         if model is not None:
             models[item.key] = model
     if not plan.problems:
-        plan.rendered = _render(plan, namespace, items, models)
+        plan.rendered, problems = _render(namespace, items, models)
+        plan.problems.extend(problems)
     offenders = _offenders(plan.problems, items)
+    if plan.rendered is None and offenders:
+        plan.rendered = _render_without(namespace, items, models, offenders)
     for item in items:
         status, event = _resource_status(plan, item, offenders.get(item.key, []), offenders, now)
         if status != dict(item.status):
@@ -125,27 +128,47 @@ def plan_namespace(
 
 
 def _render(
-    plan: NamespacePlan,
     namespace: str,
     items: Sequence[_Item],
     models: Mapping[ResourceKey, TimeoutProfile | SessionPolicy],
-) -> RenderedConfig | None:
+) -> tuple[RenderedConfig | None, list[Problem]]:
     owners = [owner_of(item.body) for item in items]
     fingerprint = _fingerprint(namespace, models, owners)
     cached = _RENDERS.get(fingerprint)
     if cached is not None:
         _RENDERS.move_to_end(fingerprint)
-        return cached
+        return cached, []
     profiles = [m for m in models.values() if isinstance(m, TimeoutProfile)]
     policies = [m for m in models.values() if isinstance(m, SessionPolicy)]
     try:
         rendered = render_config(namespace, profiles, policies, owners=owners)
     except RenderError as error:
-        plan.problems.extend(_in(namespace, None, p) for p in error.problems)
-        return None
+        return None, [_in(namespace, None, p) for p in error.problems]
     _RENDERS[fingerprint] = rendered
     while len(_RENDERS) > _RENDER_CACHE_SIZE:
         _RENDERS.popitem(last=False)
+    return rendered, []
+
+
+def _render_without(
+    namespace: str,
+    items: Sequence[_Item],
+    models: Mapping[ResourceKey, TimeoutProfile | SessionPolicy],
+    offenders: Mapping[ResourceKey, Sequence[Problem]],
+) -> RenderedConfig | None:
+    """Render the others when every offender is new (never part of the ConfigMap).
+
+    Leaving out what was never rendered changes nothing agents rely on, so a bad new
+    resource does not hold up its namespace. An offender that was rendered before
+    keeps the whole ConfigMap as it is (None).
+    """
+    by_key = {item.key: item for item in items}
+    if any("configHash" in by_key[key].status for key in offenders):
+        return None
+    kept = [item for item in items if item.key not in offenders]
+    if not kept:
+        return None
+    rendered, _ = _render(namespace, kept, {k: m for k, m in models.items() if k not in offenders})
     return rendered
 
 
@@ -175,11 +198,13 @@ def _plan_cronjob(
     models: Mapping[ResourceKey, TimeoutProfile | SessionPolicy],
     image: str,
 ) -> None:
-    policies = [(k, m) for k, m in models.items() if isinstance(m, SessionPolicy)]
-    if not policies:
+    assert plan.rendered is not None
+    rendered = plan.rendered.config.session_policy
+    key = ResourceKey("SessionPolicy", rendered.name) if rendered is not None else None
+    policy = models.get(key) if key is not None else None
+    if key is None or not isinstance(policy, SessionPolicy):
         plan.remove_cronjob = True
         return
-    key, policy = policies[0]
     body = next(item.body for item in items if item.key == key)
     plan.cronjob = build_cronjob(policy, namespace, owner_of(body), image)
 
@@ -193,6 +218,25 @@ def _resource_status(
 ) -> tuple[dict[str, Any], PlannedEvent | None]:
     previous = item.status
     seen = previous.get("observedGeneration") == item.generation and previous.get("conditions")
+    if problems:
+        text = "; ".join(_describe(p) for p in problems)
+        left_out = f"not included in ConfigMap {CONFIGMAP_NAME}"
+        status = build_status(
+            previous,
+            generation=item.generation,
+            conditions=[
+                Condition(VALID, False, reason_for(problems[0]), text),
+                Condition(
+                    READY,
+                    False,
+                    "NotRendered",
+                    left_out if plan.rendered is not None else f"not rendered: {KEPT}",
+                ),
+            ],
+            config_hash=None,
+            now=now,
+        )
+        return status, PlannedEvent(item.key, "Warning", reason_for(problems[0]), text)
     if plan.rendered is not None:
         digest = plan.rendered.hash
         message = f"rendered into ConfigMap {CONFIGMAP_NAME} (hash {digest})"
@@ -211,19 +255,6 @@ def _resource_status(
             None if seen and was_ready else PlannedEvent(item.key, "Normal", "Rendered", message)
         )
         return status, event
-    if problems:
-        text = "; ".join(_describe(p) for p in problems)
-        status = build_status(
-            previous,
-            generation=item.generation,
-            conditions=[
-                Condition(VALID, False, reason_for(problems[0]), text),
-                Condition(READY, False, "NotRendered", f"not rendered: {KEPT}"),
-            ],
-            config_hash=None,
-            now=now,
-        )
-        return status, PlannedEvent(item.key, "Warning", reason_for(problems[0]), text)
     if seen:
         return dict(previous), None
     blockers = ", ".join(str(k) for k in sorted(offenders)) or "another resource"

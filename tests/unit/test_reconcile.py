@@ -203,8 +203,9 @@ def test_a_second_session_policy_is_refused_by_age() -> None:
         _sp("first", {"ttl": "10m"}, created="2026-01-01T00:00:00Z"),
         _sp("second", {"ttl": "20m"}, created="2026-02-01T00:00:00Z"),
     ]
-    plan = plan_namespace(NS, bodies, image="img", now="T0")
-    assert plan.rendered is None
+    plan = plan_namespace(NS, list(reversed(bodies)), image="img", now="T0")
+    assert plan.rendered is not None
+    assert plan.rendered.config.session_policy.name == "first"  # type: ignore[union-attr]
     valid = condition_of(plan.statuses[ResourceKey("SessionPolicy", "second")], "Valid")
     assert valid is not None and valid["reason"] == "MultipleSessionPolicies"
     first = condition_of(plan.statuses[ResourceKey("SessionPolicy", "first")], "Valid")
@@ -275,3 +276,34 @@ def test_statuses_fit_the_crd_status_schema() -> None:
         },
     }
     jsonschema.validate({"lastCleanup": last}, _status_schema("sessionpolicies"))
+
+
+def test_a_bad_new_resource_does_not_hold_up_its_namespace() -> None:
+    settled = _settle(_good())
+    settled[2]["spec"]["ttl"] = "20m"
+    settled[2]["metadata"]["generation"] = 2
+    settled.append(_tp("broken", {"timeouts": {"request": "later"}}))
+    plan = plan_namespace(NS, settled, image="img", now="T1")
+    assert plan.rendered is not None
+    assert "broken" not in plan.rendered.config.profiles
+    assert plan.rendered.config.session_policy is not None
+    assert plan.rendered.config.session_policy.ttl == 1200
+    owners = {o["name"] for o in plan.rendered.configmap["metadata"]["ownerReferences"]}
+    assert owners == {"base", "slow", "sessions"}
+    broken = plan.statuses[ResourceKey("TimeoutProfile", "broken")]
+    assert condition_of(broken, "Valid")["status"] == "False"  # type: ignore[index]
+    assert "not included" in condition_of(broken, "Ready")["message"]  # type: ignore[index]
+    assert "configHash" not in broken
+
+
+def test_a_new_second_policy_is_left_out_and_the_first_keeps_its_cronjob() -> None:
+    first = _sp("first", {"ttl": "10m"}, created="2026-01-01T00:00:00Z")
+    settled = _settle([first])
+    settled.append(_sp("second", {"ttl": "20m"}, created="2026-02-01T00:00:00Z"))
+    plan = plan_namespace(NS, settled, image="img", now="T1")
+    assert plan.rendered is not None
+    assert plan.rendered.config.session_policy.name == "first"  # type: ignore[union-attr]
+    assert plan.cronjob is not None
+    assert plan.cronjob["metadata"]["ownerReferences"][0]["name"] == "first"
+    valid = condition_of(plan.statuses[ResourceKey("SessionPolicy", "second")], "Valid")
+    assert valid is not None and valid["reason"] == "MultipleSessionPolicies"
