@@ -264,7 +264,13 @@ class RedisStore(SessionStore):
         return await self._access(session_id, "get")
 
     async def touch(self, session_id: str) -> bool:
-        return await self._access(session_id, "touch") is not None
+        lim = self.limits
+        reply = await self._run(
+            "access",
+            (*self.index_keys, self.session_base + session_id),
+            (session_id, lim.ttl_us, lim.lifetime_us, self.session_base, "touch"),
+        )
+        return bool(reply)
 
     async def _access(self, session_id: str, mode: str) -> StoredSession | None:
         lim = self.limits
