@@ -19,7 +19,9 @@ from tests.fixtures.redis_server import RedisProcess
 
 NAMESPACE = "hostile-keys"
 KEY_SHAPE = re.compile(
-    r"^hourglass:\{hourglass:hostile-keys\}:(s:[A-Za-z0-9_-]{8,128}|lru|born|sizes)$"
+    r"^hourglass:\{hourglass:hostile-keys\}:(s:"
+    + SESSION_ID_PATTERN.strip("^$")
+    + r"|lru|born|sizes)$"
 )
 
 
