@@ -85,9 +85,17 @@ def build_registry(
             decorator(GROUP, VERSION, plural, id=f"reconcile-{plural}", registry=registry)(changed)
 
         deleted = _deleted_handler(reconcile, kind)
-        kopf.on.event(GROUP, VERSION, plural, id=f"deleted-{plural}", registry=registry)(deleted)
+        kopf.on.event(
+            GROUP, VERSION, plural, id=f"deleted-{plural}", when=_is_deletion, registry=registry
+        )(deleted)
 
-    @kopf.on.event("v1", "configmaps", labels={MANAGED_BY[0]: MANAGED_BY[1]}, registry=registry)
+    @kopf.on.event(
+        "v1",
+        "configmaps",
+        labels={MANAGED_BY[0]: MANAGED_BY[1]},
+        when=_is_our_configmap,
+        registry=registry,
+    )
     async def configmap_changed(**kwargs: Any) -> None:
         event, body, namespace, name = (kwargs[k] for k in ("event", "body", "namespace", "name"))
         if name != CONFIGMAP_NAME or "controller" not in state:
@@ -100,7 +108,14 @@ def build_registry(
         state["controller"].distrust(namespace)
         await reconcile(namespace, "ConfigMap", kwargs)
 
-    @kopf.on.event("batch", "v1", "jobs", labels={POLICY_LABEL: kopf.PRESENT}, registry=registry)
+    @kopf.on.event(
+        "batch",
+        "v1",
+        "jobs",
+        labels={POLICY_LABEL: kopf.PRESENT},
+        when=_is_finished_job,
+        registry=registry,
+    )
     async def cleanup_job_changed(**kwargs: Any) -> None:
         body, namespace = kwargs["body"], kwargs["namespace"]
         index = kwargs["hourglass_policies"]
@@ -110,6 +125,22 @@ def build_registry(
     if settings.webhook:
         webhook.register(registry)
     return registry
+
+
+def _is_deletion(**kwargs: Any) -> bool:
+    """Only the watch's DELETED events matter to the deletion handlers (cheap pre-filter)."""
+    return bool(kwargs.get("type") == "DELETED")
+
+
+def _is_our_configmap(**kwargs: Any) -> bool:
+    return bool(kwargs.get("name") == CONFIGMAP_NAME)
+
+
+def _is_finished_job(**kwargs: Any) -> bool:
+    conditions = (kwargs.get("status") or {}).get("conditions") or []
+    return any(
+        c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in conditions
+    )
 
 
 _Reconcile = Callable[[str, str, Mapping[str, Any]], Awaitable[None]]
