@@ -17,6 +17,7 @@ from typing import Any, cast
 import kopf
 
 from agent_lib.config.bundle import CONFIGMAP_NAME
+from hourglass_operator import kopf_settings as hourglass_kopf_settings
 from hourglass_operator import metrics, webhook
 from hourglass_operator.controller import MANAGED_BY, Controller
 from hourglass_operator.cronjob import POLICY_LABEL
@@ -42,22 +43,32 @@ def _raw(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def build_registry(
-    settings: OperatorSettings, controller: Controller | None = None
+    settings: OperatorSettings,
+    controller: Controller | None = None,
+    registry: kopf.OperatorRegistry | None = None,
 ) -> kopf.OperatorRegistry:
-    """Every handler of the operator in a fresh registry (webhooks only when enabled)."""
-    registry = kopf.OperatorRegistry()
+    """Every handler of the operator, in a fresh registry unless one is given.
+
+    The webhook handlers are added only when enabled.
+    """
+    registry = registry if registry is not None else kopf.OperatorRegistry()
     state: dict[str, Controller] = {}
     if controller is not None:
         state["controller"] = controller
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        # A fresh registry has none of kopf's default login handlers; the `kubernetes`
-        # client knows every way of logging in (in-cluster, kubeconfig, exec plugins).
-        return kopf.login_via_client(**kwargs)
+        # A fresh registry has none of kopf's default login handlers. The `kubernetes`
+        # client knows every way of logging in (in-cluster, kubeconfig, exec plugins);
+        # kopf's own readers are the fallback (they read $KUBECONFIG at call time).
+        try:
+            return kopf.login_via_client(**kwargs)
+        except kopf.LoginError:
+            return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
     @kopf.on.startup(registry=registry)
-    async def startup(**_: Any) -> None:
+    async def startup(**kwargs: Any) -> None:
+        hourglass_kopf_settings.apply(kwargs["settings"], settings)
         if "controller" not in state:
             state["controller"] = Controller(Kube(), settings, _post_event)
         metrics.serve(settings.metrics_port, settings.metrics_addr)
@@ -169,3 +180,8 @@ def _deleted_handler(reconcile: _Reconcile, kind: str) -> Callable[..., Awaitabl
                 await asyncio.sleep(delay)
 
     return deleted
+
+
+# `kopf run -m hourglass_operator.handlers` and kopf's KopfRunner load this module and use
+# kopf's default registry; `hourglass operator` builds its own registry instead.
+build_registry(OperatorSettings.from_env(), registry=kopf.get_default_registry())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,7 +29,10 @@ def _load_configuration() -> kubernetes.client.Configuration:
     try:
         kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
     except kubernetes.config.ConfigException:
-        kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
+        # $KUBECONFIG is read now, not when `kubernetes` was imported (its default is).
+        kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=os.environ.get("KUBECONFIG") or None
+        )
     configuration: kubernetes.client.Configuration = (
         kubernetes.client.Configuration.get_default_copy()
     )

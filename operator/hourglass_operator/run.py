@@ -10,13 +10,12 @@ from dataclasses import dataclass
 
 import kopf
 
-from hourglass_operator import logs, webhook
+from hourglass_operator import kopf_settings as hourglass_kopf_settings
+from hourglass_operator import logs
 from hourglass_operator.handlers import build_registry
 from hourglass_operator.settings import OperatorSettings
 
 DEFAULT_PEERING = "hourglass"
-BATCH_WINDOW_S = 0.05
-"""How long kopf waits for more events of one object before handling (its default is 0.1)."""
 DEV_PRIORITY = 666
 """kopf's own `--dev` priority: a developer's operator outranks the cluster's."""
 
@@ -40,23 +39,11 @@ class KopfOptions:
 def kopf_settings(options: KopfOptions, settings: OperatorSettings) -> kopf.OperatorSettings:
     """kopf's settings for Hourglass: our annotations, no status pollution, peering."""
     kopf_settings = kopf.OperatorSettings()
-    kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
-        prefix="hourglass.dev"
-    )
-    kopf_settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix="hourglass.dev", key="last-handled-configuration"
-    )
-    kopf_settings.posting.level = logging.WARNING
-    kopf_settings.posting.reporting_component = "hourglass-operator"
-    kopf_settings.batching.batch_window = BATCH_WINDOW_S
-    kopf_settings.watching.server_timeout = 600
-    kopf_settings.watching.client_timeout = 660
+    hourglass_kopf_settings.apply(kopf_settings, settings)
     kopf_settings.peering.name = options.peering or DEFAULT_PEERING
     kopf_settings.peering.mandatory = options.peering is not None
     kopf_settings.peering.standalone = bool(options.standalone)
     kopf_settings.peering.priority = _priority(options)
-    if settings.webhook:
-        kopf_settings.admission.server = webhook.server(settings)
     return kopf_settings
 
 
