@@ -63,7 +63,15 @@ def set_config_hash(namespace: str, digest: str | None) -> None:
         _hashes[namespace] = digest
 
 
+_serving: set[tuple[str, int]] = set()
+
+
 def serve(port: int, addr: str) -> None:
-    """Expose /metrics on ``addr:port`` from a daemon thread (0 turns it off)."""
-    if port:
+    """Expose /metrics on ``addr:port`` from a daemon thread (0 turns it off).
+
+    Once per process: an operator restarted in the same process (kopf's KopfRunner in
+    tests) keeps the server it already has.
+    """
+    if port and (addr, port) not in _serving:
         start_http_server(port, addr=addr, registry=REGISTRY)
+        _serving.add((addr, port))
