@@ -226,10 +226,13 @@ class Controller:
             uid = str(policy["metadata"].get("uid"))
             old = self._status_of(policy)
             status = dict(old)
-            if (status.get("lastCleanup") or {}).get("job") == meta.get("name"):
-                return None
-            summary = await self._summary(namespace, job)
             succeeded, finished = outcome
+            recorded = status.get("lastCleanup") or {}
+            if recorded.get("job") == meta.get("name"):
+                return None
+            if str(recorded.get("completionTime") or "") > finished:
+                return None  # an older run finishing late does not replace a newer one
+            summary = await self._summary(namespace, job)
             last = {
                 "job": str(meta.get("name")),
                 "succeeded": succeeded,
