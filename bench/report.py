@@ -177,24 +177,17 @@ def _plot_cleanup(scaling: dict[str, Any], path: Path) -> Path:
 
     points = scaling["points"]
     live = [p["live"] for p in points]
+    best = [p["best_s"] * 1000 for p in points]
     median = [p["median_s"] * 1000 for p in points]
-    low = [m - p["min_s"] * 1000 for m, p in zip(median, points, strict=True)]
-    high = [p["max_s"] * 1000 - m for m, p in zip(median, points, strict=True)]
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.errorbar(live, median, yerr=[low, high], marker="o", capsize=3, label="sm.cleanup()")
-    ax.axhline(
-        1.5 * median[0],
-        linestyle="--",
-        color="grey",
-        label="1.5 x the time with no live sessions",
-    )
+    ax.plot(live, best, marker="o", label=f"best of {scaling['repeats']}")
+    ax.plot(live, median, marker=".", linestyle=":", label=f"median of {scaling['repeats']}")
+    ax.axhline(best[0] * 1.5, linestyle="--", color="grey", label="1.5 x the smallest population")
     ax.set_xscale("symlog", linthresh=10_000)
     ax.set_ylim(bottom=0)
     ax.set_xlabel("live sessions in the namespace")
     ax.set_ylabel("cleanup time (ms)")
-    ax.set_title(
-        f"Removing {scaling['expired']:,} expired sessions (median of {scaling['repeats']})"
-    )
+    ax.set_title(f"sm.cleanup() removing {scaling['expired']:,} expired sessions")
     ax.legend(loc="upper left")
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
@@ -289,10 +282,10 @@ def render_markdown(
 def _series_section(series: dict[str, Any], plots: dict[str, Path], doc_dir: Path) -> list[str]:
     scaling = series["cleanup_scaling"]
     reload = series["reload_latency_ms"]
-    first = scaling["points"][0]["median_s"]
+    first = scaling["points"][0]["best_s"]
     rows = [
-        f"| {p['live']:,} | {p['median_s'] * 1000:.1f} | {p['min_s'] * 1000:.1f} | "
-        f"{p['max_s'] * 1000:.1f} | {p['median_s'] / first:.2f} |"
+        f"| {p['live']:,} | {p['best_s'] * 1000:.1f} | {p['median_s'] * 1000:.1f} | "
+        f"{p['max_s'] * 1000:.1f} | {p['best_s'] / first:.2f} |"
         for p in scaling["points"]
     ]
     return [
@@ -300,13 +293,15 @@ def _series_section(series: dict[str, Any], plots: dict[str, Path], doc_dir: Pat
         "## Cleanup scaling",
         "",
         f"Time for `sm.cleanup()` to remove {scaling['expired']:,} expired sessions as the",
-        "number of live sessions in the same namespace grows (real valkey-server, median of",
-        f"{scaling['repeats']} interleaved runs). The curve stays flat when cleanup's cost",
-        "follows the sessions it removes rather than the live ones.",
+        "number of live sessions in the same namespace grows (real valkey-server per",
+        f"population, {scaling['repeats']} interleaved rounds; the method of",
+        "`cleanup_scaling_ratio`). Cleanup's cost follows the sessions it removes, not the",
+        "live ones: what remains is the sorted sets' O(log N) range lookups and a larger",
+        "working set, a slow rise over orders of magnitude (the goal compares 10x to 1x).",
         "",
         f"![cleanup scaling]({plots['cleanup'].relative_to(doc_dir).as_posix()})",
         "",
-        "| live sessions | median (ms) | min (ms) | max (ms) | over no live sessions |",
+        "| live sessions | best (ms) | median (ms) | max (ms) | best over the first |",
         "| ---: | ---: | ---: | ---: | ---: |",
         *rows,
         "",
