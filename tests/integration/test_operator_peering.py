@@ -88,3 +88,24 @@ def test_only_one_replica_reconciles(k8s_cluster: Cluster) -> None:
         for op in operators:
             op.stop()
     check_api_calls(k8s_cluster)
+
+
+def test_replicas_without_priorities_elect_one(k8s_cluster: Cluster) -> None:
+    """The Deployment's replicas pass no --priority: each draws a random one."""
+    k8s_cluster.apply(yaml.safe_dump({**PEERING, "metadata": {"name": "replicas"}}))
+    args = ("--all-namespaces", "--peering", "replicas")
+    operators = [OperatorProcess(k8s_cluster, *args, name=f"replica{i}").start() for i in (1, 2)]
+    try:
+        k8s_cluster.wait_for(
+            lambda: any(
+                "Pausing operations" in line for op in operators for line in op.log_lines()
+            ),
+            what="one replica to pause in favour of the other",
+        )
+        k8s_cluster.apply(_profile("op-replicas", 7))
+        k8s_cluster.wait_for(lambda: _rendered(k8s_cluster, "op-replicas", 7), what="rendered")
+        writers = k8s_cluster.wait_for(lambda: _writers(operators, "op-replicas"), what="a log")
+        assert len(writers) == 1
+    finally:
+        for op in operators:
+            op.stop()
