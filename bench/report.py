@@ -184,6 +184,7 @@ def _plot_cleanup(scaling: dict[str, Any], path: Path) -> Path:
     ax.plot(live, median, marker=".", linestyle=":", label=f"median of {scaling['repeats']}")
     ax.axhline(best[0] * 1.5, linestyle="--", color="grey", label="1.5 x the smallest population")
     ax.set_xscale("symlog", linthresh=10_000)
+    ax.set_xlim(left=0)
     ax.set_ylim(bottom=0)
     ax.set_xlabel("live sessions in the namespace")
     ax.set_ylabel("cleanup time (ms)")
