@@ -27,6 +27,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller sizes; under a minute")
     parser.add_argument("--json", dest="json_path", type=Path, default=None)
     parser.add_argument("--only", action="append", choices=AREAS, default=None)
+    parser.add_argument(
+        "--no-report",
+        dest="report",
+        action="store_false",
+        help="do not regenerate docs/benchmarks.md and its plots (skipped with --only)",
+    )
     args = parser.parse_args(argv)
     metrics: dict[str, float] = {}
     failures: dict[str, str] = {}
@@ -54,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         assert path is not None
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    if args.report and not args.only:
+        from bench import report as markdown  # imported here: matplotlib only when reporting
+
+        markdown.main(["--measure", *(["--quick"] if args.quick else [])])
     return 1 if failures else 0
 
 
