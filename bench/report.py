@@ -258,7 +258,7 @@ def render_markdown(
         "by hand. Ratios compare against a baseline measured in the same run on the same",
         "machine, so they hold across machines better than absolute figures do.",
         "",
-        f"- **Command**: `{command}` then `python -m bench.report`",
+        f"- **Command**: `{command}` (which ends with `python -m bench.report --measure`)",
         f"- **Date**: {results.get('date', '?')}"
         + (" (a `--quick` run: smaller sizes)" if results.get("quick") else ""),
         f"- **Machine**: {_machine_text(results.get('machine', {}))}",
