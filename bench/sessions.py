@@ -67,6 +67,7 @@ for i = start, start + n - 1 do
   redis.call('HSET', KEYS[3], id, 300)
 end
 redis.call('HINCRBY', KEYS[3], '*total', 300 * n)
+redis.call('HSET', KEYS[3], '*ttl_max', ARGV[7])
 return n
 """
 _SETTLE = """
@@ -231,12 +232,16 @@ class _Population:
         assert isinstance(store, RedisStore)
         chunk = 5_000
         args = (store.session_base, tag)
+        ttl_us = store.limits.ttl_us  # what the store's writers note as '*ttl_max'
+
         # A client of its own: a long script on a busy machine must not hit the store's
         # 5 s socket timeout and be retried into a BUSY server.
         async with aioredis.Redis.from_url(self.url, socket_timeout=300) as client:
             for start in range(0, count, chunk):
                 n = min(chunk, count - start)
-                await client.eval(_LOADER, 3, *store.index_keys, *args, start, n, score_us, px_ms)
+                await client.eval(
+                    _LOADER, 3, *store.index_keys, *args, start, n, score_us, px_ms, ttl_us
+                )
             # Reads finish the incremental rehashing an insert-only load leaves half
             # done, as an agent's steady traffic would; otherwise a run just past a
             # power of two pays for rehashing, not for cleaning.

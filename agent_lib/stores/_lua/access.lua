@@ -32,6 +32,7 @@ if redis.call('PEXPIRE', KEYS[4], px_ms(px)) == 0 then
   return false
 end
 redis.call('ZADD', LRU, fmt(now), id)
+note_ttl(ttl)
 if get then
   return {payload, born, now}
 end

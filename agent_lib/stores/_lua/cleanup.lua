@@ -1,7 +1,7 @@
 -- One cleanup batch. ARGV: key base, ttl_us, lifetime_us, max_sessions, max_memory,
--- batch, idle offset, first batch of the run (1/0). Candidates are chosen and removed inside this one script, by
--- the server's clock: a session touched before the script runs has a fresh score and
--- is not chosen, and nothing can touch it while the script runs.
+-- batch, idle offset, first batch of the run (1/0). Candidates are chosen and removed
+-- inside this one script, by the server's clock: a session touched before the script
+-- runs has a fresh score and is not chosen, and nothing can touch it while it runs.
 -- 1. idle: index entries past the TTL whose key Redis already expired are dropped; a
 --    key that still exists (written with a longer TTL) is left alone and skipped, and
 --    `offset` (skipped so far in this run) keeps later batches from rescanning it;
@@ -21,19 +21,38 @@ if ARGV[8] == '1' then
   redis.call('HDEL', SIZES, EVICTED, EVICTED_BYTES)
 end
 
-local idle = redis.call('ZRANGEBYSCORE', LRU, '-inf', fmt(now - ttl), 'LIMIT', offset, budget)
--- One variadic EXISTS per chunk; only a chunk with survivors is checked key by key.
-local gone = {}
-for first = 1, #idle, CHUNK do
-  local last = math.min(first + CHUNK - 1, #idle)
-  local keys = {}
-  for i = first, last do
-    keys[#keys + 1] = base .. idle[i]
+-- Keys last accessed before `certain` have expired whatever TTL their writer used
+-- (2 ms of margin for PX rounding and the script's frozen clock); entries between that
+-- and the policy's own TTL are checked key by key, and skipped while their key lives.
+-- With no TTL noted (no writer since the index began), every key is checked.
+local written = tonumber(redis.call('HGET', SIZES, TTL_MAX) or '0')
+local certain = -1
+if written > 0 then
+  certain = now - 2000 - math.max(ttl, written)
+end
+local flat = redis.call(
+  'ZRANGEBYSCORE', LRU, '-inf', fmt(now - ttl), 'WITHSCORES', 'LIMIT', offset, budget
+)
+local idle, gone = {}, {}
+for first = 1, #flat, 2 * CHUNK do
+  local keys, ids = {}, {}
+  for i = first, math.min(first + 2 * CHUNK - 1, #flat), 2 do
+    local id = flat[i]
+    idle[#idle + 1] = id
+    if tonumber(flat[i + 1]) < certain then
+      gone[#gone + 1] = id
+    else
+      keys[#keys + 1] = base .. id
+      ids[#ids + 1] = id
+    end
   end
-  local alive = redis.call('EXISTS', unpack(keys))
-  for i = first, last do
-    if alive == 0 or redis.call('EXISTS', keys[i - first + 1]) == 0 then
-      gone[#gone + 1] = idle[i]
+  -- One variadic EXISTS per chunk; only a chunk with survivors is checked key by key.
+  if #keys > 0 then
+    local alive = redis.call('EXISTS', unpack(keys))
+    for i, key in ipairs(keys) do
+      if alive == 0 or redis.call('EXISTS', key) == 0 then
+        gone[#gone + 1] = ids[i]
+      end
     end
   end
 end

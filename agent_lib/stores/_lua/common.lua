@@ -7,6 +7,16 @@ local LRU, BORN, SIZES = KEYS[1], KEYS[2], KEYS[3]
 local TOTAL = '*total'
 -- Evictions made by writes since the last cleanup, which reports and resets them.
 local EVICTED, EVICTED_BYTES = '*evicted', '*evicted_bytes'
+-- The longest idle TTL any writer has given a key of this namespace (us). A key's
+-- expiry is never later than its last access plus this, so cleanup knows which index
+-- entries point at keys Redis has certainly expired without asking for each key.
+local TTL_MAX = '*ttl_max'
+
+local function note_ttl(ttl)
+  if ttl > tonumber(redis.call('HGET', SIZES, TTL_MAX) or '0') then
+    redis.call('HSET', SIZES, TTL_MAX, string.format('%d', ttl))
+  end
+end
 
 local function fmt(n)
   return string.format('%d', n)

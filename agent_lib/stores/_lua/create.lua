@@ -16,6 +16,7 @@ end
 local evicted = make_room_for_write(base, max_sessions, max_memory, 1, size, false)
 local now = now_us()
 redis.call('SET', KEYS[4], ARGV[2], 'PX', px_ms(pttl_for(now, now, ttl, lifetime)))
+note_ttl(ttl)
 redis.call('ZADD', LRU, fmt(now), id)
 redis.call('ZADD', BORN, fmt(now), id)
 redis.call('HSET', SIZES, id, size)

@@ -22,6 +22,7 @@ if px <= 0 then
 end
 local old = tonumber(redis.call('HGET', SIZES, id) or '0')
 redis.call('SET', KEYS[4], ARGV[2], 'PX', px_ms(px))
+note_ttl(ttl)
 redis.call('ZADD', LRU, fmt(now), id)
 redis.call('HSET', SIZES, id, size)
 redis.call('HINCRBY', SIZES, TOTAL, size - old)
