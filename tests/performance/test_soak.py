@@ -52,6 +52,7 @@ class Tally:
     cleanups: int = 0
     cleaned: int = 0
     reloads: int = 0
+    swaps: int = 0
 
 
 def _bundle(request_s: int) -> str:
@@ -120,13 +121,14 @@ async def _reloader(folder: Path, tm: TimeoutManager, tally: Tally, end: float) 
         await asyncio.sleep(RELOAD_EVERY_S)
         value = 30 + (value - 29) % 20
         await asyncio.to_thread(atomic_swap, folder, {"hourglass.yaml": _bundle(value)})
-        for _ in range(200):
+        tally.swaps += 1
+        for _ in range(400):
             if tm.get("request") == value:
                 tally.reloads += 1
                 break
             await asyncio.sleep(0.025)
         else:
-            tally.errors.append(f"reload to request={value}s not applied within 5 s")
+            tally.errors.append(f"reload to request={value}s not applied within 10 s")
 
 
 def _rss_mb() -> float:
@@ -166,14 +168,15 @@ async def test_soak_mixed_traffic_with_cleanups_and_reloads(
         f"soak {elapsed:.0f}s: {tally.ops} ops ({tally.ops / elapsed:.0f}/s) from {TASKS} tasks; "
         f"{tally.creates} created, {tally.abandoned} abandoned, {tally.deletes} deleted, "
         f"{live} live at the end; {tally.cleanups} cleanups removed {tally.cleaned}; "
-        f"{tally.reloads} reloads; errors {len(tally.errors)}, lost {len(tally.lost)}; "
+        f"{tally.reloads}/{tally.swaps} reloads applied; "
+        f"errors {len(tally.errors)}, lost {len(tally.lost)}; "
         f"RSS {rss_before:.1f} -> {rss_after:.1f} MB ({rss_after - rss_before:+.1f} MB)"
     )
     _report(request, summary)
     assert tally.errors == [], tally.errors[:5]
     assert tally.lost == [], f"{len(tally.lost)} live sessions lost: {tally.lost[:5]}"
-    assert tally.cleanups >= int(SECONDS / CLEANUP_EVERY_S) - 2
-    assert tally.reloads >= int(SECONDS / RELOAD_EVERY_S) - 2
+    assert tally.cleanups > 0 and tally.swaps > 0
+    assert tally.reloads == tally.swaps, "a profile swap was never applied"
     assert tally.ops > 0 and tally.cleaned > 0
     assert rss_after - rss_before < RSS_GROWTH_LIMIT_MB
 
