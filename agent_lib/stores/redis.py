@@ -5,9 +5,14 @@ Key layout of one namespace (``P`` is the SessionPolicy's ``keyPrefix``)::
     P:{P:ns}:s:<id>  the session payload, a string with PX = the sliding TTL
     P:{P:ns}:lru     sorted set id -> last access (us): LRU order and idle deadlines
     P:{P:ns}:born    sorted set id -> creation (us): absolute lifetime
-    P:{P:ns}:sizes   hash id -> estimated bytes, plus the running '*total'
+    P:{P:ns}:sizes   hash id -> estimated bytes, plus '*total' (their running sum),
+                     '*ttl_max' (longest TTL a writer used) and '*evicted'/'*evicted_bytes'
+                     (evictions by writes, reported by the next cleanup)
 
-Every key of a namespace shares the hash tag ``{prefix:ns}``, so all of them live in
+Scores are microseconds of the server's clock (``TIME``), exact in a double, so LRU
+order holds between sessions touched in the same millisecond.
+
+Every key of a namespace shares the hash tag ``{P:ns}``, so all of them live in
 one Cluster slot and each Lua script (declared index keys plus session keys built
 from the same tag) is single-slot. That is also why cleanup "visits every master":
 a namespace has exactly one slot, hence one master, and `cleanup` talks to it; a
