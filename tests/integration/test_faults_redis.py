@@ -190,12 +190,19 @@ async def _check_index(sm: SessionManager, server: RedisProcess) -> None:
         }
         lru_ids = {m.decode() for m in client.zrange(lru, 0, -1)}
         born_ids = {m.decode() for m in client.zrange(born, 0, -1)}
-        size_map = {k.decode(): int(v) for k, v in client.hgetall(sizes).items()}
-    total = size_map.pop("*total", 0)
+        fields = {k.decode(): int(v) for k, v in client.hgetall(sizes).items()}
+    size_map, total = _split_sizes(fields)
     assert lru_ids == keys, f"index without session: {sorted(lru_ids - keys)[:5]}"
     assert born_ids == keys and set(size_map) == keys
     assert total == sum(size_map.values())
     assert await sm.count() == len(keys)
+
+
+def _split_sizes(fields: dict[str, int]) -> tuple[dict[str, int], int]:
+    """The sizes hash: per-session estimates, and the running total. Fields starting
+    with ``*`` are the store's bookkeeping (no session id can contain ``*``)."""
+    sizes = {k: v for k, v in fields.items() if not k.startswith("*")}
+    return sizes, fields.get("*total", 0)
 
 
 # --- cleanup killed half-way -----------------------------------------------------------
@@ -215,10 +222,12 @@ for i = start, start + n - 1 do
   redis.call('HSET', KEYS[3], id, 100)
 end
 redis.call('HINCRBY', KEYS[3], '*total', 100 * n)
+redis.call('HSET', KEYS[3], '*ttl_max', ARGV[7])
 return n
 """
 """Writes the store's layout (see agent_lib/stores/redis.py) for many sessions at once:
-``expired`` of them idle for 4 h with keys Redis expires at once, the rest fresh."""
+``expired`` of them idle for 4 h with keys Redis expires at once, the rest fresh; like
+the store's writers, it notes the TTL it used as ``*ttl_max``."""
 
 
 def _load(store: RedisStore, client: redis.Redis, expired: int, live: int) -> list[str]:
@@ -226,9 +235,11 @@ def _load(store: RedisStore, client: redis.Redis, expired: int, live: int) -> li
     total = expired + live
     for start in range(0, total, 20_000):
         n = min(20_000, total - start)
+        ttl_ms = int(store.limits.ttl_us // 1000)
         client.eval(
-            _LOADER, 3, *store.index_keys, n, expired, store.session_base, now, TTL_S * 1000, start
-        )
+            _LOADER, 3, *store.index_keys, n, expired, store.session_base, now, ttl_ms, start,
+            store.limits.ttl_us,
+        )  # fmt: skip
     return [f"load{i:010d}" for i in range(expired, total)]
 
 
@@ -238,8 +249,8 @@ def _check_consistent(store: RedisStore, client: redis.Redis, live: list[str]) -
     lru, born, sizes = store.index_keys
     lru_ids = {m.decode() for m in client.zrange(lru, 0, -1)}
     born_ids = {m.decode() for m in client.zrange(born, 0, -1)}
-    size_map = {k.decode(): int(v) for k, v in client.hgetall(sizes).items()}
-    total = size_map.pop("*total", 0)
+    fields = {k.decode(): int(v) for k, v in client.hgetall(sizes).items()}
+    size_map, total = _split_sizes(fields)
     assert lru_ids == born_ids == set(size_map), "the three indexes disagree"
     assert total == sum(size_map.values()), "the memory total drifted from the entries"
     assert set(live) <= lru_ids, "a live session lost its index entries"
