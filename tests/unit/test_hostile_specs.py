@@ -514,12 +514,13 @@ def test_hostile_documents_are_refused_with_a_clear_message(case: str) -> None:
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.parametrize("verb", ["validate", "render"])
 @pytest.mark.parametrize("case", sorted(HOSTILE))
-def test_hourglass_validate_refuses_hostile_files(case: str, tmp_path: Path) -> None:
+def test_hourglass_cli_refuses_hostile_files(case: str, verb: str, tmp_path: Path) -> None:
     raw, message = HOSTILE[case]
     path = tmp_path / "hostile.yaml"
     path.write_bytes(raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass"))
-    result = CliRunner().invoke(cli, ["validate", str(path)])
+    result = CliRunner().invoke(cli, [verb, str(path)])
     assert result.exit_code == 1, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert f"{path}:" in result.output
