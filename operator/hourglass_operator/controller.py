@@ -15,7 +15,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from agent_lib.config.bundle import CONFIG_KEY, CONFIGMAP_NAME, HASH_ANNOTATION
+from agent_lib.config.bundle import CONFIGMAP_NAME
 from hourglass_operator import metrics
 from hourglass_operator.cronjob import (
     CRONJOB_NAME,
@@ -49,7 +49,7 @@ class Controller:
         self._post_event = post_event
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._statuses: defaultdict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
-        self._written: defaultdict[str, deque[tuple[str, str]]] = defaultdict(
+        self._written: defaultdict[str, deque[dict[str, Any]]] = defaultdict(
             lambda: deque(maxlen=_RECENT_WRITES)
         )
         self._known: dict[str, dict[str, Any]] = {}
@@ -89,10 +89,7 @@ class Controller:
 
         The watch may deliver our own earlier write after a later one: that is not an edit.
         """
-        annotations = configmap.get("metadata", {}).get("annotations") or {}
-        content = (configmap.get("data") or {}).get(CONFIG_KEY)
-        seen = (str(annotations.get(HASH_ANNOTATION)), str(content))
-        return seen in self._written.get(namespace, ())
+        return any(_same_configmap(configmap, ours) for ours in self._written.get(namespace, ()))
 
     async def _apply_configmap(self, plan: NamespacePlan) -> bool:
         namespace = plan.namespace
@@ -118,7 +115,7 @@ class Controller:
         else:
             wrote = False
         self._known[namespace] = desired
-        self._written[namespace].append((plan.rendered.hash, plan.rendered.content))
+        self._written[namespace].append(desired)
         metrics.set_config_hash(namespace, plan.rendered.hash)
         if wrote:
             _log.info("wrote %s/%s hash %s", namespace, CONFIGMAP_NAME, plan.rendered.hash)

@@ -19,7 +19,7 @@ import kopf
 from agent_lib.config.bundle import CONFIGMAP_NAME
 from hourglass_operator import kopf_settings as hourglass_kopf_settings
 from hourglass_operator import metrics, webhook
-from hourglass_operator.controller import MANAGED_BY, Controller
+from hourglass_operator.controller import Controller
 from hourglass_operator.cronjob import POLICY_LABEL
 from hourglass_operator.errors import ApiRequestError
 from hourglass_operator.k8s import Kube
@@ -100,13 +100,8 @@ def build_registry(
             GROUP, VERSION, plural, id=f"deleted-{plural}", when=_is_deletion, registry=registry
         )(deleted)
 
-    @kopf.on.event(
-        "v1",
-        "configmaps",
-        labels={MANAGED_BY[0]: MANAGED_BY[1]},
-        when=_is_our_configmap,
-        registry=registry,
-    )
+    # Selected by name, not by our labels: an edit that strips the labels is an edit too.
+    @kopf.on.event("v1", "configmaps", when=_is_our_configmap, registry=registry)
     async def configmap_changed(**kwargs: Any) -> None:
         event, body, namespace, name = (kwargs[k] for k in ("event", "body", "namespace", "name"))
         if name != CONFIGMAP_NAME or "controller" not in state:

@@ -348,6 +348,19 @@ def test_hand_edited_or_deleted_configmap_is_put_back(
         lambda: (_configmap(k8s_cluster, ns) or {}).get("data") == good["data"],
         what="hand edit reverted",
     )
+    core.patch_namespaced_config_map(
+        CONFIGMAP_NAME,
+        ns,
+        {"metadata": {"labels": {"app.kubernetes.io/managed-by": None}}},
+        _content_type="application/merge-patch+json",
+    )
+    k8s_cluster.wait_for(
+        lambda: (
+            (_configmap(k8s_cluster, ns) or {}).get("metadata", {}).get("labels")
+            == good["metadata"]["labels"]
+        ),
+        what="stripped labels put back",
+    )
     core.delete_namespaced_config_map(CONFIGMAP_NAME, ns)
     k8s_cluster.wait_for(
         lambda: (_configmap(k8s_cluster, ns) or {}).get("data") == good["data"],

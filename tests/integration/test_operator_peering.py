@@ -96,11 +96,17 @@ def test_replicas_without_priorities_elect_one(k8s_cluster: Cluster) -> None:
     args = ("--all-namespaces", "--peering", "replicas")
     operators = [OperatorProcess(k8s_cluster, *args, name=f"replica{i}").start() for i in (1, 2)]
     try:
+        # Whichever joins second with the lower priority starts paused (and logs nothing).
         k8s_cluster.wait_for(
-            lambda: any(
-                "Pausing operations" in line for op in operators for line in op.log_lines()
+            lambda: (
+                len(
+                    (k8s_cluster.get("clusterkopfpeerings", None, "replicas") or {}).get(
+                        "status", {}
+                    )
+                )
+                == 2
             ),
-            what="one replica to pause in favour of the other",
+            what="both replicas in the peering object",
         )
         k8s_cluster.apply(_profile("op-replicas", 7))
         k8s_cluster.wait_for(lambda: _rendered(k8s_cluster, "op-replicas", 7), what="rendered")
