@@ -4,7 +4,9 @@ Every TimeoutProfile and SessionPolicy of a namespace goes in; out comes what th
 cluster should look like: the `hourglass-config` ConfigMap exactly as
 `agent_lib.config.bundle.render_config` returns it (or nothing, which keeps the last
 good one), the cleanup CronJob, each resource's status, and the Events to post.
-An invalid resource never changes the ConfigMap: it alone is marked Valid=False.
+An invalid resource never changes what the ConfigMap says about it: it alone is marked
+Valid=False; if it was rendered before, the whole ConfigMap stays as it is, and if it
+is new (never rendered), the others are rendered without it.
 """
 
 from __future__ import annotations
