@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
 
+from agent_lib import session_metrics
 from agent_lib._session_ids import (
     new_session_id,
     validate_key_prefix,
@@ -92,6 +93,7 @@ class SessionManager:
         self.batch_size = _count(batch_size, "batch_size") or 500
         self.cleanup_interval = cleanup_interval
         self._cleaner: asyncio.Task[None] | None = None
+        session_metrics.observe_limits(store.namespace, store.limits.max_sessions)
 
     # --- construction ---------------------------------------------------------------
 
@@ -230,8 +232,10 @@ class SessionManager:
         return await self.store.delete(validate_session_id(session_id))
 
     async def count(self) -> int:
-        """Live sessions in this namespace."""
-        return await self.store.count()
+        """Live sessions in this namespace (also exported as ``hourglass_sessions``)."""
+        count = await self.store.count()
+        session_metrics.observe_count(self.store.namespace, count)
+        return count
 
     async def cleanup(
         self,
@@ -241,9 +245,11 @@ class SessionManager:
         dry_run: bool = False,
     ) -> CleanupReport:
         """Remove expired, lifetime-ended and over-cap sessions (guarantees: see the store)."""
-        return await self.store.cleanup(
+        report = await self.store.cleanup(
             batch_size=batch_size or self.batch_size, max_batches=max_batches, dry_run=dry_run
         )
+        session_metrics.observe_cleanup(self.store.namespace, report)
+        return report
 
     async def close(self) -> None:
         if self._cleaner is not None:

@@ -91,6 +91,7 @@ class SessionExistsError(Exception):
 class SessionStore(abc.ABC):
     """One namespace of sessions. Every method is a single round trip to the backend."""
 
+    namespace: str
     limits: Limits
 
     @abc.abstractmethod

@@ -70,12 +70,6 @@ LEGACY_FLAG = "HOURGLASS_LEGACY_TIMEOUTS"
 REQUESTS = prometheus_client.Counter(
     "agent_app_requests", "HTTP requests served, by route and status.", ["route", "status"]
 )
-SESSIONS = prometheus_client.Gauge(
-    "hourglass_sessions", "Live sessions in the store (SessionManager.count()).", ["namespace"]
-)
-SESSIONS_MAX = prometheus_client.Gauge(
-    "hourglass_sessions_max", "The SessionPolicy's maxSessions cap.", ["namespace"]
-)
 COUNT_TIMEOUT_S = 2.0
 
 
@@ -205,18 +199,12 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def _sample_sessions(sessions: SessionManager) -> None:
-    """Refresh the session gauges at scrape time; a slow or absent store leaves them as
-    they were rather than failing the scrape."""
-    store = sessions.store
-    namespace = str(getattr(store, "namespace", "default"))
+    """Refresh agent_lib's session gauges at scrape time (``count()`` sets them); a slow
+    or absent store leaves them as they were rather than failing the scrape."""
     try:
-        count = await asyncio.wait_for(sessions.count(), COUNT_TIMEOUT_S)
+        await asyncio.wait_for(sessions.count(), COUNT_TIMEOUT_S)
     except (TimeoutError, SessionStoreUnavailable) as error:
         log.warning("agent_app: session count unavailable for /metrics: %s", error)
-    else:
-        SESSIONS.labels(namespace).set(count)
-    if store.limits.max_sessions is not None:
-        SESSIONS_MAX.labels(namespace).set(store.limits.max_sessions)
 
 
 def main(argv: list[str] | None = None, environ: MutableMapping[str, str] | None = None) -> None:

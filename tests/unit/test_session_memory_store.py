@@ -154,3 +154,17 @@ async def test_payload_cap_and_bad_payloads() -> None:
             await sm.create({"x": float("nan")})
         with pytest.raises(InvalidPayload):
             await sm.create({1j: 1})
+
+
+async def test_session_gauges_and_cleanup_counters_are_exported() -> None:
+    from prometheus_client import REGISTRY
+
+    from agent_lib import SessionManager
+
+    async with SessionManager.from_url("memory://", namespace="gauges", max_sessions=7) as sm:
+        await sm.create({"a": 1})
+        await sm.create({"b": 2})
+        assert await sm.count() == 2
+    labels = {"namespace": "gauges"}
+    assert REGISTRY.get_sample_value("hourglass_sessions", labels) == 2
+    assert REGISTRY.get_sample_value("hourglass_sessions_max", labels) == 7
