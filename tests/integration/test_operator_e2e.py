@@ -337,17 +337,13 @@ def test_hand_edited_or_deleted_configmap_is_put_back(
     _wait_timeout(k8s_cluster, ns, "base", "request", 7)
     good = _configmap(k8s_cluster, ns)
     assert good is not None
-    core = kubernetes.client.CoreV1Api(k8s_cluster.client())
-    core.patch_namespaced_config_map(
-        CONFIGMAP_NAME,
-        ns,
-        {"data": {CONFIG_KEY: "profiles: {}\n", "extra": "x"}},
-        _content_type="application/merge-patch+json",
-    )
+    edit = json.dumps({"data": {CONFIG_KEY: "profiles: {}\n", "extra": "x"}})
+    k8s_cluster.kubectl("patch", "configmap", CONFIGMAP_NAME, "-n", ns, "--type=merge", "-p", edit)
     k8s_cluster.wait_for(
         lambda: (_configmap(k8s_cluster, ns) or {}).get("data") == good["data"],
         what="hand edit reverted",
     )
+    core = kubernetes.client.CoreV1Api(k8s_cluster.client())
     core.patch_namespaced_config_map(
         CONFIGMAP_NAME,
         ns,
@@ -361,11 +357,15 @@ def test_hand_edited_or_deleted_configmap_is_put_back(
         ),
         what="stripped labels put back",
     )
-    core.delete_namespaced_config_map(CONFIGMAP_NAME, ns)
+    k8s_cluster.kubectl("delete", "configmap", CONFIGMAP_NAME, "-n", ns)
     k8s_cluster.wait_for(
         lambda: (_configmap(k8s_cluster, ns) or {}).get("data") == good["data"],
         what="deleted ConfigMap recreated",
     )
+    shown = k8s_cluster.kubectl(
+        "get", "configmap", CONFIGMAP_NAME, "-n", ns, "-o", "jsonpath={.data.hourglass\\.yaml}"
+    )
+    assert shown == good["data"][CONFIG_KEY]
 
 
 def test_cleanup_cronjob_and_finished_job_summary(
