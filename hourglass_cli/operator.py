@@ -92,8 +92,11 @@ def operator(
     """Reconcile TimeoutProfiles and SessionPolicies into hourglass-config and cleanup CronJobs."""
     from hourglass_operator.run import KopfOptions, run
 
-    if bool(namespaces) == all_namespaces:
+    if namespaces and all_namespaces:
         raise click.UsageError("give either --namespace NS (one or more) or --all-namespaces")
+    if not namespaces and not all_namespaces:
+        click.echo("no --namespace given: watching all namespaces (--all-namespaces)", err=True)
+        all_namespaces = True
     if peering and standalone:
         raise click.UsageError("--peering and --standalone exclude each other")
     try:
