@@ -43,7 +43,7 @@ from hourglass_operator.settings import OperatorSettings
 @click.option("-q", "--quiet", is_flag=True)
 @click.option(
     "--log-format",
-    type=click.Choice(["json", "text"]),
+    type=click.Choice(["json", "text", "plain", "full"]),
     default=None,
     help="Default: $HOURGLASS_LOG_FORMAT or json.",
 )
@@ -104,7 +104,8 @@ def operator(
     except OperatorConfigError as error:
         raise click.UsageError(str(error)) from None
     overrides: dict[str, object] = {
-        "log_format": log_format,
+        # kopf's own names for its text formats are accepted as well.
+        "log_format": {"plain": "text", "full": "text"}.get(log_format or "", log_format),
         "image": image,
         "metrics_port": metrics_port,
         "webhook": webhook,
