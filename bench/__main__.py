@@ -56,8 +56,11 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     _print_table(metrics, failures)
-    for path in {args.json_path, RESULTS} - {None}:
-        assert path is not None
+    # A partial run (--only) must not replace the complete figures of the last full run.
+    targets = [args.json_path] if args.json_path else []
+    if not args.only:
+        targets.append(RESULTS)
+    for path in targets:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     if args.report and not args.only:
