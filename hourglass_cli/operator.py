@@ -90,8 +90,6 @@ def operator(
     webhook_insecure: bool | None,
 ) -> None:
     """Reconcile TimeoutProfiles and SessionPolicies into hourglass-config and cleanup CronJobs."""
-    from hourglass_operator.run import KopfOptions, run
-
     if namespaces and all_namespaces:
         raise click.UsageError("give either --namespace NS (one or more) or --all-namespaces")
     if not namespaces and not all_namespaces:
@@ -119,6 +117,8 @@ def operator(
         settings = dataclasses.replace(settings, **given).check()
     except OperatorConfigError as error:
         raise click.UsageError(str(error)) from None
+    from hourglass_operator.run import KopfOptions, run  # kopf is heavy: import it last
+
     options = KopfOptions(
         namespaces=namespaces,
         all_namespaces=all_namespaces,
