@@ -30,6 +30,8 @@ VERSION = "v1alpha1"
 PROFILES = "timeoutprofiles"
 POLICIES = "sessionpolicies"
 _DELETE_RETRIES = (0.5, 2.0, 5.0)
+RETRY_BACKOFF_S = 5.0
+"""A reconcile that failed on an API error is retried this soon (kopf's default: 60 s)."""
 _log = logging.getLogger("hourglass_operator")
 
 
@@ -93,7 +95,14 @@ def build_registry(
         changed = _changed_handler(reconcile, kind)
 
         for decorator in (kopf.on.resume, kopf.on.create, kopf.on.update):
-            decorator(GROUP, VERSION, plural, id=f"reconcile-{plural}", registry=registry)(changed)
+            decorator(
+                GROUP,
+                VERSION,
+                plural,
+                id=f"reconcile-{plural}",
+                backoff=RETRY_BACKOFF_S,
+                registry=registry,
+            )(changed)
 
         deleted = _deleted_handler(reconcile, kind)
         kopf.on.event(
