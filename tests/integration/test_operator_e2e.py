@@ -368,6 +368,27 @@ def test_hand_edited_or_deleted_configmap_is_put_back(
     assert shown == good["data"][CONFIG_KEY]
 
 
+def test_api_errors_are_retried_until_the_config_lands(
+    k8s_cluster: Cluster, hourglass_operator: OperatorProcess
+) -> None:
+    ns = "op-api-errors"
+    base = _profile(ns, "base", {"default": True, "timeouts": {"request": "30s"}})
+    k8s_cluster.apply(_yaml(base))
+    _wait_timeout(k8s_cluster, ns, "base", "request", 30)
+    k8s_cluster.api.fail_next("patch", "configmaps", times=1)
+    base["spec"]["timeouts"]["request"] = "31s"
+    k8s_cluster.apply(_yaml(base))
+    _wait_timeout(k8s_cluster, ns, "base", "request", 31)
+    failures = [
+        line
+        for line in hourglass_operator.metrics().splitlines()
+        if line.startswith("hourglass_operator_reconcile_failures_total{")
+        and 'reason="api_error"' in line
+        and f'namespace="{ns}"' in line
+    ]
+    assert failures and float(failures[0].rsplit(" ", 1)[1]) >= 1
+
+
 def test_cleanup_cronjob_and_finished_job_summary(
     k8s_cluster: Cluster, hourglass_operator: OperatorProcess
 ) -> None:
