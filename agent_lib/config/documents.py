@@ -127,8 +127,10 @@ def load_text(raw: bytes | str, file: str = "<input>") -> LoadResult:
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark else 0
-        reason = f"invalid YAML: {error.problem or error.context}"
-        result.problems.append(Problem(reason, file=file, line=line))
+        detail = str(error.problem or error.context)
+        if "nesting depth" in detail:  # PyYAML >= 6.0.4 has its own depth limit
+            detail = f"nested too deeply (limit {MAX_DEPTH} levels)"
+        result.problems.append(Problem(f"invalid YAML: {detail}", file=file, line=line))
     except yaml.YAMLError as error:
         result.problems.append(Problem(f"invalid YAML: {error}", file=file))
     except YamlLimitError as error:
