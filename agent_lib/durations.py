@@ -85,7 +85,9 @@ def _parse_units(text: str, field: str) -> float:
             f"{text!r} is not a duration: use a number with a unit "
             "(ns, us, ms, s, m, h, d) such as '500ms', '1m30s', '2h', or plain seconds",
         )
-    return total
+    # Nanoseconds are the finest unit: rounding there drops float artefacts such as
+    # 1001ms -> 1.0010000000000001, which would otherwise reach the rendered config.
+    return round(total, 9)
 
 
 def format_duration(seconds: float) -> str:

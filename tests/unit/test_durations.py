@@ -62,3 +62,9 @@ def test_maximum_is_thirty_days() -> None:
 def test_format_is_the_inverse_of_parse(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
     assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["1001ms", "1.1s", "100ms", "3m0.3s", "7ns"])
+def test_no_float_artefacts_reach_the_rendered_value(text: str) -> None:
+    seconds = parse_duration(text)
+    assert len(repr(seconds)) <= 12, repr(seconds)
