@@ -48,6 +48,10 @@ class SessionSettings:
             raise ConfigError(sorted(unknown)[0], "unknown setting")
         return replace(self, **{k: v for k, v in values.items() if v is not None})
 
+    def manager_options(self) -> dict[str, Any]:
+        """Every setting but ``url``, as keyword arguments of ``SessionManager.from_url``."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "url"}
+
 
 def from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
     """The settings the environment variables give (only those that are set)."""

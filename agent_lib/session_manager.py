@@ -164,18 +164,7 @@ class SessionManager:
             if k in explicit
         }
         settings: SessionSettings = resolve(explicit, environ)
-        return cls.from_url(
-            settings.url,
-            namespace=settings.namespace,
-            ttl=settings.ttl,
-            max_lifetime=settings.max_lifetime,
-            max_sessions=settings.max_sessions,
-            max_memory=settings.max_memory,
-            key_prefix=settings.key_prefix,
-            batch_size=settings.batch_size,
-            cleanup_interval=settings.cleanup_interval,
-            **extra,
-        )
+        return cls.from_url(settings.url, **settings.manager_options(), **extra)
 
     # --- the session API ------------------------------------------------------------
 

@@ -95,16 +95,9 @@ def _settings(
 async def _run(settings: SessionSettings, max_batches: int | None, dry_run: bool) -> CleanupReport:
     from agent_lib.session_manager import SessionManager
 
-    manager = SessionManager.from_url(
-        settings.url,
-        namespace=settings.namespace,
-        ttl=settings.ttl,
-        max_lifetime=settings.max_lifetime,
-        max_sessions=settings.max_sessions,
-        max_memory=settings.max_memory,
-        key_prefix=settings.key_prefix,
-        batch_size=settings.batch_size,
-    )
+    # A one-shot run starts no periodic cleaner, whatever SESSION_CLEANUP_INTERVAL says.
+    options = settings.manager_options() | {"cleanup_interval": None}
+    manager = SessionManager.from_url(settings.url, **options)
     async with manager:
         return await manager.cleanup(max_batches=max_batches, dry_run=dry_run)
 
