@@ -28,6 +28,7 @@ from agent_lib.errors import (
     InvalidSessionId,
     PayloadTooLarge,
 )
+from tests.unit._helpers import report_case_counts
 
 CASES: Counter[str] = Counter()
 MAX_PAYLOAD = 4096
@@ -65,17 +66,7 @@ def _settings(examples: int) -> settings:
 @pytest.fixture(scope="module", autouse=True)
 def _report_cases(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
-    plugins = request.config.pluginmanager
-    reporter = plugins.get_plugin("terminalreporter")
-    capture = plugins.get_plugin("capturemanager")
-    if reporter is None or capture is None or not CASES:
-        return
-    with capture.global_and_fixture_disabled():
-        reporter.write_line("")
-        total = sum(n for name, n in CASES.items() if not name.endswith(": valid"))
-        reporter.write_line(f"hypothesis session cases run (total {total}):")
-        for name, count in sorted(CASES.items()):
-            reporter.write_line(f"  {name}: {count}")
+    report_case_counts(request, "hypothesis session cases run", CASES, ": valid")
 
 
 @pytest.fixture

@@ -42,6 +42,7 @@ from agent_lib.durations import MAX_DURATION_SECONDS, format_duration, parse_dur
 from agent_lib.errors import ConfigError
 from agent_lib.quantity import parse_quantity
 from hourglass_cli.main import cli
+from tests.unit._helpers import report_case_counts
 
 NAMESPACE = "agents-test"
 API = "hourglass.dev/v1alpha1"
@@ -60,20 +61,7 @@ def _settings(examples: int) -> settings:
 @pytest.fixture(scope="module", autouse=True)
 def _report_cases(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
-    plugins = request.config.pluginmanager
-    reporter = plugins.get_plugin("terminalreporter")
-    capture = plugins.get_plugin("capturemanager")
-    if reporter is None or capture is None or not CASES:
-        return
-    with capture.global_and_fixture_disabled():
-        reporter.write_line("")
-        reporter.write_line(f"hypothesis cases run (total {_total_runs()}):")
-        for name, count in sorted(CASES.items()):
-            reporter.write_line(f"  {name}: {count}")
-
-
-def _total_runs() -> int:
-    return sum(count for name, count in CASES.items() if not name.endswith(" accepted"))
+    report_case_counts(request, "hypothesis cases run", CASES, " accepted")
 
 
 # --- strategies: valid-ish fields mixed with garbage ----------------------------------
@@ -259,29 +247,28 @@ NAMESPACE_DOCUMENTS = namespaces()
 # --- oracle: what resolution must give, computed independently -----------------------
 
 
-def _expected_timeouts(raw: Mapping[str, Any], name: str) -> dict[str, float]:
-    """Walk ``extends`` to the root and merge each level's timeouts over its parent's."""
+def _root_first(raw: Mapping[str, Any], name: str) -> list[Mapping[str, Any]]:
+    """The specs on the ``extends`` chain of ``name``, from the root down to ``name``."""
     chain: list[Mapping[str, Any]] = []
     current: str | None = name
     while current is not None:
         spec = raw[current].get("spec", {})
         chain.append(spec)
         current = spec.get("extends")
+    return chain[::-1]
+
+
+def _expected_timeouts(raw: Mapping[str, Any], name: str) -> dict[str, float]:
+    """Walk ``extends`` to the root and merge each level's timeouts over its parent's."""
     merged: dict[str, float] = {}
-    for spec in reversed(chain):
+    for spec in _root_first(raw, name):
         merged.update({k: parse_duration(v) for k, v in spec.get("timeouts", {}).items()})
     return merged
 
 
 def _expected_polling(raw: Mapping[str, Any], name: str) -> dict[str, float]:
-    chain: list[Mapping[str, Any]] = []
-    current: str | None = name
-    while current is not None:
-        spec = raw[current].get("spec", {})
-        chain.append(spec)
-        current = spec.get("extends")
     merged = dict(DEFAULT_POLLING)
-    for spec in reversed(chain):
+    for spec in _root_first(raw, name):
         for key, value in (spec.get("polling") or {}).items():
             timed = key in ("interval", "maxInterval", "maxDuration")
             merged[key] = parse_duration(value) if timed else float(value)
