@@ -11,7 +11,7 @@ from redis.crc import key_slot
 
 from agent_lib.session_manager import SessionManager
 from agent_lib.stores.redis import RedisStore
-from tests.fixtures.redis_server import RedisCluster, eventually
+from tests.fixtures.redis_server import RedisCluster, eventually, keep_touching
 
 pytestmark = pytest.mark.cluster
 
@@ -48,18 +48,12 @@ async def test_sessions_and_cleanup_on_every_master(redis_cluster: RedisCluster)
             assert [await sm.get(sid) is None for sid in idle[:6]] == [True] * 5 + [False]
             stop = asyncio.Event()
             misses: list[str] = []
-
-            async def toucher(share: list[str], sm: SessionManager = sm) -> None:
-                last_ok = {sid: time.monotonic() for sid in share}
-                while not stop.is_set():
-                    for sid in share:
-                        if await sm.touch(sid):
-                            last_ok[sid] = time.monotonic()
-                        elif time.monotonic() - last_ok[sid] < 1.2:  # not an idle expiry
-                            misses.append(sid)
-                    await asyncio.sleep(0.02)
-
-            tasks = [asyncio.create_task(toucher(busy[i::8])) for i in range(8)]
+            tasks = [
+                asyncio.create_task(
+                    keep_touching(sm, busy[i::8], stop, misses, grace=1.2, pause=0.02)
+                )
+                for i in range(8)
+            ]
             removed = 0
             deadline = time.monotonic() + 20
             try:

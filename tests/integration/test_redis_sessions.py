@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 
 import pytest
 import redis
@@ -26,6 +25,7 @@ from tests.fixtures.redis_server import (
     eventually,
     free_port,
     fresh_namespace,
+    keep_touching,
 )
 
 
@@ -236,18 +236,12 @@ async def test_cleanup_never_deletes_sessions_being_touched(redis_url: str) -> N
         busy = [(await writer.create({"busy": i})).id for i in range(40)]
         stop = asyncio.Event()
         wrongly_gone: list[str] = []
-
-        async def toucher(share: list[str]) -> None:
-            last_ok = {sid: time.monotonic() for sid in share}
-            while not stop.is_set():
-                for sid in share:
-                    if await writer.touch(sid):
-                        last_ok[sid] = time.monotonic()
-                    elif time.monotonic() - last_ok[sid] < 4:  # not an idle expiry
-                        wrongly_gone.append(sid)
-                await asyncio.sleep(0.005)
-
-        tasks = [asyncio.create_task(toucher(busy[i::8])) for i in range(8)]
+        tasks = [
+            asyncio.create_task(
+                keep_touching(writer, busy[i::8], stop, wrongly_gone, grace=4, pause=0.005)
+            )
+            for i in range(8)
+        ]
         await asyncio.sleep(0.05)
         evicted = 0
         try:
