@@ -1,10 +1,17 @@
-"""Helpers shared by the property-based (hypothesis) unit test modules."""
+"""Helpers shared by unit test modules."""
 
 from __future__ import annotations
 
 from collections import Counter
 
 import pytest
+
+API_VERSION = "hourglass.dev/v1alpha1"
+
+
+def document(kind: str, name: str, **spec: object) -> dict[str, object]:
+    """A raw ``hourglass.dev/v1alpha1`` document of ``kind`` named ``name``."""
+    return {"apiVersion": API_VERSION, "kind": kind, "metadata": {"name": name}, "spec": spec}
 
 
 def report_case_counts(

@@ -19,30 +19,17 @@ from agent_lib.config import (
 )
 from agent_lib.config.session_config import SessionPolicy
 from agent_lib.config.timeout_profiles import TimeoutProfile
+from tests.unit._helpers import document
 
 
 def _profile(name: str, **spec: object) -> TimeoutProfile:
-    resource, problems = parse_resource(
-        {
-            "apiVersion": "hourglass.dev/v1alpha1",
-            "kind": "TimeoutProfile",
-            "metadata": {"name": name},
-            "spec": spec,
-        }
-    )
+    resource, problems = parse_resource(document("TimeoutProfile", name, **spec))
     assert problems == [] and isinstance(resource, TimeoutProfile)
     return resource
 
 
 def _policy(name: str, **spec: object) -> SessionPolicy:
-    resource, problems = parse_resource(
-        {
-            "apiVersion": "hourglass.dev/v1alpha1",
-            "kind": "SessionPolicy",
-            "metadata": {"name": name},
-            "spec": spec,
-        }
-    )
+    resource, problems = parse_resource(document("SessionPolicy", name, **spec))
     assert problems == [] and isinstance(resource, SessionPolicy)
     return resource
 

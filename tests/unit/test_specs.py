@@ -9,24 +9,15 @@ import pytest
 from agent_lib.config import load_text, parse_documents, parse_resource
 from agent_lib.config.session_config import SessionPolicy
 from agent_lib.config.timeout_profiles import TimeoutProfile
+from tests.unit._helpers import document
 
 
 def _profile(name: str, **spec: object) -> dict[str, object]:
-    return {
-        "apiVersion": "hourglass.dev/v1alpha1",
-        "kind": "TimeoutProfile",
-        "metadata": {"name": name},
-        "spec": spec,
-    }
+    return document("TimeoutProfile", name, **spec)
 
 
 def _policy(name: str, **spec: object) -> dict[str, object]:
-    return {
-        "apiVersion": "hourglass.dev/v1alpha1",
-        "kind": "SessionPolicy",
-        "metadata": {"name": name},
-        "spec": spec,
-    }
+    return document("SessionPolicy", name, **spec)
 
 
 def _problems(*documents: dict[str, object]) -> list[str]:
