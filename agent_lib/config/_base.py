@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Final
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
@@ -92,3 +92,31 @@ class ObjectMeta(BaseModel):
     creation_timestamp: str | None = Field(None, alias="creationTimestamp")
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class ResourceModel(BaseModel):
+    """Base of a whole resource document: API fields pass through, inline credentials are refused.
+
+    Each subclass declares its own ``apiVersion``, ``kind``, ``metadata`` and ``spec``
+    fields, so that their order (and so every dump) stays that of the document.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    if TYPE_CHECKING:
+        metadata: ObjectMeta
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_credentials(cls, data: Any) -> Any:
+        if isinstance(data, dict) and (paths := find_inline_credentials(data.get("spec"))):
+            raise PydanticCustomError(
+                "credentials",
+                "spec.{path}: {reason}",
+                {"path": paths[0], "reason": CREDENTIALS_REASON},
+            )
+        return data
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import BeforeValidator, Field, WithJsonSchema, model_validator
 from pydantic_core import PydanticCustomError
 
 from agent_lib.config._base import (
     API_VERSION,
-    CREDENTIALS_REASON,
     DNS1123_SUBDOMAIN,
     Duration,
     K8sName,
     ObjectMeta,
+    ResourceModel,
     SpecModel,
-    find_inline_credentials,
 )
 from agent_lib.durations import format_duration
 from agent_lib.errors import ConfigError
@@ -104,30 +103,13 @@ class SessionPolicySpec(SpecModel):
         return None if self.max_memory is None else parse_quantity(self.max_memory)
 
 
-class SessionPolicy(BaseModel):
+class SessionPolicy(ResourceModel):
     """A whole ``SessionPolicy`` document."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
     api_version: Literal["hourglass.dev/v1alpha1"] = Field(API_VERSION, alias="apiVersion")
     kind: Literal["SessionPolicy"] = "SessionPolicy"
     metadata: ObjectMeta
     spec: SessionPolicySpec = Field(default_factory=SessionPolicySpec)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_credentials(cls, data: Any) -> Any:
-        if isinstance(data, dict) and (paths := find_inline_credentials(data.get("spec"))):
-            raise PydanticCustomError(
-                "credentials",
-                "spec.{path}: {reason}",
-                {"path": paths[0], "reason": CREDENTIALS_REASON},
-            )
-        return data
-
-    @property
-    def name(self) -> str:
-        return self.metadata.name
 
 
 __all__ = [

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from agent_lib.config._base import (
     API_VERSION,
-    CREDENTIALS_REASON,
     Duration,
     K8sName,
     ObjectMeta,
+    ResourceModel,
     SpecModel,
-    find_inline_credentials,
 )
 from agent_lib.durations import format_duration
 
@@ -78,27 +77,10 @@ class TimeoutProfileSpec(SpecModel):
     polling: PollingSpec | None = None
 
 
-class TimeoutProfile(BaseModel):
+class TimeoutProfile(ResourceModel):
     """A whole ``TimeoutProfile`` document as written with kubectl or read from the API."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
     api_version: Literal["hourglass.dev/v1alpha1"] = Field(API_VERSION, alias="apiVersion")
     kind: Literal["TimeoutProfile"] = "TimeoutProfile"
     metadata: ObjectMeta
     spec: TimeoutProfileSpec = Field(default_factory=TimeoutProfileSpec)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_credentials(cls, data: Any) -> Any:
-        if isinstance(data, dict) and (paths := find_inline_credentials(data.get("spec"))):
-            raise PydanticCustomError(
-                "credentials",
-                "spec.{path}: {reason}",
-                {"path": paths[0], "reason": CREDENTIALS_REASON},
-            )
-        return data
-
-    @property
-    def name(self) -> str:
-        return self.metadata.name
