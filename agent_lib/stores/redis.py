@@ -240,7 +240,7 @@ class RedisStore(SessionStore):
             raise SessionStoreUnavailable(f"session store failed: {error}") from error
 
     def _keys(self, session_id: str) -> tuple[str, str, str, str]:
-        return (*self.index_keys, self.session_base + session_id)
+        return (*self.index_keys, self.key_for(session_id))
 
     async def create(self, session_id: str, payload: bytes, size: int) -> StoredSession:
         lim = self.limits
@@ -272,7 +272,7 @@ class RedisStore(SessionStore):
         lim = self.limits
         reply = await self._run(
             "access",
-            (*self.index_keys, self.session_base + session_id),
+            self._keys(session_id),
             (session_id, lim.ttl_us, lim.lifetime_us, self.session_base, "touch"),
         )
         return bool(reply)
