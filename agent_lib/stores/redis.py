@@ -269,24 +269,22 @@ class RedisStore(SessionStore):
         return await self._access(session_id, "get")
 
     async def touch(self, session_id: str) -> bool:
-        lim = self.limits
-        reply = await self._run(
-            "access",
-            self._keys(session_id),
-            (session_id, lim.ttl_us, lim.lifetime_us, self.session_base, "touch"),
-        )
-        return bool(reply)
+        return bool(await self._run_access(session_id, "touch"))
 
     async def _access(self, session_id: str, mode: str) -> StoredSession | None:
+        reply = await self._run_access(session_id, mode)
+        if not reply:
+            return None
+        return StoredSession(reply[0], int(reply[1]), int(reply[2]))
+
+    async def _run_access(self, session_id: str, mode: str) -> Any:
+        """One run of the access script, which renews the sliding TTL (``mode``: get/touch)."""
         lim = self.limits
-        reply = await self._run(
+        return await self._run(
             "access",
             self._keys(session_id),
             (session_id, lim.ttl_us, lim.lifetime_us, self.session_base, mode),
         )
-        if not reply:
-            return None
-        return StoredSession(reply[0], int(reply[1]), int(reply[2]))
 
     async def update(self, session_id: str, payload: bytes, size: int) -> StoredSession | None:
         lim = self.limits
