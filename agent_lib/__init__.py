@@ -3,13 +3,6 @@
 The public API is what this module exports; everything else is private.
 """
 
-from agent_lib.deadlines import (
-    Deadline,
-    check_deadline,
-    current_deadline,
-    deadline,
-    remaining,
-)
 from agent_lib.durations import format_duration, parse_duration
 from agent_lib.errors import (
     ConfigError,
@@ -23,17 +16,24 @@ from agent_lib.errors import (
     SessionStoreUnavailable,
     UnknownTimeout,
 )
-from agent_lib.polling import PollingPolicy, apoll, poll
 from agent_lib.quantity import parse_quantity
-from agent_lib.reload import atomic_swap
-from agent_lib.session_manager import (
+from agent_lib.sessions.manager import (
     CleanupReport,
     Session,
     SessionManager,
     SyncSessionManager,
 )
-from agent_lib.timeout_config import AsyncTimeoutManager, TimeoutConfig, TimeoutManager
-from agent_lib.timeout_metrics import TimeoutEvents
+from agent_lib.timeouts.deadlines import (
+    Deadline,
+    check_deadline,
+    current_deadline,
+    deadline,
+    remaining,
+)
+from agent_lib.timeouts.manager import AsyncTimeoutManager, TimeoutConfig, TimeoutManager
+from agent_lib.timeouts.metrics import TimeoutEvents
+from agent_lib.timeouts.polling import PollingPolicy, apoll, poll
+from agent_lib.timeouts.reload import atomic_swap
 
 __all__ = [
     "AsyncTimeoutManager",

@@ -35,8 +35,8 @@ import prometheus_client
 from aiohttp import web
 
 from agent_lib.errors import SessionStoreUnavailable
-from agent_lib.session_manager import SessionManager
-from agent_lib.timeout_config import AsyncTimeoutManager
+from agent_lib.sessions.manager import SessionManager
+from agent_lib.timeouts.manager import AsyncTimeoutManager
 from examples.agent_app.agent_endpoint import (
     RUNTIME_KEY,
     SESSIONS_KEY,

@@ -18,9 +18,9 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar, overload
 
-from agent_lib.deadlines import Clock, Deadline
 from agent_lib.errors import ConfigError
-from agent_lib.timeout_metrics import TimeoutEvents
+from agent_lib.timeouts.deadlines import Clock, Deadline
+from agent_lib.timeouts.metrics import TimeoutEvents
 
 T = TypeVar("T")
 
@@ -67,7 +67,7 @@ def backoff_delays(policy: PollingPolicy, rng: random.Random | None = None) -> I
 
 def _resolve(policy: PollingPolicy | None, **changes: float | None) -> PollingPolicy:
     if policy is None:
-        from agent_lib.timeout_config import builtin_polling
+        from agent_lib.timeouts.manager import builtin_polling
 
         policy = builtin_polling()
     given = {key: value for key, value in changes.items() if value is not None}

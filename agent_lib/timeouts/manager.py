@@ -42,12 +42,12 @@ from agent_lib.config import CONFIG_KEY, HourglassConfig, load_text, parse_confi
 from agent_lib.config.bundle import RenderedProfile
 from agent_lib.config.documents import MAX_FILE_BYTES
 from agent_lib.config.timeout_profiles import TIMEOUT_NAME_PATTERN, TimeoutProfile
-from agent_lib.deadlines import Deadline, remaining
 from agent_lib.durations import parse_duration
 from agent_lib.errors import ConfigError, UnknownTimeout
-from agent_lib.polling import PollingPolicy, apoll, poll_with
-from agent_lib.reload import FolderWatcher, WatchSettings, fingerprint, watch_folder_async
-from agent_lib.timeout_metrics import TimeoutEvents
+from agent_lib.timeouts.deadlines import Deadline, remaining
+from agent_lib.timeouts.metrics import TimeoutEvents
+from agent_lib.timeouts.polling import PollingPolicy, apoll, poll_with
+from agent_lib.timeouts.reload import FolderWatcher, WatchSettings, fingerprint, watch_folder_async
 
 logger = logging.getLogger("agent_lib.timeouts")
 
