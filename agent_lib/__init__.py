@@ -1,8 +1,11 @@
 """agent_lib: live timeouts and self-cleaning sessions for agent services.
 
-The public API is what this module exports; everything else is private.
+The public API is what this module exports; everything else is private. The library
+has two halves, `agent_lib.timeouts` and `agent_lib.sessions`, over the shared
+`agent_lib.config` models and basics (durations, quantities, errors).
 """
 
+from agent_lib import _moved
 from agent_lib.durations import format_duration, parse_duration
 from agent_lib.errors import (
     ConfigError,
@@ -34,6 +37,8 @@ from agent_lib.timeouts.manager import AsyncTimeoutManager, TimeoutConfig, Timeo
 from agent_lib.timeouts.metrics import TimeoutEvents
 from agent_lib.timeouts.polling import PollingPolicy, apoll, poll
 from agent_lib.timeouts.reload import atomic_swap
+
+_moved.install()
 
 __all__ = [
     "AsyncTimeoutManager",

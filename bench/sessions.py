@@ -49,7 +49,7 @@ import redis.asyncio as aioredis
 from agent_lib.sessions._memory_estimate import error_pct, estimate_key_bytes
 from agent_lib.sessions.manager import SessionManager
 from agent_lib.sessions.stores.redis import RedisStore
-from hourglass_cli._valkey import find_server_binary
+from hourglass_cli.valkey_server import find_server_binary
 
 CONCURRENCY = 32
 ROUNDS = 5
