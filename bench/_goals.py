@@ -11,4 +11,5 @@ GOALS: dict[str, tuple[str, float]] = {
     "reconcile_p99_ms": ("<=", 1000.0),
     "reconcile_apiserver_p99_ms": ("<=", 1000.0),
     "local_edit_to_agent_p99_ms": ("<=", 500.0),
+    "cr_to_agent_p99_ms": ("<=", 1000.0),
 }
