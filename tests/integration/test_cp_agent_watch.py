@@ -296,3 +296,19 @@ def test_without_permission_the_agent_runs_on_the_file(
     assert pod.stderr_text().count("cannot watch ConfigMap") == 1, pod.stderr_text()
     assert pod.alive()
     assert APPLIED_HASH not in pod.annotations()
+
+
+def test_a_rotated_token_is_read_again(real_cluster: Any, pods: list[AgentPod]) -> None:
+    """kubelet rotates the projected token in place; the agent reads the file again."""
+    ns = real_cluster.namespace()
+    real_cluster.apply(agent_rbac(ns))
+    h1 = _write_configmap(real_cluster, ns, _bundle(ns, 12))
+    pod = AgentPod(real_cluster, ns, "agent-0")
+    pod.write_account(token="not-a-token")
+    pods.append(pod)
+    pod.start()
+    real_cluster.wait_for(lambda: "HTTP 401" in pod.stderr_text(), what="401 logged")
+    assert pod.last()["hash"] != h1
+    pod.write_account()  # a fresh token bound to the Pod, written the way kubelet does
+    _running(real_cluster, pods, h1, "after the token rotation")
+    _annotated(real_cluster, pods, h1, "after the token rotation")
