@@ -36,8 +36,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType, TracebackType
-from typing import Any, Final, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
 
+from agent_lib import _http_timeouts
 from agent_lib.config import CONFIG_KEY, HourglassConfig, load_text, parse_config
 from agent_lib.config.bundle import RenderedProfile
 from agent_lib.config.documents import MAX_FILE_BYTES
@@ -48,6 +49,10 @@ from agent_lib.errors import ConfigError, UnknownTimeout
 from agent_lib.polling import PollingPolicy, apoll, poll_with
 from agent_lib.reload import FolderWatcher, WatchSettings, fingerprint, watch_folder_async
 from agent_lib.timeout_metrics import TimeoutEvents
+
+if TYPE_CHECKING:
+    import aiohttp
+    import httpx
 
 logger = logging.getLogger("agent_lib.timeouts")
 
@@ -352,6 +357,17 @@ class TimeoutManager:
         """A deadline of the profile's ``name`` timeout (or ``seconds``), for with/async with."""
         budget = self.get(name) if seconds is None else seconds
         return Deadline(name, budget, events=self.events)
+
+    def httpx_timeout(self, name: str, *, connect: str | None = "connect") -> httpx.Timeout:
+        """An ``httpx.Timeout`` from timeout ``name`` (``connect`` for connecting),
+        capped by the active deadline: ``AsyncOpenAI(timeout=tm.httpx_timeout("llmCall"))``."""
+        return _http_timeouts.httpx_timeout(self, name, connect=connect)
+
+    def aiohttp_timeout(
+        self, name: str, *, connect: str | None = "connect"
+    ) -> aiohttp.ClientTimeout:
+        """An ``aiohttp.ClientTimeout`` from timeout ``name``, capped by the active deadline."""
+        return _http_timeouts.aiohttp_timeout(self, name, connect=connect)
 
     @staticmethod
     def remaining() -> float | None:
