@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent_lib._session_ids import validate_session_id
-from agent_lib.errors import ConfigError, InvalidPayload, PayloadTooLarge
+from agent_lib.errors import ConfigError, InvalidPayload, PayloadTooLarge, SessionNotFound
 from agent_lib.memory_tracker import estimate_session_bytes
 from agent_lib.session_manager import SessionManager
 from agent_lib.stores.items import LIST_OVERHEAD_BYTES, ItemStore
@@ -71,35 +71,46 @@ class SessionItems:
         *,
         data: Any = None,
         replace_data: bool = False,
+        must_exist: bool = False,
     ) -> int:
         """Append ``items`` (JSON values, each up to ``max_payload``), creating the
         session with ``data`` when needed; ``replace_data`` also stores ``data``.
-        Returns the number of items the session now holds."""
+        ``must_exist`` stores ``data`` too but raises `SessionNotFound` instead of
+        creating. Returns the number of items the session now holds."""
         sid = validate_session_id(session_id)
         limit = self.sessions.max_payload
         encoded = [_encode(item, limit, "item") for item in items]
-        if not encoded and not replace_data:
+        if not encoded and not (replace_data or must_exist):
             return 0
         payload = _encode({} if data is None else data, limit, "data")
         self.sessions._ensure_cleaner()
-        return await self._store.append_items(
+        length = await self._store.append_items(
             sid,
             encoded,
             payload=payload,
             size=self._size(sid, payload),
             replace_payload=replace_data,
+            must_exist=must_exist,
         )
+        if length is None:
+            raise SessionNotFound(sid)
+        return length
 
     async def read(
-        self, session_id: str, limit: int | None = None, *, with_data: bool = False
+        self,
+        session_id: str,
+        limit: int | None = None,
+        *,
+        with_data: bool = False,
+        renew: bool = True,
     ) -> History | None:
-        """The newest ``limit`` items (all for ``None``), renewing the session's idle TTL;
-        ``None`` when the session does not exist (any more)."""
+        """The newest ``limit`` items (all for ``None``), renewing the session's idle TTL
+        unless ``renew`` is false; ``None`` when the session does not exist (any more)."""
         sid = validate_session_id(session_id)
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
             raise ConfigError("limit", f"must be an integer or None, got {limit!r}")
         self.sessions._ensure_cleaner()
-        stored = await self._store.read_items(sid, limit, with_payload=with_data)
+        stored = await self._store.read_items(sid, limit, with_payload=with_data, renew=renew)
         if stored is None:
             return None
         data = json.loads(stored.payload) if stored.payload else None

@@ -44,12 +44,16 @@ class MemoryItems(ItemStore):
         payload: bytes,
         size: int,
         replace_payload: bool = False,
-    ) -> int:
+        must_exist: bool = False,
+    ) -> int | None:
         from agent_lib.stores.memory import _Entry
 
         self._start_sweeper()
         now = self._clock()
         entry = self._live(session_id, now)
+        if entry is None and must_exist:
+            return None
+        replace_payload = replace_payload or must_exist
         added = item_bytes(items)
         if entry is None:
             grow = size + added
@@ -78,13 +82,21 @@ class MemoryItems(ItemStore):
         return len(entry.items)
 
     async def read_items(
-        self, session_id: str, limit: int | None = None, *, with_payload: bool = False
+        self,
+        session_id: str,
+        limit: int | None = None,
+        *,
+        with_payload: bool = False,
+        renew: bool = True,
     ) -> StoredItems | None:
         now = self._clock()
         entry = self._live(session_id, now)
         if entry is None:
             return None
-        self._renew(session_id, entry, now)
+        if renew:
+            self._renew(session_id, entry, now)
+        else:
+            now = entry.last_us
         items: deque[bytes] = entry.items
         if limit is None:
             chosen = list(items)

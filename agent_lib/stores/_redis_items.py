@@ -42,8 +42,10 @@ class RedisItems(ItemStore):
         payload: bytes,
         size: int,
         replace_payload: bool = False,
-    ) -> int:
+        must_exist: bool = False,
+    ) -> int | None:
         lim = self.limits
+        mode = "update" if must_exist else "set" if replace_payload else "keep"
         reply = await self._run(
             "items_add",
             self._item_keys(session_id),
@@ -54,7 +56,7 @@ class RedisItems(ItemStore):
                 lim.max_sessions or 0,
                 lim.max_memory or 0,
                 self.session_base,
-                "set" if replace_payload else "keep",
+                mode,
                 payload,
                 size,
                 KEY_OVERHEAD_BYTES,
@@ -66,10 +68,17 @@ class RedisItems(ItemStore):
         )
         if int(reply[0]) < 0:
             raise PayloadTooLarge(size, lim.max_memory or 0)
+        if int(reply[0]) == 0:
+            return None
         return int(reply[3])
 
     async def read_items(
-        self, session_id: str, limit: int | None = None, *, with_payload: bool = False
+        self,
+        session_id: str,
+        limit: int | None = None,
+        *,
+        with_payload: bool = False,
+        renew: bool = True,
     ) -> StoredItems | None:
         lim = self.limits
         reply = await self._run(
@@ -82,6 +91,7 @@ class RedisItems(ItemStore):
                 self.session_base,
                 -1 if limit is None else max(0, limit),
                 1 if with_payload else 0,
+                1 if renew else 0,
             ),
         )
         if not reply:

@@ -43,18 +43,25 @@ class ItemStore(abc.ABC):
         payload: bytes,
         size: int,
         replace_payload: bool = False,
-    ) -> int:
+        must_exist: bool = False,
+    ) -> int | None:
         """Append ``items``, creating the session with ``payload`` (estimated ``size``) if
         it does not exist; ``replace_payload`` also stores ``payload`` on a live session.
-        Returns the list's new length. Raises `PayloadTooLarge` when the session alone
-        would exceed ``max_memory``."""
+        Returns the list's new length, or ``None`` when ``must_exist`` and the session
+        does not exist. Raises `PayloadTooLarge` when the session alone would exceed
+        ``max_memory``."""
 
     @abc.abstractmethod
     async def read_items(
-        self, session_id: str, limit: int | None = None, *, with_payload: bool = False
+        self,
+        session_id: str,
+        limit: int | None = None,
+        *,
+        with_payload: bool = False,
+        renew: bool = True,
     ) -> StoredItems | None:
-        """The newest ``limit`` items (all for ``None``), renewing the session; ``None``
-        when the session does not exist (any more)."""
+        """The newest ``limit`` items (all for ``None``), renewing the session unless
+        ``renew`` is false; ``None`` when the session does not exist (any more)."""
 
     @abc.abstractmethod
     async def pop_item(self, session_id: str) -> bytes | None:

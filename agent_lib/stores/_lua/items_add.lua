@@ -1,14 +1,14 @@
 -- Append items to a session's list, creating the session when it does not exist (or
 -- has ended), in one script. KEYS[4] session key, KEYS[5] its item list. ARGV: id,
 -- ttl_us, lifetime_us, max_sessions, max_memory, key base, mode ('keep' | 'set': also
--- replace the payload), payload, payload size, key overhead, index overhead, list
+-- replace the payload | 'update': replace it, only on a live session), payload, payload size, key overhead, index overhead, list
 -- overhead, item overhead, items... The session's accounted bytes are its payload
 -- estimate plus every item's length and overhead.
--- Returns {1, created, now, length, evicted} or {-1} when the session alone would
--- exceed max_memory.
+-- Returns {1, created, now, length, evicted}, {-1} when the session alone would exceed
+-- max_memory, or {0} when mode 'update' found no live session.
 local id, ttl, lifetime = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local max_sessions, max_memory, base = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
-local set_payload, size = ARGV[7] == 'set', tonumber(ARGV[9])
+local set_payload, size = ARGV[7] ~= 'keep', tonumber(ARGV[9])
 local key_overhead, index_overhead = tonumber(ARGV[10]), tonumber(ARGV[11])
 local list_overhead, item_overhead = tonumber(ARGV[12]), tonumber(ARGV[13])
 local FIRST = 14
@@ -26,6 +26,9 @@ if redis.call('EXISTS', KEYS[4]) == 1 then
   end
   px = pttl_for(now, born, ttl, lifetime)
   live = px > 0
+end
+if not live and ARGV[7] == 'update' then
+  return {0}
 end
 if not live and redis.call('HEXISTS', SIZES, id) == 1 then
   -- expired, ended or never indexed: its old items go with it

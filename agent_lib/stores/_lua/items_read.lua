@@ -1,6 +1,6 @@
 -- Read the newest items of a session and renew it, like access.lua. KEYS[4] session key,
 -- KEYS[5] its item list. ARGV: id, ttl_us, lifetime_us, key base, limit (-1: all),
--- with payload (1/0). LRANGE from the tail costs O(limit), not O(length).
+-- with payload (1/0), renew (1/0: 0 reads without renewing, for listings). LRANGE from the tail costs O(limit), not O(length).
 -- Returns {payload or '', created, now, {items...}} or false when the session is gone.
 local id, ttl, lifetime, base = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local limit = tonumber(ARGV[5])
@@ -18,9 +18,11 @@ if px <= 0 then
   remove(base, {id})
   return false
 end
-redis.call('PEXPIRE', KEYS[4], px_ms(px))
-redis.call('ZADD', LRU, fmt(now), id)
-note_ttl(ttl)
+if ARGV[7] ~= '0' then
+  redis.call('PEXPIRE', KEYS[4], px_ms(px))
+  redis.call('ZADD', LRU, fmt(now), id)
+  note_ttl(ttl)
+end
 local items = {}
 if limit < 0 then
   items = redis.call('LRANGE', KEYS[5], 0, -1)
