@@ -34,7 +34,7 @@ def _event(n: int, ts: float, delta: dict[str, Any] | None = None, **extra: Any)
         invocation_id=f"inv{n}",
         author="agent" if n % 2 else "user",
         timestamp=ts,
-        content=types.Content(role="model", parts=[types.Part(text=f"turn {n} ✓ \"q\" \n")]),
+        content=types.Content(role="model", parts=[types.Part(text=f'turn {n} ✓ "q" \n')]),
         actions=EventActions(state_delta=delta or {}),
         **extra,
     )
