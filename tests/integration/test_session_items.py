@@ -12,7 +12,7 @@ from agent_lib.session_items import SessionItems
 from agent_lib.session_manager import SessionManager
 from agent_lib.stores.items import ITEM_OVERHEAD_BYTES, LIST_OVERHEAD_BYTES
 from agent_lib.stores.redis import RedisStore
-from tests.fixtures.redis_server import RedisProcess, fresh_namespace
+from tests.fixtures.redis_server import RedisCluster, RedisProcess, fresh_namespace
 
 
 @pytest.fixture(params=["redis", "memory"])
@@ -181,3 +181,16 @@ async def test_bad_input_names_the_field(url: str) -> None:
         with pytest.raises(Exception, match="item is not JSON"):
             await items.append("ok", [{1, 2}])
         assert await items.read("ok") is None
+
+
+@pytest.mark.cluster
+async def test_items_on_redis_cluster(redis_cluster: RedisCluster) -> None:
+    """Every items script is single-slot: the list shares the namespace's hash tag."""
+    async with SessionManager.from_url(redis_cluster.url, namespace=fresh_namespace()) as sm:
+        items = SessionItems(sm)
+        await items.append("clustered", [{"n": i} for i in range(30)])
+        latest = await items.read("clustered", 5)
+        assert latest is not None and [i["n"] for i in latest.items] == [25, 26, 27, 28, 29]
+        assert await items.pop("clustered") == {"n": 29}
+        assert await items.clear("clustered") is True
+        assert await items.read("clustered") is None
