@@ -24,9 +24,9 @@ import agents
 import agents.extensions.memory.redis_session as sdk_redis
 
 from agent_lib.integrations.openai_agents import HourglassSession
-from agent_lib.session_items import SessionItems
-from agent_lib.session_manager import SessionManager
-from hourglass_cli._valkey import EmbeddedValkey
+from agent_lib.sessions.items import SessionItems
+from agent_lib.sessions.manager import SessionManager
+from hourglass_cli.valkey_server import EmbeddedValkey
 
 _server = EmbeddedValkey(Path(tempfile.mkdtemp(prefix="hourglass-sdk-"))).start()
 atexit.register(_server.stop)

@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from agents.extensions.memory.redis_session import RedisSession
 
 from agent_lib.integrations.openai_agents import HourglassSession
-from agent_lib.session_manager import SessionManager
+from agent_lib.sessions.manager import SessionManager
 from bench.sessions import TTL_S, _best_ratio, _server
 
 CONVERSATIONS = 64

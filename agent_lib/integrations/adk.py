@@ -40,8 +40,8 @@ from google.adk.sessions.session import Session
 from google.adk.sessions.state import State
 
 from agent_lib.errors import SessionExists, SessionNotFound
-from agent_lib.session_items import History, SessionItems
-from agent_lib.session_manager import SessionManager
+from agent_lib.sessions.items import History, SessionItems
+from agent_lib.sessions.manager import SessionManager
 
 __all__ = ["HourglassSessionService"]
 

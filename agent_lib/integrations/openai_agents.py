@@ -25,9 +25,9 @@ from agents.memory.session_settings import (
     resolve_session_limit,
 )
 
-from agent_lib._session_ids import validate_session_id
-from agent_lib.session_items import SessionItems
-from agent_lib.session_manager import SessionManager
+from agent_lib.sessions._ids import validate_session_id
+from agent_lib.sessions.items import SessionItems
+from agent_lib.sessions.manager import SessionManager
 
 if TYPE_CHECKING:
     from agents.items import TResponseInputItem

@@ -18,8 +18,8 @@ from google.adk.sessions.session import Session
 from google.genai import types
 
 from agent_lib.integrations.adk import HourglassSessionService
-from agent_lib.session_manager import SessionManager
-from agent_lib.stores.redis import RedisStore
+from agent_lib.sessions.manager import SessionManager
+from agent_lib.sessions.stores.redis import RedisStore
 from tests.fixtures.redis_server import RedisProcess, fresh_namespace
 
 

@@ -12,7 +12,7 @@ from agents.testing import ScriptedModel, assistant_message
 
 from agent_lib.errors import InvalidSessionId
 from agent_lib.integrations.openai_agents import HourglassSession
-from agent_lib.session_manager import SessionManager
+from agent_lib.sessions.manager import SessionManager
 from tests.fixtures.redis_server import RedisProcess, fresh_namespace
 
 

@@ -1,4 +1,4 @@
-"""Item lists beside sessions (agent_lib.session_items) on a real valkey-server and in memory:
+"""Item lists beside sessions (agent_lib.sessions.items) on a real valkey-server and in memory:
 atomic appends, O(limit) reads from the tail, byte accounting, expiry, eviction, cleanup."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ import asyncio
 import pytest
 
 from agent_lib.errors import InvalidSessionId, PayloadTooLarge
-from agent_lib.session_items import SessionItems
-from agent_lib.session_manager import SessionManager
-from agent_lib.stores.items import ITEM_OVERHEAD_BYTES, LIST_OVERHEAD_BYTES
-from agent_lib.stores.redis import RedisStore
+from agent_lib.sessions.items import SessionItems
+from agent_lib.sessions.manager import SessionManager
+from agent_lib.sessions.stores.items import ITEM_OVERHEAD_BYTES, LIST_OVERHEAD_BYTES
+from agent_lib.sessions.stores.redis import RedisStore
 from tests.fixtures.redis_server import RedisCluster, RedisProcess, fresh_namespace
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
-from agent_lib.deadlines import check_deadline, remaining
+from agent_lib.timeouts.deadlines import check_deadline, remaining
 
 if TYPE_CHECKING:
     import aiohttp

@@ -1,4 +1,4 @@
--- Shared prelude of every session script (prepended by agent_lib.stores.redis).
+-- Shared prelude of every session script (prepended by agent_lib.sessions.stores.redis).
 -- Times are microseconds. KEYS[1] last-access sorted set (LRU order and idle deadlines),
 -- KEYS[2] creation sorted set (absolute lifetime), KEYS[3] hash of size estimates plus
 -- the running '*total' field.
@@ -38,7 +38,7 @@ local function each_chunk(list, fn)
   end
 end
 
--- A session's item list (agent_lib.stores.items) sits beside its key under the same tag,
+-- A session's item list (agent_lib.sessions.stores.items) sits beside its key under the same tag,
 -- has no TTL of its own and goes whenever the session's index entry goes.
 local ITEMS = string.sub(LRU, 1, -4) .. 'i:'
 

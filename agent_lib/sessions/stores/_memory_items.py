@@ -8,13 +8,13 @@ from itertools import islice
 from typing import TYPE_CHECKING
 
 from agent_lib.errors import PayloadTooLarge
-from agent_lib.stores.base import Limits
-from agent_lib.stores.items import ItemStore, StoredItems, item_bytes
+from agent_lib.sessions.stores.base import Limits
+from agent_lib.sessions.stores.items import ItemStore, StoredItems, item_bytes
 
 if TYPE_CHECKING:
     from collections import OrderedDict
 
-    from agent_lib.stores.memory import _Entry
+    from agent_lib.sessions.stores.memory import _Entry
 
 
 class MemoryItems(ItemStore):
@@ -46,7 +46,7 @@ class MemoryItems(ItemStore):
         replace_payload: bool = False,
         must_exist: bool = False,
     ) -> int | None:
-        from agent_lib.stores.memory import _Entry
+        from agent_lib.sessions.stores.memory import _Entry
 
         self._start_sweeper()
         now = self._clock()

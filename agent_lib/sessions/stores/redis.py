@@ -44,15 +44,15 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialWithJitterBackoff
 
-from agent_lib._session_ids import validate_key_prefix, validate_namespace
 from agent_lib.errors import (
     ConfigError,
     PayloadTooLarge,
     SessionError,
     SessionStoreUnavailable,
 )
-from agent_lib.stores._redis_items import RedisItems
-from agent_lib.stores.base import (
+from agent_lib.sessions._ids import validate_key_prefix, validate_namespace
+from agent_lib.sessions.stores._redis_items import RedisItems
+from agent_lib.sessions.stores.base import (
     CleanupReport,
     Limits,
     SessionExistsError,
@@ -79,7 +79,7 @@ AnyRedis = aioredis.Redis | RedisCluster
 
 @cache
 def _script(name: str) -> tuple[str, str]:
-    folder = resources.files("agent_lib.stores") / "_lua"
+    folder = resources.files("agent_lib.sessions.stores") / "_lua"
     body = (folder / "common.lua").read_text() + "\n" + (folder / f"{name}.lua").read_text()
     return body, hashlib.sha1(body.encode(), usedforsecurity=False).hexdigest()
 

@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agent_lib._session_ids import validate_session_id
 from agent_lib.errors import ConfigError, InvalidPayload, PayloadTooLarge, SessionNotFound
-from agent_lib.memory_tracker import estimate_session_bytes
-from agent_lib.session_manager import SessionManager
-from agent_lib.stores.items import LIST_OVERHEAD_BYTES, ItemStore
+from agent_lib.sessions._ids import validate_session_id
+from agent_lib.sessions._memory_estimate import estimate_session_bytes
+from agent_lib.sessions.manager import SessionManager
+from agent_lib.sessions.stores.items import LIST_OVERHEAD_BYTES, ItemStore
 
 __all__ = ["History", "SessionItems"]
 

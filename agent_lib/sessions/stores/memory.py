@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from itertools import islice
 
 from agent_lib.errors import ConfigError, PayloadTooLarge
-from agent_lib.stores._memory_items import MemoryItems
-from agent_lib.stores.base import (
+from agent_lib.sessions.stores._memory_items import MemoryItems
+from agent_lib.sessions.stores.base import (
     CleanupReport,
     Limits,
     SessionExistsError,

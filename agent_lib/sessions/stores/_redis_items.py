@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from agent_lib.errors import PayloadTooLarge
-from agent_lib.memory_tracker import INDEX_OVERHEAD_BYTES, KEY_OVERHEAD_BYTES
-from agent_lib.stores.base import Limits
-from agent_lib.stores.items import (
+from agent_lib.sessions._memory_estimate import INDEX_OVERHEAD_BYTES, KEY_OVERHEAD_BYTES
+from agent_lib.sessions.stores.base import Limits
+from agent_lib.sessions.stores.items import (
     ITEM_OVERHEAD_BYTES,
     LIST_OVERHEAD_BYTES,
     ItemStore,
