@@ -24,7 +24,8 @@ import kubernetes
 import yaml
 
 from agent_lib.config.bundle import CONFIG_KEY, CONFIGMAP_NAME, HASH_ANNOTATION
-from tests.fixtures.k8s_emulator import Cluster, OperatorProcess
+from tests.fixtures.k8s_emulator import Cluster
+from tests.fixtures.operator_process import OperatorProcess
 
 GROUP, VERSION, PLURAL = "hourglass.dev", "v1alpha1", "timeoutprofiles"
 PROFILES_PER_NAMESPACE = 10
