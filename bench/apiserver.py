@@ -28,7 +28,7 @@ from tests.controlplane._build import BuildError, cached_bin_dir
 from tests.controlplane._run import ControlPlane
 from tests.fixtures.agent_pods import AgentPod, agent_rbac
 from tests.fixtures.controlplane import RealCluster, install
-from tests.fixtures.k8s_emulator import OperatorProcess
+from tests.fixtures.operator_process import OperatorProcess
 
 AGENTS = 3
 

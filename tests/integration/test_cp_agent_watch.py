@@ -24,7 +24,7 @@ from tests.fixtures.agent_pods import (
     TcpProxy,
     agent_rbac,
 )
-from tests.fixtures.k8s_emulator import OperatorProcess
+from tests.fixtures.operator_process import OperatorProcess
 from tests.integration._resources import _profile, _yaml
 
 pytestmark = pytest.mark.usefixtures("real_cluster")

@@ -120,6 +120,7 @@ LAYERS = {
     "timeouts": [
         "metrics",
         "deadlines",
+        "_http",
         "_layers",
         "polling",
         "reload",
@@ -130,7 +131,7 @@ LAYERS = {
         "_cluster_link",
         "manager",
     ],
-    "sessions": ["_ids", "_memory_estimate", "stores", "metrics", "settings", "manager"],
+    "sessions": ["_ids", "_memory_estimate", "stores", "metrics", "settings", "manager", "items"],
 }
 
 
