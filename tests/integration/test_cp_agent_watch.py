@@ -312,3 +312,19 @@ def test_a_rotated_token_is_read_again(real_cluster: Any, pods: list[AgentPod]) 
     pod.write_account()  # a fresh token bound to the Pod, written the way kubelet does
     _running(real_cluster, pods, h1, "after the token rotation")
     _annotated(real_cluster, pods, h1, "after the token rotation")
+
+
+def test_an_asyncio_agent_takes_the_fast_path_too(real_cluster: Any, pods: list[AgentPod]) -> None:
+    """``async with AsyncTimeoutManager()``: the watch runs beside the loop; async
+    ``on_change`` callbacks run on the loop."""
+    ns = real_cluster.namespace()
+    real_cluster.apply(agent_rbac(ns))
+    h1 = _write_configmap(real_cluster, ns, _bundle(ns, 12))
+    _start(real_cluster, ns, ["agent-async"], pods, env={"AGENT_ASYNC": "1"})
+    _running(real_cluster, pods, h1, "on v1")
+    h2 = _write_configmap(real_cluster, ns, _bundle(ns, 24))
+    _running(real_cluster, pods, h2, "on v2")
+    _annotated(real_cluster, pods, h2, "on v2")
+    assert pods[0].last()["event"] == "change" and pods[0].last()["api"] == "watching"
+    pods[0].stop()
+    assert "Traceback" not in pods[0].stderr_text(), pods[0].stderr_text()
