@@ -8,6 +8,7 @@ the ``real_cluster`` fixture installs with ``kubectl apply -k manifests/``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -47,13 +48,15 @@ def _annotations(*pairs: tuple[str, str | None]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def two_pods(real_cluster: Any) -> tuple[str, str]:
+def two_pods(real_cluster: Any) -> Iterator[tuple[str, str]]:
+    """Pods ``a`` and ``b`` in a fresh namespace (deleted afterwards), a token bound to ``a``."""
     ns = real_cluster.namespace()
     real_cluster.apply(agent_rbac(ns))
     for name in ("a", "b"):
         real_cluster.kubectl("apply", "-f", "-", stdin=pod_manifest(ns, name))
     token = real_cluster.token(AGENT_SA, ns, bound_pod="a")
-    return ns, token
+    yield ns, token
+    real_cluster.delete("namespaces", None, ns)
 
 
 def _wait_for_policy(cluster: Any, ns: str, token: str) -> None:

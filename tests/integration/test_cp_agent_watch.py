@@ -33,6 +33,14 @@ POLLING = {"interval": 1, "maxInterval": 5, "multiplier": 2, "jitter": 0, "maxDu
 
 
 @pytest.fixture
+def ns(real_cluster: Any) -> Iterator[str]:
+    """A fresh namespace, deleted afterwards (its Roles and Pods leave the shared cluster)."""
+    name = real_cluster.namespace()
+    yield name
+    real_cluster.delete("namespaces", None, name)
+
+
+@pytest.fixture
 def pods() -> Iterator[list[AgentPod]]:
     started: list[AgentPod] = []
     try:
@@ -128,9 +136,8 @@ def _settle(seconds: float = 1.0) -> None:
 
 
 def test_a_profile_patch_reaches_three_pods_through_the_api(
-    real_cluster: Any, pods: list[AgentPod]
+    real_cluster: Any, ns: str, pods: list[AgentPod]
 ) -> None:
-    ns = real_cluster.namespace()
     real_cluster.apply(agent_rbac(ns))
     real_cluster.apply(
         _yaml(_profile(ns, "prod", {"default": True, "timeouts": {"request": "10s"}}))
@@ -178,9 +185,8 @@ def test_a_profile_patch_reaches_three_pods_through_the_api(
 
 
 def test_a_rejected_config_shows_on_the_pod_and_clears_after_a_good_one(
-    real_cluster: Any, pods: list[AgentPod]
+    real_cluster: Any, ns: str, pods: list[AgentPod]
 ) -> None:
-    ns = real_cluster.namespace()
     real_cluster.apply(agent_rbac(ns))
     good = _write_configmap(real_cluster, ns, _bundle(ns, 10, extra={"canary": {"request": 5}}))
     _start(real_cluster, ns, ["agent-0", "agent-1"], pods)
@@ -229,9 +235,8 @@ def test_a_rejected_config_shows_on_the_pod_and_clears_after_a_good_one(
 
 
 def test_api_cut_off_the_file_takes_over_and_nothing_rolls_back(
-    real_cluster: Any, pods: list[AgentPod]
+    real_cluster: Any, ns: str, pods: list[AgentPod]
 ) -> None:
-    ns = real_cluster.namespace()
     real_cluster.apply(agent_rbac(ns))
     v1 = _bundle(ns, 10)
     h1 = _write_configmap(real_cluster, ns, v1)
@@ -278,11 +283,10 @@ def test_api_cut_off_the_file_takes_over_and_nothing_rolls_back(
 
 
 def test_without_permission_the_agent_runs_on_the_file(
-    real_cluster: Any, pods: list[AgentPod]
+    real_cluster: Any, ns: str, pods: list[AgentPod]
 ) -> None:
     """``auto`` in a pod whose ServiceAccount has no Role: the API refuses (403), logged once;
     the mounted file is used as before, and nothing disturbs the agent."""
-    ns = real_cluster.namespace()
     real_cluster.kubectl("create", "serviceaccount", "hourglass-agent", "-n", ns)
     content = _bundle(ns, 15)
     h1 = _write_configmap(real_cluster, ns, content)
@@ -298,9 +302,8 @@ def test_without_permission_the_agent_runs_on_the_file(
     assert APPLIED_HASH not in pod.annotations()
 
 
-def test_a_rotated_token_is_read_again(real_cluster: Any, pods: list[AgentPod]) -> None:
+def test_a_rotated_token_is_read_again(real_cluster: Any, ns: str, pods: list[AgentPod]) -> None:
     """kubelet rotates the projected token in place; the agent reads the file again."""
-    ns = real_cluster.namespace()
     real_cluster.apply(agent_rbac(ns))
     h1 = _write_configmap(real_cluster, ns, _bundle(ns, 12))
     pod = AgentPod(real_cluster, ns, "agent-0")
@@ -314,10 +317,11 @@ def test_a_rotated_token_is_read_again(real_cluster: Any, pods: list[AgentPod]) 
     _annotated(real_cluster, pods, h1, "after the token rotation")
 
 
-def test_an_asyncio_agent_takes_the_fast_path_too(real_cluster: Any, pods: list[AgentPod]) -> None:
+def test_an_asyncio_agent_takes_the_fast_path_too(
+    real_cluster: Any, ns: str, pods: list[AgentPod]
+) -> None:
     """``async with AsyncTimeoutManager()``: the watch runs beside the loop; async
     ``on_change`` callbacks run on the loop."""
-    ns = real_cluster.namespace()
     real_cluster.apply(agent_rbac(ns))
     h1 = _write_configmap(real_cluster, ns, _bundle(ns, 12))
     _start(real_cluster, ns, ["agent-async"], pods, env={"AGENT_ASYNC": "1"})
