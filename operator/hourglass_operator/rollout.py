@@ -90,7 +90,9 @@ class PodReport:
             return f"pod {self.name} runs hash {target}{profile}"
         if state is PodState.REJECTED:
             return f"pod {self.name} rejected the config: {_cut(self.error or '')}"
-        running = f"runs hash {self.applied_hash}" if self.applied_hash else "has not reported yet"
+        running = (
+            f"still runs hash {self.applied_hash}" if self.applied_hash else "has not reported yet"
+        )
         return f"pod {self.name} {running}"
 
 

@@ -313,7 +313,7 @@ def test_rollout_status_times_out_with_the_waiting_pods(
     result = _rollout_status(cluster, ns, timeout="2s")
     assert result.returncode == 3, result.stdout + result.stderr
     assert "timed out after 2s" in result.stderr
-    assert f"pod agent-0 runs hash {first}" in result.stdout
+    assert f"pod agent-0 still runs hash {first}" in result.stdout
 
 
 def test_pods_are_selected_on_the_server_and_rbac_suffices(

@@ -98,7 +98,7 @@ def test_progressing_names_a_waiting_pod_and_sets_reconciling() -> None:
     conditions = _conditions(with_rollout(_rendered(), {}, rollout, generation=1, now="T1"))
     assert conditions["Applied"]["status"] == "False"
     assert conditions["Applied"]["reason"] == "Progressing"
-    assert f"pod b runs hash {OLD}" in conditions["Applied"]["message"]
+    assert f"pod b still runs hash {OLD}" in conditions["Applied"]["message"]
     assert conditions["Reconciling"]["status"] == "True"
     assert "Stalled" not in conditions
 
