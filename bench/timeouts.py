@@ -32,6 +32,9 @@ REPO = Path(__file__).resolve().parent.parent
 SWAPS = 50
 IDLE_S = 10.0
 IDLE_QUICK_S = 3.0
+LOOKUP_N = 50_000
+LOOKUP_REPEATS = {True: 100, False: 300}
+"""Loops per side: ``--quick`` (True) and full runs."""
 
 
 def run(quick: bool) -> dict[str, float]:
@@ -68,8 +71,7 @@ def lookup_ratio(quick: bool) -> float:
         atomic_swap(folder, {"hourglass.yaml": _bundle(45)})
         tm = TimeoutManager(config_dir=folder, environ={})
     values = dict(tm.current.timeouts)
-    n = 50_000
-    repeats = 100 if quick else 300
+    n, repeats = LOOKUP_N, LOOKUP_REPEATS[quick]
     best_dict = best_tm = float("inf")
     for _ in range(repeats):
         best_dict = min(best_dict, _loop_dict(values, n))
