@@ -35,6 +35,11 @@ ABOUT: dict[str, tuple[str, str]] = {
         '`tm.get("llmCall")` in a tight loop, time over the same loop on a plain dict',
         "plain `dict[...]` lookup, interleaved in the same run",
     ),
+    "timeout_lookup_floor_ratio_vs_dict": (
+        '`holder.get("llmCall")` where `holder.get` is the dict\'s own C method `dict.get`: '
+        "the cost of any call through an attribute, no Python code in it",
+        "plain `dict[...]` lookup, interleaved in the same run",
+    ),
     "reload_latency_p50_ms": (
         "kubelet-style `..data` swap to `on_change`, median of 50 swaps (inotify)",
         "`reload_latency_polling_p50_ms` (polling fallback)",
