@@ -104,7 +104,7 @@ def publish(run: dict[str, Any], areas: list[str], results: Path, series: Path, 
     parts = {
         name for area, name in (("sessions", "cleanup"), ("timeouts", "reload")) if area in areas
     }
-    report.publish(merged, series, doc, measure=parts)
+    report.publish(merged, series, doc, measure=parts, command=run.get("command", ""))
 
 
 def merge_results(

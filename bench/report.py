@@ -343,7 +343,7 @@ def render_markdown(
         lines.append(f"| `{name}` | {value} | {goal} | {met} | {baseline} | {about} |")
     missing = [name for name in GOALS if name not in metrics]
     if missing:
-        lines += ["", "Not measured in this run: " + ", ".join(f"`{n}`" for n in missing) + "."]
+        lines += ["", "Not in the published figures: " + ", ".join(f"`{n}`" for n in missing) + "."]
     for area, reason in sorted(results.get("failures", {}).items()):
         lines.append(f"\n**{area} failed**: `{reason}`")
     lines += _series_section(series, plots, doc_dir)

@@ -109,6 +109,7 @@ def test_publish_merges_the_areas_it_ran(tmp_path: Path, monkeypatch: pytest.Mon
     assert kept and set(untouched) <= {m for about in kept for m in about["metrics"]}
     plotted = json.loads(series.read_text())
     assert len(plotted["reload_latency_ms"]) == 50  # the reload series was measured again
+    assert plotted["command"] == merged["command"]
     assert plotted["cleanup_scaling"] == json.loads(PUBLISHED[1].read_text())["cleanup_scaling"]
     text = doc.read_text()
     assert "`python -m bench --only timeouts --publish`" in text

@@ -43,7 +43,7 @@ def test_markdown_lists_every_metric_goal_baseline_and_missing_one(tmp_path: Pat
     row = next(line for line in text.splitlines() if "`cleanup_scaling_ratio`" in line)
     assert "1.7" in row and "<= 1.25" in row and "MISSED" in row and "1x live" in row
     assert "`extra`" in text
-    assert "`session_touch_ratio_vs_raw_redis`" in text.split("Not measured in this run:")[1]
+    assert "`session_touch_ratio_vs_raw_redis`" in text.split("Not in the published figures:")[1]
     assert "**operator failed**" in text
     assert "python -m bench --quick" in text and "2026-01-01" in text and "Test CPU" in text
     assert "![cleanup scaling](img/cleanup_scaling.png)" in text
