@@ -18,7 +18,7 @@ import kopf
 
 from agent_lib.config.bundle import CONFIGMAP_NAME
 from hourglass_operator import kopf_settings as hourglass_kopf_settings
-from hourglass_operator import metrics, webhook
+from hourglass_operator import metrics, rollout_handlers, webhook
 from hourglass_operator.controller import Controller
 from hourglass_operator.cronjob import POLICY_LABEL
 from hourglass_operator.errors import ApiRequestError
@@ -83,13 +83,28 @@ def build_registry(
     def hourglass_policies(**kwargs: Any) -> dict[str, Any]:
         return {kwargs["namespace"]: _raw(kwargs["body"])}
 
-    async def reconcile(namespace: str, trigger: str, indices: Mapping[str, Any]) -> None:
+    def bodies_of(namespace: str, indices: Mapping[str, Any]) -> list[Mapping[str, Any]]:
         bodies: list[Mapping[str, Any]] = []
         for name in ("hourglass_profiles", "hourglass_policies"):
             index = indices[name]
             if namespace in index:
                 bodies.extend(index[namespace])
-        await state["controller"].reconcile(namespace, bodies, trigger=trigger)
+        return bodies
+
+    async def reconcile(namespace: str, trigger: str, indices: Mapping[str, Any]) -> None:
+        pods = rollout_handlers.pods_in(indices, namespace)
+        await state["controller"].reconcile(
+            namespace, bodies_of(namespace, indices), trigger=trigger, pods=pods
+        )
+
+    async def refresh_rollout(namespace: str, indices: Mapping[str, Any]) -> None:
+        if "controller" in state:
+            pods = rollout_handlers.pods_in(indices, namespace)
+            await state["controller"].refresh_rollout(
+                namespace, bodies_of(namespace, indices), pods
+            )
+
+    rollout_handlers.register(registry, refresh_rollout)
 
     for plural, kind in ((PROFILES, "TimeoutProfile"), (POLICIES, "SessionPolicy")):
         changed = _changed_handler(reconcile, kind)

@@ -82,7 +82,13 @@ REQUIRED: dict[tuple[str, str, str], tuple[frozenset[str], str]] = {
     ),
     **_need("batch", ("cronjobs",), ("get", "create", "patch"), "hourglass-cleanup per policy"),
     **_need("batch", ("jobs",), ("list", "watch"), "finished cleanup runs -> lastCleanup"),
-    **_need("", ("pods",), ("list",), "the termination message of a cleanup pod"),
+    **_need(
+        "",
+        ("pods",),
+        ("list", "watch"),
+        "agent pods (labelSelector hourglass.dev/config) -> status.rollout and Applied; "
+        "the termination message of a cleanup pod",
+    ),
     **_need("", ("events",), ("create",), "Normal and Warning Events (kopf posts core v1)"),
     **_need(
         "",
