@@ -7,8 +7,11 @@ would, to control exactly what the agents receive.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -332,3 +335,79 @@ def test_an_asyncio_agent_takes_the_fast_path_too(
     assert pods[0].last()["event"] == "change" and pods[0].last()["api"] == "watching"
     pods[0].stop()
     assert "Traceback" not in pods[0].stderr_text(), pods[0].stderr_text()
+
+
+def _rollout_status(cluster: Any, ns: str) -> subprocess.CompletedProcess[str]:
+    exe = str(Path(sys.executable).with_name("hourglass"))
+    return subprocess.run(
+        [exe, "rollout", "status", "-n", ns, "--timeout", "60s"],
+        env=cluster.env(),
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+
+
+def test_real_agents_drive_the_rollout_status(
+    real_cluster: Any, ns: str, pods: list[AgentPod]
+) -> None:
+    """The whole loop with real agents: patch, API watch, pod annotations, the operator's
+    aggregation, `hourglass rollout status` and the condition `Applied`."""
+    real_cluster.apply(agent_rbac(ns))
+    real_cluster.apply(
+        _yaml(_profile(ns, "prod", {"default": True, "timeouts": {"request": "10s"}}))
+    )
+    operator = OperatorProcess(real_cluster, name="agentwatch-rollout").start(timeout=60)
+    try:
+        _rendered(real_cluster, ns, 10)
+        _start(real_cluster, ns, ["agent-0", "agent-1"], pods)
+        _start(real_cluster, ns, ["agent-canary"], pods, env={"HOURGLASS_PROFILE": "prod"})
+        real_cluster.patch(
+            "timeoutprofiles", ns, "prod", {"spec": {"timeouts": {"request": "42s"}}}
+        )
+        digest, _ = _rendered(real_cluster, ns, 42)
+        done = _rollout_status(real_cluster, ns)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"rollout of hash {digest} complete: 3 of 3 pods updated" in done.stdout
+        real_cluster.kubectl(
+            "wait", "--for=condition=Applied", "tp/prod", "-n", ns, "--timeout=30s"
+        )
+
+        # One pod asks for a profile the next version no longer has: Applied=False, Rejected.
+        real_cluster.apply(_yaml(_profile(ns, "canary", {"timeouts": {"request": "5s"}})))
+        real_cluster.wait_for(
+            lambda: (
+                "canary"
+                in yaml.safe_load(
+                    real_cluster.get("configmaps", ns, CONFIGMAP_NAME)["data"][CONFIG_KEY]
+                )["profiles"]
+            ),
+            what="canary rendered",
+        )
+        pods[2].stop()
+        pods[2].extra_env["HOURGLASS_PROFILE"] = "canary"
+        pods[2].start()
+        real_cluster.wait_for(
+            lambda: pods[2].annotations().get(APPLIED_PROFILE) == "canary", what="canary pod"
+        )
+        real_cluster.delete("timeoutprofiles", ns, "canary")
+        refused = _rollout_status(real_cluster, ns)
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert "agent-canary" in refused.stdout + refused.stderr
+        assert "profiles.canary" in refused.stdout + refused.stderr
+
+        def rejected() -> bool:
+            tp = real_cluster.get("timeoutprofiles", ns, "prod") or {}
+            applied = [
+                c for c in tp.get("status", {}).get("conditions", []) if c["type"] == "Applied"
+            ]
+            return (
+                bool(applied)
+                and applied[0]["status"] == "False"
+                and applied[0]["reason"] == "Rejected"
+            )
+
+        real_cluster.wait_for(rejected, what="Applied=False, reason Rejected")
+    finally:
+        operator.stop()
