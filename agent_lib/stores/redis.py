@@ -372,7 +372,8 @@ class RedisStore(SessionStore):
         reply = await self._run("create", self._keys(session_id), args)
         if int(reply[0]) == 3:  # over a cap: again, declaring the sessions it may remove
             others = [_text(i) for i in reply[1]]
-            reply = await self._run("create", self._keys(session_id, *others), args)
+            keys = self._keys(session_id, *others)
+            reply = await self._run("create", keys, (*args, *reply[2]))
         status = int(reply[0])
         if status == 0:
             raise SessionExistsError(None)
@@ -419,9 +420,10 @@ class RedisStore(SessionStore):
             WRITE_EVICTION_BUDGET,
         )
         reply = await self._run("update", self._keys(session_id), args)
-        if reply and int(reply[0]) == 3:
+        if reply and int(reply[0]) == 3:  # over max_memory: again, declaring candidates
             others = [_text(i) for i in reply[1]]
-            reply = await self._run("update", self._keys(session_id, *others), args)
+            keys = self._keys(session_id, *others)
+            reply = await self._run("update", keys, (*args, *reply[2]))
         if not reply:
             return None
         status = int(reply[0])

@@ -141,22 +141,25 @@ end
 -- Sessions a write may have to remove so `adding` more and `extra` more bytes fit:
 -- first entries the index itself shows dead (idle past the TTL, past the lifetime),
 -- then the least recently used; at most `budget`, never `keep`. Nothing is changed:
--- the caller runs again with these keys declared (see make_room).
+-- the caller runs again with these keys declared (see make_room). Returns the ids and
+-- their LRU scores, so that one touched in between is not evicted.
 local function room_candidates(now, ttl, lifetime, max_sessions, max_memory, adding, extra, keep, budget)
-  local chosen, seen = {}, {}
-  local function take(id)
+  local chosen, scores, seen = {}, {}, {}
+  local function take(id, score)
     if id ~= keep and not seen[id] and #chosen < budget then
       seen[id] = true
       chosen[#chosen + 1] = id
+      scores[#scores + 1] = score or redis.call('ZSCORE', LRU, id) or '0'
     end
   end
   if lifetime > 0 then
     for _, id in ipairs(redis.call('ZRANGEBYSCORE', BORN, '-inf', fmt(now - lifetime), 'LIMIT', 0, budget)) do
-      take(id)
+      take(id, false)
     end
   end
-  for _, id in ipairs(redis.call('ZRANGEBYSCORE', LRU, '-inf', fmt(now - ttl), 'LIMIT', 0, budget)) do
-    take(id)
+  local idle = redis.call('ZRANGEBYSCORE', LRU, '-inf', fmt(now - ttl), 'WITHSCORES', 'LIMIT', 0, budget)
+  for i = 1, #idle, 2 do
+    take(idle[i], idle[i + 1])
   end
   local over_n = 0
   if max_sessions > 0 then
@@ -166,42 +169,43 @@ local function room_candidates(now, ttl, lifetime, max_sessions, max_memory, add
   if max_memory > 0 then
     over_b = tonumber(redis.call('HGET', SIZES, TOTAL) or '0') + extra - max_memory
   end
-  local head = redis.call('ZRANGE', LRU, 0, budget)
-  local sizes = {}
-  if over_b > 0 and #head > 0 then
-    sizes = redis.call('HMGET', SIZES, unpack(head))
-  end
+  local head = redis.call('ZRANGE', LRU, 0, budget, 'WITHSCORES')
   local n, acc = 0, 0
-  for i, id in ipairs(head) do
+  for i = 1, #head, 2 do
     if n >= over_n and acc >= over_b then
       break
     end
+    local id = head[i]
     if id ~= keep then
-      take(id)
+      take(id, head[i + 1])
       n = n + 1
-      acc = acc + tonumber(sizes[i] or '0')
+      if over_b > 0 then
+        acc = acc + tonumber(redis.call('HGET', SIZES, id) or '0')
+      end
     end
   end
-  return chosen
+  return {chosen, scores}
 end
 
--- Remove the declared candidate sessions (KEYS[first..]) a write needs gone: a dead
--- one (key gone, or past its lifetime) is dropped and noted as expired, never costing
--- a live session its place; a live one is evicted only while still over a cap.
--- Returns how many were evicted and whether the namespace is still over a cap.
-local function make_room(base, now, lifetime, max_sessions, max_memory, adding, extra, first)
+-- Remove the declared candidate sessions (KEYS[first..], their LRU scores from
+-- ARGV[score_arg..]) a write needs gone: a dead one (key gone, or past its lifetime) is
+-- dropped and noted as expired, never costing a live session its place; a live one is
+-- evicted only if nobody touched it since it was chosen and the namespace is still
+-- over a cap. Returns how many were evicted.
+local function make_room(base, now, lifetime, max_sessions, max_memory, adding, extra, first, score_arg)
   local evicted, dropped, freed = 0, 0, 0
   for k = first, #KEYS do
     local key = KEYS[k]
     local id = string.sub(key, #base + 1)
-    if redis.call('HEXISTS', SIZES, id) == 1 then
+    local seen = redis.call('ZSCORE', LRU, id)
+    if seen then
       local born = tonumber(redis.call('ZSCORE', BORN, id))
       local dead = redis.call('EXISTS', key) == 0
         or (lifetime > 0 and born ~= nil and born + lifetime <= now)
       if dead then
         local f = remove(base, {id})
         dropped, freed = dropped + 1, freed + f
-      elseif over_caps(max_sessions, max_memory, adding, extra) then
+      elseif seen == ARGV[score_arg + k - first] and over_caps(max_sessions, max_memory, adding, extra) then
         local f = remove(base, {id})
         evicted, freed = evicted + 1, freed + f
       end
@@ -216,5 +220,5 @@ local function make_room(base, now, lifetime, max_sessions, max_memory, adding, 
   if freed > 0 then
     redis.call('HINCRBY', SIZES, EVICTED_BYTES, freed)
   end
-  return evicted, over_caps(max_sessions, max_memory, adding, extra)
+  return evicted
 end

@@ -1,9 +1,10 @@
 -- KEYS[4] session key, KEYS[5..] sessions this create may remove to stay under the caps
 -- (none on the first call). ARGV: id, payload, size, ttl_us, lifetime_us, max_sessions,
--- max_memory, key base, write token, eviction budget.
+-- max_memory, key base, write token, eviction budget, then the LRU score of each KEYS[5..].
 -- Returns {1, now, evicted}; {0} when the id is taken; {2, stored value} when the id
 -- holds this very call's write (a retry after a lost reply); {-1} when the session alone
--- is over max_memory; {3, ids} when room is needed: call again declaring those sessions.
+-- is over max_memory; {3, ids, scores} when room is needed: call again declaring
+-- those sessions.
 local id, size = ARGV[1], tonumber(ARGV[3])
 local ttl, lifetime = tonumber(ARGV[4]), tonumber(ARGV[5])
 local max_sessions, max_memory, base = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
@@ -30,11 +31,11 @@ local evicted = 0
 if over_caps(max_sessions, max_memory, 1, size) then
   if #KEYS == 4 then
     local ids = room_candidates(now, ttl, lifetime, max_sessions, max_memory, 1, size, false, budget)
-    if #ids > 0 then
-      return {3, ids}
+    if #ids[1] > 0 then
+      return {3, ids[1], ids[2]}
     end
   else
-    evicted = make_room(base, now, lifetime, max_sessions, max_memory, 1, size, 5)
+    evicted = make_room(base, now, lifetime, max_sessions, max_memory, 1, size, 5, 11)
   end
 end
 redis.call('SET', KEYS[4], header(1, now, token) .. ARGV[2], 'PX', px_ms(pttl_for(now, now, ttl, lifetime)))

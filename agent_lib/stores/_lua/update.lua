@@ -1,9 +1,11 @@
 -- KEYS[4] session key, KEYS[5..] sessions this write may remove to stay under max_memory
 -- (none on the first call). ARGV: id, payload, size, ttl_us, lifetime_us, max_memory,
--- key base, expected version ('' for any), eviction budget.
+-- key base, expected version ('' for any), eviction budget, then the LRU score of each
+-- KEYS[5..].
 -- Returns {1, created, now, version, evicted}; false when the session does not exist;
 -- {-2, stored version} on a version mismatch; {-1} when the session alone is over
--- max_memory; {3, ids} when room is needed: call again declaring those sessions.
+-- max_memory; {3, ids, scores} when room is needed: call again declaring those
+-- sessions.
 local id, size = ARGV[1], tonumber(ARGV[3])
 local ttl, lifetime = tonumber(ARGV[4]), tonumber(ARGV[5])
 local max_memory, base, budget = tonumber(ARGV[6]), ARGV[7], tonumber(ARGV[9])
@@ -35,11 +37,11 @@ local evicted = 0
 if over_caps(0, max_memory, 0, size - old) then
   if #KEYS == 4 then
     local ids = room_candidates(now, ttl, lifetime, 0, max_memory, 0, size - old, id, budget)
-    if #ids > 0 then
-      return {3, ids}
+    if #ids[1] > 0 then
+      return {3, ids[1], ids[2]}
     end
   else
-    evicted = make_room(base, now, lifetime, 0, max_memory, 0, size - old, 5)
+    evicted = make_room(base, now, lifetime, 0, max_memory, 0, size - old, 5, 10)
   end
 end
 redis.call('SET', KEYS[4], header(version + 1, born, token) .. ARGV[2], 'PX', px_ms(px))
