@@ -55,7 +55,7 @@ import redis.exceptions as rexc
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
-from redis.backoff import ExponentialWithJitterBackoff
+from redis.backoff import EqualJitterBackoff, ExponentialWithJitterBackoff
 from redis.commands.core import AsyncScript
 
 from agent_lib._session_ids import validate_key_prefix, validate_namespace
@@ -101,9 +101,15 @@ _ERROR_CLASSES: tuple[tuple[type[Exception], type[SessionStoreUnavailable], str]
     (TimeoutError, SessionStoreUnavailable, "timeout"),
     (OSError, SessionStoreUnavailable, "connection"),
 )
-# Refusals that last while a slot migrates or a cluster heals: retried here with backoff
-# (redis-py's cluster client retries TRYAGAIN without sleeping, and not CLUSTERDOWN).
-_RESHARDING = (rexc.TryAgainError, rexc.ClusterDownError, rexc.ClusterError)
+# Refusals that last while a slot migrates, a cluster heals or Sentinel promotes a
+# replica: retried by `RedisStore._run` with this backoff (redis-py's cluster client
+# retries TRYAGAIN without sleeping, and each redis-py retry reuses one address).
+_RETRY_BACKOFF = EqualJitterBackoff(cap=2.0, base=0.1)
+_TRANSIENT = ("tryagain", "clusterdown", "masterdown", "loading", "readonly", "connection")
+
+
+def _worth_retrying(error: SessionError) -> bool:
+    return isinstance(error, SessionStoreUnavailable) and error.reason in _TRANSIENT
 # Policies under which Redis deletes keys on its own when memory runs out.
 _EVICTING_POLICIES = ("volatile-", "allkeys-")
 
@@ -303,24 +309,22 @@ class RedisStore(SessionStore):
         if not self._policy_checked:
             await self._check_policy()
         script = self._registered(name)
-        backoff = ExponentialWithJitterBackoff(base=0.05, cap=1.0)
         attempt = 0
         while True:
             try:
                 reply = await script(keys=keys, args=args)
                 _raise_if_cancelled()
                 return reply
-            except _RESHARDING as error:
-                # A script declares every key, so a moving slot refuses it up front
-                # (nothing ran): waiting for the migration and trying again is safe.
+            except (rexc.RedisError, TimeoutError, OSError) as error:
+                mapped = _unavailable(error)
                 attempt += 1
-                if attempt > self.retries * 2:
-                    raise _unavailable(error) from error
-                await asyncio.sleep(backoff.compute(attempt))
-            except rexc.RedisError as error:
-                raise _unavailable(error) from error
-            except (TimeoutError, OSError) as error:
-                raise _unavailable(error) from error
+                if not _worth_retrying(mapped) or attempt > self.retries:
+                    raise mapped from error
+                # Every script can run twice safely: a moving slot refuses it before it
+                # runs, and a write retried after a lost reply finds its own token. A
+                # failover (or a migration) takes seconds: back off longer than redis-py
+                # does within one attempt, so the retries outlast it.
+                await asyncio.sleep(_RETRY_BACKOFF.compute(attempt))
 
     async def _check_policy(self) -> None:
         """Warn once when the server's ``maxmemory-policy`` lets Redis delete session keys.
@@ -418,6 +422,7 @@ class RedisStore(SessionStore):
             self.session_base,
             "" if if_version is None else if_version,
             WRITE_EVICTION_BUDGET,
+            secrets.token_urlsafe(9),
         )
         reply = await self._run("update", self._keys(session_id), args)
         if reply and int(reply[0]) == 3:  # over max_memory: again, declaring candidates

@@ -1,7 +1,8 @@
 -- KEYS[4] session key, KEYS[5..] sessions this write may remove to stay under max_memory
 -- (none on the first call). ARGV: id, payload, size, ttl_us, lifetime_us, max_memory,
--- key base, expected version ('' for any), eviction budget, then the LRU score of each
--- KEYS[5..].
+-- key base, expected version ('' for any), eviction budget, write token, then the LRU
+-- score of each KEYS[5..]. The token replaces the stored one: a retry of this call
+-- after a lost reply finds it and reports the write as done instead of a conflict.
 -- Returns {1, created, now, version, evicted}; false when the session does not exist;
 -- {-2, stored version} on a version mismatch; {-1} when the session alone is over
 -- max_memory; {3, ids, scores} when room is needed: call again declaring those
@@ -13,9 +14,13 @@ local head = peek(KEYS[4])
 if not head then
   return false
 end
-local version, born, token = parse_header(head)
+local version, born, stored_token = parse_header(head)
 if not version then
-  version, token = 0, ''
+  version = 0
+end
+if stored_token == ARGV[10] then
+  -- this very call's write, retried after a lost reply: it is already applied
+  return {1, born, now_us(), version, 0}
 end
 if ARGV[8] ~= '' and tonumber(ARGV[8]) ~= version then
   return {-2, version}
@@ -41,10 +46,10 @@ if over_caps(0, max_memory, 0, size - old) then
       return {3, ids[1], ids[2]}
     end
   else
-    evicted = make_room(base, now, lifetime, 0, max_memory, 0, size - old, 5, 10)
+    evicted = make_room(base, now, lifetime, 0, max_memory, 0, size - old, 5, 11)
   end
 end
-redis.call('SET', KEYS[4], header(version + 1, born, token) .. ARGV[2], 'PX', px_ms(px))
+redis.call('SET', KEYS[4], header(version + 1, born, ARGV[10]) .. ARGV[2], 'PX', px_ms(px))
 note_ttl(ttl)
 redis.call('ZADD', LRU, fmt(now), id)
 redis.call('ZADD', BORN, 'NX', fmt(born), id)
