@@ -110,6 +110,8 @@ _TRANSIENT = ("tryagain", "clusterdown", "masterdown", "loading", "readonly", "c
 
 def _worth_retrying(error: SessionError) -> bool:
     return isinstance(error, SessionStoreUnavailable) and error.reason in _TRANSIENT
+
+
 # Policies under which Redis deletes keys on its own when memory runs out.
 _EVICTING_POLICIES = ("volatile-", "allkeys-")
 
