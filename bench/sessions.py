@@ -46,7 +46,7 @@ from pathlib import Path
 import redis
 import redis.asyncio as aioredis
 
-from agent_lib.memory_tracker import error_pct, estimate_key_bytes
+from agent_lib.memory_tracker import VALUE_HEADER_BYTES, error_pct, estimate_key_bytes
 from agent_lib.session_manager import SessionManager
 from agent_lib.stores.redis import RedisStore
 from hourglass_cli._valkey import find_server_binary
@@ -277,7 +277,8 @@ async def _memory_errors(url: str) -> dict[str, float]:
             data = {"turn": i, "text": "t" * ((i * 7919) % 3000), "tags": ["a"] * (i % 5)}
             session = await sm.create(data)
             payload = json.dumps(data, separators=(",", ":"))
-            estimate = estimate_key_bytes(len(store.key_for(session.id)), len(payload.encode()))
+            value = len(payload.encode()) + VALUE_HEADER_BYTES  # the stored value's header
+            estimate = estimate_key_bytes(len(store.key_for(session.id)), value)
             usage = await store.memory_usage(session.id)
             assert usage is not None
             estimated, measured = estimated + estimate, measured + usage
