@@ -202,3 +202,23 @@ async def test_a_lost_creation_entry_cannot_restart_the_lifetime(
             assert await sm.get(session.id) is not None
         await asyncio.sleep(1.15)  # 1.65 s after creation: past the 1.5 s lifetime
         assert await sm.get(session.id) is None
+
+
+async def test_cleanup_verify_drops_entries_whose_key_was_deleted(
+    redis_server: RedisProcess,
+) -> None:
+    """A key deleted behind the index's back (no Redis eviction to notice): `--verify`."""
+    namespace = fresh_namespace()
+    async with SessionManager.from_url(redis_server.url, namespace=namespace, ttl=600) as sm:
+        ids = [(await sm.create({"i": i})).id for i in range(5)]
+        with redis_server.client() as client:
+            client.delete(_store(sm).key_for(ids[0]))
+        assert (await sm.cleanup()).removed == 0
+        assert await sm.count() == 5
+        result = subprocess.run(
+            [str(Path(sys.executable).with_name("hourglass")), "cleanup", "--redis-url",
+             redis_server.url, "--namespace", namespace, "--verify", "--json"],
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        assert '"expired": 1' in result.stdout
+        assert await sm.count() == 4

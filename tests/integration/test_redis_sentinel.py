@@ -130,3 +130,17 @@ async def test_sentinel_credentials_reach_the_sentinels(sentinels: _Sentinels) -
         session = await sm.create({"via": "sentinel"})
         got = await sm.get(session.id)
         assert got is not None and got.data == {"via": "sentinel"}
+
+
+def test_tls_and_credentials_are_given_to_the_sentinels_too() -> None:
+    """No I/O: the clients are built, not connected (TLS needs certificates to run)."""
+    from agent_lib.stores.redis import connect
+
+    client, _ = connect("rediss+sentinel://:pw@127.0.0.1:1,127.0.0.1:2/svc?sentinel_password=sp")
+    manager = client.connection_pool.sentinel_manager  # type: ignore[union-attr]
+    for sentinel in manager.sentinels:
+        kwargs = sentinel.connection_pool.connection_kwargs
+        assert kwargs["password"] == "sp"
+        assert "SSL" in sentinel.connection_pool.connection_class.__name__
+    assert client.connection_pool.connection_kwargs["password"] == "pw"  # type: ignore[union-attr]
+    assert "SSL" in client.connection_pool.connection_class.__name__  # type: ignore[union-attr]
