@@ -317,7 +317,7 @@ class RedisStore(SessionStore):
                 reply = await script(keys=keys, args=args)
                 _raise_if_cancelled()
                 return reply
-            except (rexc.RedisError, TimeoutError, OSError) as error:
+            except (rexc.RedisError, rexc.RedisClusterException, TimeoutError, OSError) as error:
                 mapped = _unavailable(error)
                 attempt += 1
                 if not _worth_retrying(mapped) or attempt > self.retries:
