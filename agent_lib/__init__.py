@@ -1,15 +1,11 @@
 """agent_lib: live timeouts and self-cleaning sessions for agent services.
 
-The public API is what this module exports; everything else is private.
+The public API is what this module exports; everything else is private. The library
+has two halves, `agent_lib.timeouts` and `agent_lib.sessions`, over the shared
+`agent_lib.config` models and basics (durations, quantities, errors).
 """
 
-from agent_lib.deadlines import (
-    Deadline,
-    check_deadline,
-    current_deadline,
-    deadline,
-    remaining,
-)
+from agent_lib import _moved
 from agent_lib.durations import format_duration, parse_duration
 from agent_lib.errors import (
     ConfigError,
@@ -29,17 +25,26 @@ from agent_lib.errors import (
     SessionStoreUnavailable,
     UnknownTimeout,
 )
-from agent_lib.polling import PollingPolicy, apoll, poll
 from agent_lib.quantity import parse_quantity
-from agent_lib.reload import atomic_swap
-from agent_lib.session_manager import (
+from agent_lib.sessions.manager import (
     CleanupReport,
     Session,
     SessionManager,
     SyncSessionManager,
 )
-from agent_lib.timeout_config import AsyncTimeoutManager, TimeoutConfig, TimeoutManager
-from agent_lib.timeout_metrics import TimeoutEvents
+from agent_lib.timeouts.deadlines import (
+    Deadline,
+    check_deadline,
+    current_deadline,
+    deadline,
+    remaining,
+)
+from agent_lib.timeouts.manager import AsyncTimeoutManager, TimeoutConfig, TimeoutManager
+from agent_lib.timeouts.metrics import TimeoutEvents
+from agent_lib.timeouts.polling import PollingPolicy, apoll, poll
+from agent_lib.timeouts.reload import atomic_swap
+
+_moved.install()
 
 __all__ = [
     "AsyncTimeoutManager",

@@ -9,5 +9,6 @@ GOALS: dict[str, tuple[str, float]] = {
     "cleanup_scaling_ratio": ("<=", 1.5),
     "memory_estimate_error_pct": ("<=", 20.0),
     "reconcile_p99_ms": ("<=", 1000.0),
+    "reconcile_apiserver_p99_ms": ("<=", 1000.0),
     "local_edit_to_agent_p99_ms": ("<=", 500.0),
 }

@@ -19,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-from agent_lib.timeout_config import TimeoutManager
+from agent_lib.timeouts.manager import TimeoutManager
 
 _REPO = Path(__file__).resolve().parent.parent
 _START_TIMEOUT_S = 30.0

@@ -65,39 +65,55 @@ def _namespace_done(cluster: Cluster, ns: str, count: int) -> bool:
 def _cold_start(workdir: Path, namespaces: int) -> float:
     cluster = Cluster(workdir).start()
     try:
-        custom = kubernetes.client.CustomObjectsApi(cluster.client())
-        names = [f"bench-{n:03d}" for n in range(namespaces)]
-        for ns in names:
-            _create(custom, ns, PROFILES_PER_NAMESPACE)
-        operator = OperatorProcess(cluster, name="cold", verbose=False)
-        started = time.perf_counter()
-        operator.start(timeout=60)
-        pending = list(names)
-
-        def done() -> bool:
-            # Stop at the first namespace not done: polling must not steal the emulator's CPU.
-            while pending and _namespace_done(cluster, pending[0], PROFILES_PER_NAMESPACE):
-                pending.pop(0)
-            return not pending
-
-        cluster.wait_for(done, timeout=600, what="every namespace reconciled", interval=0.1)
-        elapsed = time.perf_counter() - started
-        operator.stop()
-        return elapsed
+        return cold_start(cluster, namespaces)
     finally:
         cluster.stop()
 
 
+def cold_start(cluster: Any, namespaces: int) -> float:
+    """Seconds from launching the operator to ``namespaces`` x 10 profiles reconciled."""
+    custom = kubernetes.client.CustomObjectsApi(cluster.client())
+    names = [f"bench-{n:03d}" for n in range(namespaces)]
+    for ns in names:
+        cluster.namespace(ns)
+        _create(custom, ns, PROFILES_PER_NAMESPACE)
+    operator = OperatorProcess(cluster, name="cold", verbose=False)
+    started = time.perf_counter()
+    operator.start(timeout=60)
+    pending = list(names)
+
+    def done() -> bool:
+        # Stop at the first namespace not done: polling must not steal the emulator's CPU.
+        while pending and _namespace_done(cluster, pending[0], PROFILES_PER_NAMESPACE):
+            pending.pop(0)
+        return not pending
+
+    try:
+        cluster.wait_for(done, timeout=600, what="every namespace reconciled", interval=0.1)
+        return time.perf_counter() - started
+    finally:
+        operator.stop()
+
+
 def _latencies(workdir: Path, patches: int) -> list[float]:
     cluster = Cluster(workdir).start()
+    try:
+        return latencies(cluster, patches)
+    finally:
+        cluster.stop()
+
+
+def latencies(cluster: Any, patches: int) -> list[float]:
+    """Milliseconds from each TimeoutProfile patch to the ConfigMap showing it."""
     operator = OperatorProcess(cluster, name="latency", verbose=False)
     try:
         operator.start(timeout=60)
         custom = kubernetes.client.CustomObjectsApi(cluster.client())
         ns = "bench-latency"
+        cluster.namespace(ns)
         _create(custom, ns, 3)
         cluster.wait_for(lambda: _namespace_done(cluster, ns, 3), timeout=60, what="rendered")
-        latencies = []
+        measured = []
         for i in range(patches):
             millis = 1000 + i
             started = time.perf_counter()
@@ -115,11 +131,10 @@ def _latencies(workdir: Path, patches: int) -> list[float]:
                 timeout=30,
                 what=f"patch {i} in the ConfigMap",
             )
-            latencies.append((time.perf_counter() - started) * 1000)
-        return latencies
+            measured.append((time.perf_counter() - started) * 1000)
+        return measured
     finally:
         operator.stop()
-        cluster.stop()
 
 
 def _request_of(cluster: Cluster, ns: str, profile: str) -> float:
@@ -130,7 +145,7 @@ def _request_of(cluster: Cluster, ns: str, profile: str) -> float:
     return float(config["profiles"][profile]["timeouts"]["request"])
 
 
-def _p99(values: list[float]) -> float:
+def p99(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(0.99 * len(ordered)) - 1))]
 
@@ -142,12 +157,12 @@ def run(quick: bool) -> dict[str, float]:
         workdir = Path(tmp)
         (workdir / "latency").mkdir()
         (workdir / "cold").mkdir()
-        latencies = _latencies(workdir / "latency", patches)
+        measured = _latencies(workdir / "latency", patches)
         cold = _cold_start(workdir / "cold", namespaces)
     profiles = namespaces * PROFILES_PER_NAMESPACE
     result = {
-        "reconcile_p99_ms": _p99(latencies),
-        "reconcile_p50_ms": statistics.median(latencies),
+        "reconcile_p99_ms": p99(measured),
+        "reconcile_p50_ms": statistics.median(measured),
         "reconcile_patches": float(patches),
     }
     # With --quick the cold start runs at a smaller scale: `cold_start_profiles` says which.

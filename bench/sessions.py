@@ -46,10 +46,10 @@ from pathlib import Path
 import redis
 import redis.asyncio as aioredis
 
-from agent_lib.memory_tracker import VALUE_HEADER_BYTES, error_pct, estimate_key_bytes
-from agent_lib.session_manager import SessionManager
-from agent_lib.stores.redis import RedisStore
-from hourglass_cli._valkey import find_server_binary
+from agent_lib.sessions._memory_estimate import VALUE_HEADER_BYTES, error_pct, estimate_key_bytes
+from agent_lib.sessions.manager import SessionManager
+from agent_lib.sessions.stores.redis import RedisStore
+from hourglass_cli.valkey_server import find_server_binary
 
 CONCURRENCY = 32
 ROUNDS = 5

@@ -20,7 +20,7 @@ from pathlib import Path
 from agent_lib import TimeoutConfig, TimeoutManager, atomic_swap
 from agent_lib.config import load_text, parse_documents, render_config
 from agent_lib.config.timeout_profiles import TimeoutProfile
-from agent_lib.reload import WatchSettings
+from agent_lib.timeouts.reload import WatchSettings
 
 REPO = Path(__file__).resolve().parent.parent
 SWAPS = 50

@@ -23,8 +23,8 @@ from watchfiles import awatch
 from agent_lib.config import CONFIG_KEY, RenderedConfig, parse_config
 from agent_lib.config.bundle import RenderedSessionPolicy
 from agent_lib.errors import ConfigError
-from agent_lib.reload import atomic_swap
-from agent_lib.session_manager import SessionManager
+from agent_lib.sessions.manager import SessionManager
+from agent_lib.timeouts.reload import atomic_swap
 from hourglass_cli._local_render import LocalRenderError, profile_hashes, render_paths
 from hourglass_cli._local_status import LocalStatus, StatusView, cleanup_summary
 

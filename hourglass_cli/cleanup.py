@@ -16,14 +16,14 @@ from typing import Any
 
 import click
 
-from agent_lib._session_settings import (
+from agent_lib.errors import ConfigError, SessionError
+from agent_lib.sessions.settings import (
     SessionSettings,
     from_environment,
     mounted_policy,
     policy_file,
 )
-from agent_lib.errors import ConfigError, SessionError
-from agent_lib.stores.base import CleanupReport
+from agent_lib.sessions.stores.base import CleanupReport
 
 TERMINATION_LOG = Path("/dev/termination-log")
 
@@ -101,7 +101,7 @@ def _settings(
 async def _run(
     settings: SessionSettings, max_batches: int | None, dry_run: bool, verify: bool = False
 ) -> CleanupReport:
-    from agent_lib.session_manager import SessionManager
+    from agent_lib.sessions.manager import SessionManager
 
     # A one-shot run starts no periodic cleaner, whatever SESSION_CLEANUP_INTERVAL says.
     options = settings.manager_options() | {"cleanup_interval": None}

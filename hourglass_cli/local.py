@@ -19,7 +19,7 @@ import click
 
 from hourglass_cli._local_runtime import LocalOptions, LocalRuntime
 from hourglass_cli._local_status import LocalStatus, PlainView, make_view
-from hourglass_cli._valkey import EmbeddedValkey, ValkeyError
+from hourglass_cli.valkey_server import EmbeddedValkey, ValkeyError
 
 DEFAULT_PATHS = ("config/",)
 DEFAULT_STATE_DIR = ".hourglass"

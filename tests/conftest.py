@@ -12,6 +12,7 @@ pytest_plugins: list[str] = [
     "tests.fixtures.redis_server",
     "tests.fixtures.k8s_schemas",
     "tests.fixtures.k8s_emulator",
+    "tests.fixtures.controlplane",
     "tests.fixtures.timeouts",
 ]
 

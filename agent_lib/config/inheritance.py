@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from pydantic_core import PydanticCustomError
@@ -38,12 +38,21 @@ class Resolution:
     problems: list[Problem] = field(default_factory=list)
 
 
-def resolve_profiles(namespace: str, profiles: Iterable[TimeoutProfile]) -> Resolution:
-    """Resolve every profile of one namespace; broken chains become problems, not errors."""
+def resolve_profiles(
+    namespace: str,
+    profiles: Iterable[TimeoutProfile],
+    invalid: Mapping[str, Problem] | None = None,
+) -> Resolution:
+    """Resolve every profile of one namespace; broken chains become problems, not errors.
+
+    ``invalid`` names the profiles of the namespace that failed validation, each with its
+    first problem: a child of one is told that its parent is invalid and where, rather
+    than that its parent does not exist.
+    """
     by_name = {p.name: p for p in profiles}
     result = Resolution()
     for name in sorted(by_name):
-        chain, problem = _chain(namespace, name, by_name)
+        chain, problem = _chain(namespace, name, by_name, invalid or {})
         if problem is not None:
             result.problems.append(problem)
             continue
@@ -56,7 +65,10 @@ def resolve_profiles(namespace: str, profiles: Iterable[TimeoutProfile]) -> Reso
 
 
 def _chain(
-    namespace: str, name: str, by_name: dict[str, TimeoutProfile]
+    namespace: str,
+    name: str,
+    by_name: dict[str, TimeoutProfile],
+    invalid: Mapping[str, Problem],
 ) -> tuple[tuple[str, ...], Problem | None]:
     chain = [name]
     current = by_name[name]
@@ -65,6 +77,14 @@ def _chain(
         if parent in chain:
             cycle = " -> ".join([*chain[chain.index(parent) :], parent])
             return (), _problem(namespace, name, f"inheritance cycle: {cycle}")
+        if parent not in by_name and parent in invalid:
+            which = (
+                f"parent TimeoutProfile {parent!r}"
+                if current.name == name
+                else f"ancestor {current.name!r} extends {parent!r}, which"
+            )
+            reason = f"{which} is invalid: fix its own error first ({_where(invalid[parent])})"
+            return (), _problem(namespace, name, reason)
         if parent not in by_name:
             reason = (
                 f"parent TimeoutProfile {parent!r} does not exist in namespace {namespace!r}"
@@ -108,6 +128,12 @@ def _given(polling: PollingSpec | None) -> dict[str, float]:
         return {}
     values = polling.model_dump(by_alias=True, exclude_none=True)
     return {key: float(value) for key, value in values.items()}
+
+
+def _where(problem: Problem) -> str:
+    """Where a problem is: ``file:line: field`` when located, else ``kind/name: field``."""
+    place = f"{problem.file}:{problem.line}" if problem.file else f"{problem.kind}/{problem.name}"
+    return f"{place}: {problem.field}" if problem.field else place
 
 
 def _problem(namespace: str, name: str, reason: str) -> Problem:

@@ -89,10 +89,12 @@ def parse_documents(
     """Parse every document, then run the namespace-wide checks on what is valid."""
     parsed = ParsedSpecs()
     seen: set[tuple[str, str, str]] = set()
+    invalid: dict[str, dict[str, Problem]] = {}
     for document in documents:
         resource, problems = parse_resource(document.data, document)
         parsed.problems.extend(problems)
         if resource is None:
+            _note_invalid_profile(invalid, document.data, problems, default_namespace)
             continue
         namespace = resource.metadata.namespace or default_namespace
         key = (namespace, resource.kind, resource.name)
@@ -114,19 +116,44 @@ def parse_documents(
         parsed.sources[key] = document
         parsed.by_namespace.setdefault(namespace, []).append(resource)
     for namespace, resources in sorted(parsed.by_namespace.items()):
-        for problem in check_namespace(namespace, resources):
+        for problem in check_namespace(namespace, resources, invalid.get(namespace)):
             parsed.problems.append(parsed.locate(problem, _split(problem.field)))
     return parsed
 
 
-def check_namespace(namespace: str, resources: Iterable[Resource]) -> list[Problem]:
-    """Rules that span resources: inheritance, a single default, a single SessionPolicy."""
+def _note_invalid_profile(
+    invalid: dict[str, dict[str, Problem]],
+    data: Any,
+    problems: list[Problem],
+    default_namespace: str,
+) -> None:
+    """Remember a TimeoutProfile that failed validation, for its children's messages."""
+    if not problems or not isinstance(data, Mapping) or data.get("kind") != "TimeoutProfile":
+        return
+    name = _name_of(data)
+    metadata = data.get("metadata")
+    namespace = metadata.get("namespace") if isinstance(metadata, Mapping) else None
+    if name:
+        by_name = invalid.setdefault(str(namespace or default_namespace), {})
+        by_name.setdefault(name, problems[0])
+
+
+def check_namespace(
+    namespace: str,
+    resources: Iterable[Resource],
+    invalid_profiles: Mapping[str, Problem] | None = None,
+) -> list[Problem]:
+    """Rules that span resources: inheritance, a single default, a single SessionPolicy.
+
+    ``invalid_profiles``: the namespace's TimeoutProfiles that failed validation, by name,
+    with their first problem, so that their children point at it.
+    """
     from agent_lib.config.inheritance import resolve_profiles
 
     resources = list(resources)
     profiles = [r for r in resources if isinstance(r, TimeoutProfile)]
     policies = sorted((r for r in resources if isinstance(r, SessionPolicy)), key=_age_key)
-    problems = list(resolve_profiles(namespace, profiles).problems)
+    problems = list(resolve_profiles(namespace, profiles, invalid_profiles).problems)
     defaults = sorted(p.name for p in profiles if p.spec.default)
     if len(defaults) > 1:
         reason = f"{len(defaults)} profiles are marked default in namespace {namespace!r}: " + (

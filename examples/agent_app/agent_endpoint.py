@@ -28,8 +28,8 @@ from typing import Any
 
 from aiohttp import web
 
+from agent_lib import SessionManager
 from agent_lib.errors import DeadlineExceeded, InvalidSessionId, SessionStoreUnavailable
-from agent_lib.session_manager import SessionManager
 from examples.agent_app.agent_runtime import AgentRuntime
 
 SESSIONS_KEY: web.AppKey[SessionManager] = web.AppKey("sessions", SessionManager)

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agent_lib.timeout_config import TimeoutManager
+from agent_lib import TimeoutManager
 
 LEGACY_TIMEOUTS: Mapping[str, float] = {
     "request": 60.0,

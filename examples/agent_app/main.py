@@ -34,9 +34,8 @@ from typing import Any
 import prometheus_client
 from aiohttp import web
 
+from agent_lib import AsyncTimeoutManager, SessionManager
 from agent_lib.errors import SessionStoreUnavailable
-from agent_lib.session_manager import SessionManager
-from agent_lib.timeout_config import AsyncTimeoutManager
 from examples.agent_app.agent_endpoint import (
     RUNTIME_KEY,
     SESSIONS_KEY,

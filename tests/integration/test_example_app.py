@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from hourglass_cli._valkey import free_port
+from hourglass_cli.valkey_server import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 HOURGLASS = str(Path(sys.executable).parent / "hourglass")

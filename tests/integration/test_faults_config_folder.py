@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from agent_lib import TimeoutManager, atomic_swap
-from agent_lib.reload import DATA_DIR
+from agent_lib.timeouts.reload import DATA_DIR
 from tests.fixtures.timeouts import builtin_bundle, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]

@@ -28,7 +28,7 @@ import redis
 
 from agent_lib import SessionManager
 from agent_lib.errors import SessionNotFound, SessionStoreUnavailable
-from agent_lib.stores.redis import RedisStore
+from agent_lib.sessions.stores.redis import RedisStore
 from tests.fixtures.redis_server import RedisProcess, eventually, fresh_namespace
 
 pytestmark = pytest.mark.slow
@@ -225,7 +225,7 @@ redis.call('HINCRBY', KEYS[3], '*total', 100 * n)
 redis.call('HSET', KEYS[3], '*ttl_max', ARGV[7])
 return n
 """
-"""Writes the store's layout (see agent_lib/stores/redis.py) for many sessions at once:
+"""Writes the store's layout (see agent_lib/sessions/stores/redis.py) for many sessions at once:
 ``expired`` of them idle for 4 h with keys Redis expires at once, the rest fresh; like
 the store's writers, it notes the TTL it used as ``*ttl_max``."""
 

@@ -262,41 +262,57 @@ def test_values_schema_definitions_are_generated_from_the_models() -> None:
 
 
 @pytest.mark.timeout(180)
-def test_chart_install_reconciles_on_the_emulator(
-    chart: helm.Chart, k8s_cluster: Any, tmp_path: Path
+def test_chart_install_reconciles_on_the_control_plane(
+    chart: helm.Chart, real_cluster: Any, tmp_path: Path
 ) -> None:
-    """The kind workflow's `helm install -f values-prod.yaml`, against the emulator.
+    """The kind workflow's `helm install -f values-prod.yaml`, on a real kube-apiserver.
 
-    The rendered custom resources go through the real kubectl (the emulator serves
-    the chart's CRDs but runs no Deployments), and the operator runs as a subprocess
-    with exactly the arguments the chart's Deployment gives it (its namespaced mode,
-    its peering object).
+    The Helm engine renders the chart; every document it renders for a kind this cluster
+    serves is applied with the real kubectl (server-side validation on). The Deployment
+    cannot run (no kubelet), so the operator runs as a local process with exactly the
+    arguments the Deployment gives it, authenticated as the chart's own ServiceAccount:
+    the chart's RBAC is what allows or refuses each call.
     """
     from tests.fixtures.k8s_emulator import OperatorProcess
     from tests.integration.test_manifests import check_environment
 
-    namespace = "agents-prod"
-    docs = _docs(chart, _values("values-prod.yaml"))
-    namespace_doc = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
-    k8s_cluster.apply(yaml.safe_dump(namespace_doc))
-    custom = [d for d in docs if d["apiVersion"].split("/")[0] in ("hourglass.dev", "kopf.dev")]
-    assert {d["kind"] for d in custom} == {"TimeoutProfile", "SessionPolicy", "KopfPeering"}
+    namespace = "helm-prod"
+    docs = [
+        d
+        for path, rendered in _render(chart, _values("values-prod.yaml"), namespace).items()
+        if "/crds/" not in path
+        for d in rendered
+    ]
+    real_cluster.namespace(namespace)
+    unserved = {"ServiceMonitor", "PrometheusRule"}  # no Prometheus operator CRDs here
+    applied = [d for d in docs if d["kind"] not in unserved]
+    assert {"TimeoutProfile", "SessionPolicy", "KopfPeering", "Role", "Deployment"} <= {
+        d["kind"] for d in applied
+    }
     manifest = tmp_path / "rendered.yaml"
-    manifest.write_text(yaml.safe_dump_all(custom), encoding="utf-8")
+    manifest.write_text(yaml.safe_dump_all(applied), encoding="utf-8")
     (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
-    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    pod = deployment["spec"]["template"]["spec"]
+    args = pod["containers"][0]["args"]
     passed = [a for a in args if a != "operator" and not a.startswith("--liveness")]
     assert passed == [f"--namespace={namespace}"]
-    k8s_cluster.kubectl("apply", "--validate=false", "-f", str(manifest))
-    operator = OperatorProcess(k8s_cluster, *passed, name="chart").start()
+    real_cluster.kubectl("apply", "-f", str(manifest))
+    service_account = f"{namespace}/{pod['serviceAccountName']}"
+    mark = real_cluster.audit_mark()
+    operator = OperatorProcess(
+        real_cluster, *passed, name="chart", service_account=service_account
+    ).start(timeout=60)
     try:
-        check_environment(k8s_cluster, namespace, [manifest])
-        k8s_cluster.wait_for(
-            lambda: (k8s_cluster.get("kopfpeerings", namespace, "hourglass") or {}).get("status"),
+        check_environment(real_cluster, namespace, [manifest])
+        real_cluster.wait_for(
+            lambda: (real_cluster.get("kopfpeerings", namespace, "hourglass") or {}).get("status"),
             what="the operator to join the chart's KopfPeering",
         )
     finally:
         operator.stop()
+    user = f"system:serviceaccount:{namespace}:{pod['serviceAccountName']}"
+    assert real_cluster.audited(user, since=mark), "no request made as the chart's account"
+    assert real_cluster.forbidden(since=mark, user=user) == []
 
 
 def test_webhook_paths_are_the_operators_handler_ids(chart: helm.Chart) -> None:

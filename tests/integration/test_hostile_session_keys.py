@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent_lib import SessionManager
-from agent_lib._session_ids import SESSION_ID_PATTERN
 from agent_lib.errors import InvalidSessionId
+from agent_lib.sessions._ids import SESSION_ID_PATTERN
 from tests.fixtures.redis_server import RedisProcess
 
 NAMESPACE = "hostile-keys"

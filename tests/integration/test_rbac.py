@@ -68,6 +68,18 @@ REQUIRED: dict[tuple[str, str, str], tuple[frozenset[str], str]] = {
         ("get", "list", "watch", "create", "patch"),
         "hourglass-config: written when the hash changes, repaired when edited by hand",
     ),
+    **_need(
+        "",
+        ("configmaps",),
+        ("delete",),
+        "OwnerReferencesPermissionEnforcement: changing hourglass-config's owners",
+    ),
+    **_need(
+        "hourglass.dev",
+        ("timeoutprofiles/finalizers", "sessionpolicies/finalizers"),
+        ("update",),
+        "OwnerReferencesPermissionEnforcement: blockOwnerDeletion on what they own",
+    ),
     **_need("batch", ("cronjobs",), ("get", "create", "patch"), "hourglass-cleanup per policy"),
     **_need("batch", ("jobs",), ("list", "watch"), "finished cleanup runs -> lastCleanup"),
     **_need("", ("pods",), ("list",), "the termination message of a cleanup pod"),
@@ -100,10 +112,15 @@ REQUIRED: dict[tuple[str, str, str], tuple[frozenset[str], str]] = {
         frozenset({NAMESPACED}),
     ),
 }
-NOT_RECORDED: dict[tuple[str, str], str] = {}
-"""(apiGroup, resource) granted although the e2e runs never use it, with the reason.
-
-Empty: every grant is exercised by the recorded runs (cluster-wide and namespaced)."""
+NAMED: dict[tuple[str, str, str], str] = {("", "configmaps", "delete"): "hourglass-config"}
+"""Grants limited by ``resourceNames`` to the one object the operator needs them on."""
+_CHECKED_ONLY = "a permission kube-apiserver checks (OwnerReferencesPermissionEnforcement), "
+NOT_RECORDED: dict[tuple[str, str, str], str] = {
+    ("hourglass.dev", "timeoutprofiles/finalizers", "update"): _CHECKED_ONLY + "no request",
+    ("hourglass.dev", "sessionpolicies/finalizers", "update"): _CHECKED_ONLY + "no request",
+    ("", "configmaps", "delete"): _CHECKED_ONLY + "no request: the garbage collector deletes",
+}
+"""(apiGroup, resource, verb) granted although the e2e runs never call it, and why."""
 NEVER = {("", "secrets"), ("", "serviceaccounts/token"), ("", "pods/exec")}
 DANGEROUS_VERBS = {"*", "escalate", "bind", "impersonate", "deletecollection"}
 
@@ -114,6 +131,7 @@ class Call:
     group: str
     resource: str
     namespace: str | None
+    name: str | None = None
 
     @property
     def cluster_scoped(self) -> bool:
@@ -137,7 +155,7 @@ class Grant:
             (call.group in self.groups or "*" in self.groups)
             and (call.resource in self.resources or "*" in self.resources)
             and (call.verb in self.verbs or "*" in self.verbs)
-            and not self.names
+            and (not self.names or call.name in self.names)
         )
 
 
@@ -210,14 +228,20 @@ def _allowed(variant: list[Grant], call: Call) -> bool:
 
 def _as_call(group: str, resource: str, verb: str) -> Call:
     cluster = (group, resource.split("/")[0]) in CLUSTER_SCOPED
-    return Call(verb, group, resource, None if cluster else WATCHED)
+    return Call(
+        verb, group, resource, None if cluster else WATCHED, NAMED.get((group, resource, verb))
+    )
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_grants_are_within_the_required_set(variant: str) -> None:
     granted = set()
     for grant in VARIANTS[variant]:
-        assert not grant.names
+        # Named grants only where NAMED says, limited to exactly that object.
+        for verb in grant.verbs if grant.names else ():
+            for group in grant.groups:
+                for resource in grant.resources:
+                    assert grant.names == {NAMED.get((group, resource, verb))}, grant
         assert "*" not in grant.groups | grant.resources | grant.verbs, grant
         assert not grant.verbs & DANGEROUS_VERBS, grant
         for group in grant.groups:
@@ -306,11 +330,7 @@ def test_rbac_allows_every_recorded_operator_call(variant: str) -> None:
 def test_every_required_permission_was_used_or_is_explained() -> None:
     """Nothing is granted "just in case": each grant was seen in the e2e run, or explained."""
     seen = {(c.group, c.resource, c.verb) for c in _recorded_calls()}
-    unused = {
-        key
-        for key in REQUIRED
-        if key not in seen and (key[0], key[1].split("/")[0]) not in NOT_RECORDED
-    }
+    unused = {key for key in REQUIRED if key not in seen and key not in NOT_RECORDED}
     assert not unused, f"granted but never used in the e2e run: {sorted(unused)}"
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from agent_lib.session_manager import SessionManager
-from agent_lib.stores.base import Limits
-from agent_lib.stores.redis import RedisStore
+from agent_lib.sessions.manager import SessionManager
+from agent_lib.sessions.stores.base import Limits
+from agent_lib.sessions.stores.redis import RedisStore
 from hourglass_cli.cleanup import cleanup
 from tests.fixtures.redis_server import RedisProcess, eventually, free_port, fresh_namespace
 

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from agent_lib import SessionConflict, SessionError, SessionExists, SyncSessionManager
-from agent_lib.session_manager import SessionManager
+from agent_lib.sessions.manager import SessionManager
 from tests.fixtures.redis_server import RedisProcess, fresh_namespace
 
 

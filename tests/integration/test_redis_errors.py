@@ -21,8 +21,8 @@ from agent_lib import (
     SessionStoreUnavailable,
 )
 from agent_lib.errors import SessionError
-from agent_lib.session_manager import SessionManager
-from agent_lib.stores.redis import RedisStore, _unavailable
+from agent_lib.sessions.manager import SessionManager
+from agent_lib.sessions.stores.redis import RedisStore, _unavailable
 from tests.fixtures.redis_server import RedisProcess, eventually, fresh_namespace
 
 

@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from agent_lib.session_manager import SessionManager
-from agent_lib.stores.base import WRITE_EVICTION_BUDGET
-from agent_lib.stores.redis import RedisStore
+from agent_lib.sessions.manager import SessionManager
+from agent_lib.sessions.stores.base import WRITE_EVICTION_BUDGET
+from agent_lib.sessions.stores.redis import RedisStore
 from tests.fixtures.redis_server import RedisProcess, fresh_namespace
 
 
@@ -80,7 +80,7 @@ async def test_redis_eviction_is_noticed_and_counts_match_after_cleanup(
     """Under volatile-lru Redis evicts session keys behind the index's back; cleanup
     notices (INFO stats) and checks the index against the keys."""
     pytest.importorskip("prometheus_client")
-    from agent_lib import session_metrics
+    from agent_lib.sessions import metrics as session_metrics
 
     server = redis_server_factory("--maxmemory-policy", "volatile-lru", "--maxmemory", "2mb")  # type: ignore[operator]
     namespace = fresh_namespace()

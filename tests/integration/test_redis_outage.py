@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from agent_lib.errors import SessionStoreUnavailable
-from agent_lib.session_manager import SessionManager
+from agent_lib.sessions.manager import SessionManager
 from tests.fixtures.redis_server import RedisProcess, eventually, fresh_namespace
 
 pytestmark = pytest.mark.slow

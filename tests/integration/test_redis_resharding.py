@@ -20,8 +20,8 @@ import pytest
 import redis
 from redis.crc import key_slot
 
-from agent_lib.session_manager import SessionManager
-from agent_lib.stores.redis import RedisStore
+from agent_lib.sessions.manager import SessionManager
+from agent_lib.sessions.stores.redis import RedisStore
 from tests.fixtures.redis_server import RedisCluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]

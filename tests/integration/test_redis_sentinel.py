@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from agent_lib.session_manager import SessionManager
-from hourglass_cli._valkey import free_port, stop_process
+from agent_lib.sessions.manager import SessionManager
+from hourglass_cli.valkey_server import free_port, stop_process
 from tests.fixtures.redis_server import (
     START_TIMEOUT_S,
     RedisProcess,
@@ -134,7 +134,7 @@ async def test_sentinel_credentials_reach_the_sentinels(sentinels: _Sentinels) -
 
 def test_tls_and_credentials_are_given_to_the_sentinels_too() -> None:
     """No I/O: the clients are built, not connected (TLS needs certificates to run)."""
-    from agent_lib.stores.redis import connect
+    from agent_lib.sessions.stores.redis import connect
 
     client, _ = connect("rediss+sentinel://:pw@127.0.0.1:1,127.0.0.1:2/svc?sentinel_password=sp")
     manager = client.connection_pool.sentinel_manager  # type: ignore[union-attr]

@@ -16,9 +16,9 @@ from agent_lib.errors import (
     SessionNotFound,
     SessionStoreUnavailable,
 )
-from agent_lib.memory_tracker import VALUE_HEADER_BYTES, error_pct, estimate_key_bytes
-from agent_lib.session_manager import SessionManager
-from agent_lib.stores.redis import RedisStore
+from agent_lib.sessions._memory_estimate import VALUE_HEADER_BYTES, error_pct, estimate_key_bytes
+from agent_lib.sessions.manager import SessionManager
+from agent_lib.sessions.stores.redis import RedisStore
 from tests.fixtures.redis_server import (
     RedisProcess,
     RedisSentinel,

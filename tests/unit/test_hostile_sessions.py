@@ -21,13 +21,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent_lib import SessionManager
-from agent_lib._session_ids import SESSION_ID_PATTERN
 from agent_lib.errors import (
     ConfigError,
     InvalidPayload,
     InvalidSessionId,
     PayloadTooLarge,
 )
+from agent_lib.sessions._ids import SESSION_ID_PATTERN
 from tests.unit._helpers import report_case_counts
 
 CASES: Counter[str] = Counter()

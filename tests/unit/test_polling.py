@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from agent_lib import ConfigError, DeadlineExceeded, PollingPolicy, TimeoutManager, apoll, poll
-from agent_lib.polling import backoff_delays, poll_with
-from agent_lib.timeout_metrics import TimeoutEvents
+from agent_lib.timeouts.metrics import TimeoutEvents
+from agent_lib.timeouts.polling import backoff_delays, poll_with
 
 POLICY = PollingPolicy(interval=1, max_interval=5, multiplier=2, jitter=0, max_duration=20)
 FAST = PollingPolicy(interval=0.001, max_interval=0.004, multiplier=2, jitter=0.1, max_duration=5)

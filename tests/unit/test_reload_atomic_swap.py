@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agent_lib.reload import DATA_DIR, atomic_swap, fingerprint
+from agent_lib.timeouts.reload import DATA_DIR, atomic_swap, fingerprint
 
 STAMP = re.compile(r"^\.\.\d{4}_\d{2}_\d{2}_\d{2}_\d{2}_\d{2}\..+$")
 

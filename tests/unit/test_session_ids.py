@@ -8,14 +8,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent_lib._session_ids import (
+from agent_lib.errors import ConfigError, InvalidSessionId
+from agent_lib.sessions._ids import (
     SESSION_ID_PATTERN,
     new_session_id,
     validate_key_prefix,
     validate_namespace,
     validate_session_id,
 )
-from agent_lib.errors import ConfigError, InvalidSessionId
 
 
 @pytest.mark.parametrize(

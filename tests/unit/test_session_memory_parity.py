@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from agent_lib import SessionConflict, SessionExists
-from agent_lib.session_manager import SessionManager
-from agent_lib.stores.base import WRITE_EVICTION_BUDGET, Limits
-from agent_lib.stores.memory import MemoryStore
+from agent_lib.sessions.manager import SessionManager
+from agent_lib.sessions.stores.base import WRITE_EVICTION_BUDGET, Limits
+from agent_lib.sessions.stores.memory import MemoryStore
 from tests.unit.test_session_memory_store import FakeClock
 
 

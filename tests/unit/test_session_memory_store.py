@@ -7,9 +7,9 @@ import asyncio
 import pytest
 
 from agent_lib.errors import PayloadTooLarge, SessionExists, SessionNotFound
-from agent_lib.session_manager import SessionManager
-from agent_lib.stores.base import Limits
-from agent_lib.stores.memory import MemoryStore
+from agent_lib.sessions.manager import SessionManager
+from agent_lib.sessions.stores.base import Limits
+from agent_lib.sessions.stores.memory import MemoryStore
 
 
 class FakeClock:

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from agent_lib._session_settings import policy_file, resolve
 from agent_lib.errors import ConfigError, DurationError
-from agent_lib.session_manager import SessionManager, SyncSessionManager
-from agent_lib.stores.memory import MemoryStore
+from agent_lib.sessions.manager import SessionManager, SyncSessionManager
+from agent_lib.sessions.settings import policy_file, resolve
+from agent_lib.sessions.stores.memory import MemoryStore
 
 RENDERED = """\
 apiVersion: hourglass.dev/v1alpha1
@@ -163,7 +163,7 @@ def test_sync_facade_for_threaded_apps() -> None:
 
 
 def test_multi_host_urls_are_parsed_without_io() -> None:
-    from agent_lib.stores.redis import _split_multi_host, connect
+    from agent_lib.sessions.stores.redis import _split_multi_host, connect
 
     hosts, auth, path, query = _split_multi_host("u:p%40ss@h1:7000,[::1]:7001/svc/2?ssl=1", "url")
     assert hosts == [("h1", 7000), ("::1", 7001)]

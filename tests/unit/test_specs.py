@@ -142,6 +142,33 @@ def test_inheritance_problems_are_reported() -> None:
     assert any("inheritance cycle: b -> a -> b" in p for p in problems)
 
 
+def test_children_of_an_invalid_parent_point_at_its_error() -> None:
+    problems = _problems(
+        _profile("base", timeouts={"llmCall": "soon"}),
+        _profile("dev", extends="base"),
+        _profile("tuned", extends="dev"),
+        _profile("orphan", extends="ghost"),
+    )
+    base_error = next(p for p in problems if "TimeoutProfile/base:" in p)
+    where = base_error.split(": TimeoutProfile/base: ")[0]  # specs.yaml:<line of llmCall>
+    assert where.startswith("specs.yaml:")
+    children = {
+        p.split(": spec.extends: ")[0].split("/")[-1]: p for p in problems if "extends" in p
+    }
+    assert children["dev"].endswith(
+        "spec.extends: parent TimeoutProfile 'base' is invalid: "
+        f"fix its own error first ({where}: spec.timeouts.llmCall)"
+    )
+    assert children["tuned"].endswith(
+        "spec.extends: ancestor 'dev' extends 'base', which is invalid: "
+        f"fix its own error first ({where}: spec.timeouts.llmCall)"
+    )
+    assert not any("'base' does not exist" in p for p in problems)
+    assert any(
+        "orphan: spec.extends: parent TimeoutProfile 'ghost' does not exist" in p for p in problems
+    )
+
+
 def test_two_defaults_and_two_policies_in_one_namespace() -> None:
     problems = _problems(
         _profile("one", default=True),

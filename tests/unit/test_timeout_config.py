@@ -16,7 +16,7 @@ from agent_lib import (
     UnknownTimeout,
     atomic_swap,
 )
-from agent_lib.timeout_config import builtin_profiles, detect_environment
+from agent_lib.timeouts._layers import builtin_profiles, detect_environment
 from hourglass_cli.main import cli
 from tests.fixtures.timeouts import builtin_bundle
 

@@ -7,8 +7,8 @@ import threading
 import pytest
 from prometheus_client import REGISTRY
 
-from agent_lib import timeout_metrics
-from agent_lib.timeout_metrics import TimeoutEvents
+from agent_lib.timeouts import metrics as timeout_metrics
+from agent_lib.timeouts.metrics import TimeoutEvents
 
 
 def sample(name: str, labels: dict[str, str]) -> float:

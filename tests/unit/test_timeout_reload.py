@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from agent_lib import AsyncTimeoutManager, TimeoutConfig, TimeoutManager, atomic_swap
-from agent_lib.reload import DATA_DIR, WatchSettings
+from agent_lib.timeouts.reload import DATA_DIR, WatchSettings
 from tests.fixtures.timeouts import builtin_bundle, wait_until
 
 Change = tuple[TimeoutConfig, TimeoutConfig]
@@ -279,7 +279,7 @@ def test_inotify_failure_falls_back_to_polling(
     kube_folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Stands in for a node out of inotify instances: creating an inotify watch fails."""
-    from agent_lib import reload
+    from agent_lib.timeouts import reload
 
     real_open = reload._open
 

@@ -86,6 +86,17 @@ seccompProfile:
   - apiGroups: [""]
     resources: ["configmaps"]
     verbs: ["get", "list", "watch", "create", "patch"]
+  # OwnerReferencesPermissionEnforcement: changing hourglass-config's owner list (a
+  # profile joins or leaves) is allowed only to who may delete it; its name alone.
+  - apiGroups: [""]
+    resources: ["configmaps"]
+    resourceNames: ["hourglass-config"]
+    verbs: ["delete"]
+  # OwnerReferencesPermissionEnforcement: blockOwnerDeletion on the ConfigMap and the
+  # CronJob needs update on the owner's finalizers (a permission check, never a request).
+  - apiGroups: ["hourglass.dev"]
+    resources: ["timeoutprofiles/finalizers", "sessionpolicies/finalizers"]
+    verbs: ["update"]
   - apiGroups: ["batch"]
     resources: ["cronjobs"]
     verbs: ["get", "create", "patch"]

@@ -46,7 +46,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
@@ -58,7 +58,6 @@ from redis.asyncio.sentinel import Sentinel
 from redis.backoff import EqualJitterBackoff, ExponentialWithJitterBackoff
 from redis.commands.core import AsyncScript
 
-from agent_lib._session_ids import validate_key_prefix, validate_namespace
 from agent_lib.errors import (
     ConfigError,
     PayloadTooLarge,
@@ -70,7 +69,8 @@ from agent_lib.errors import (
     SessionStoreResharding,
     SessionStoreUnavailable,
 )
-from agent_lib.stores.base import (
+from agent_lib.sessions._ids import validate_key_prefix, validate_namespace
+from agent_lib.sessions.stores.base import (
     WRITE_EVICTION_BUDGET,
     CleanupReport,
     Limits,
@@ -131,7 +131,9 @@ def _unavailable(error: BaseException) -> SessionError:
 
 @cache
 def _script(name: str) -> str:
-    folder = resources.files("agent_lib.stores") / "_lua"
+    # Beside this module, not looked up by package name: the deprecated `agent_lib.stores`
+    # alias can leave that name's module spec without a package path.
+    folder = Path(__file__).with_name("_lua")
     return (folder / "common.lua").read_text() + "\n" + (folder / f"{name}.lua").read_text()
 
 

@@ -1,4 +1,4 @@
--- Shared prelude of every session script (prepended by agent_lib.stores.redis).
+-- Shared prelude of every session script (prepended by agent_lib.sessions.stores.redis).
 -- Times are microseconds. KEYS[1] last-access sorted set (LRU order and idle deadlines),
 -- KEYS[2] creation sorted set (absolute lifetime), KEYS[3] hash of size estimates plus
 -- the running '*total' field. Every other key a script touches is declared too (KEYS[4]

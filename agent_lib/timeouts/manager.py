@@ -17,52 +17,48 @@ and swaps a single reference to it; `TimeoutManager.get` is then one dict lookup
 with no lock. A reload that fails validation (invalid, empty, half-written or
 deleted file) keeps the last good snapshot, sets `TimeoutManager.last_error` and
 logs the field and the reason; the next good reload clears it.
+
+Reading each layer is `agent_lib.timeouts._layers`' job; this module merges and swaps.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import hashlib
-import importlib.resources
 import inspect
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType, TracebackType
-from typing import Any, Final, TypeVar, overload
+from typing import Any, TypeVar, overload
 
-from agent_lib.config import CONFIG_KEY, HourglassConfig, load_text, parse_config
-from agent_lib.config.bundle import RenderedProfile
-from agent_lib.config.documents import MAX_FILE_BYTES
-from agent_lib.config.timeout_profiles import TIMEOUT_NAME_PATTERN, TimeoutProfile
-from agent_lib.deadlines import Deadline, remaining
-from agent_lib.durations import parse_duration
+from agent_lib.config import CONFIG_KEY, parse_config
 from agent_lib.errors import ConfigError, UnknownTimeout
-from agent_lib.polling import PollingPolicy, apoll, poll_with
-from agent_lib.reload import FolderWatcher, WatchSettings, fingerprint, watch_folder_async
-from agent_lib.timeout_metrics import TimeoutEvents
+from agent_lib.timeouts._layers import (
+    DEFAULT_CONFIG_DIR,
+    ENV_CONFIG_DIR,
+    ENV_PROFILE,
+    NAMESPACE_FILE,
+    builtin_bundle,
+    code_overrides,
+    detect_environment,
+    env_timeouts,
+    read_config_file,
+    select_profile,
+)
+from agent_lib.timeouts.deadlines import Deadline, remaining
+from agent_lib.timeouts.metrics import TimeoutEvents
+from agent_lib.timeouts.polling import PollingPolicy, apoll, poll_with
+from agent_lib.timeouts.reload import FolderWatcher, WatchSettings, fingerprint, watch_folder_async
 
 logger = logging.getLogger("agent_lib.timeouts")
 
-DEFAULT_CONFIG_DIR: Final = "/etc/hourglass"
-ENV_CONFIG_DIR: Final = "HOURGLASS_CONFIG_DIR"
-ENV_PROFILE: Final = "HOURGLASS_PROFILE"
-ENV_ENVIRONMENT: Final = "HOURGLASS_ENV"
-ENV_TIMEOUT_PREFIX: Final = "HOURGLASS_TIMEOUT_"
-ENV_SESSION_TTL: Final = "SESSION_TTL_SECONDS"
-ENV_POD_NAMESPACE: Final = "POD_NAMESPACE"
-NAMESPACE_FILE: Final = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
-FALLBACK_ENVIRONMENT: Final = "dev"
-
 _MISSING: Any = object()
-_NAME = re.compile(TIMEOUT_NAME_PATTERN)
 T = TypeVar("T")
 D = TypeVar("D")
 
@@ -122,147 +118,6 @@ class _Base:
     layer: str
 
 
-# --- built-in profiles and the environment ------------------------------------------
-
-
-@functools.cache
-def _builtin_bundle() -> tuple[HourglassConfig, str]:
-    """The packaged built-in profiles, rendered once through the same core as the operator."""
-    from agent_lib.config import parse_documents, render_config
-
-    resource = importlib.resources.files("agent_lib") / "builtin" / "timeout_profiles.yaml"
-    loaded = load_text(resource.read_bytes(), "agent_lib/builtin/timeout_profiles.yaml")
-    parsed = parse_documents(loaded.documents)
-    problems = loaded.problems + parsed.problems
-    if problems:
-        raise ConfigError("builtin", f"built-in profiles are invalid: {problems[0]}")
-    (namespace, resources), *_ = parsed.by_namespace.items()
-    profiles = [r for r in resources if isinstance(r, TimeoutProfile)]
-    rendered = render_config(namespace, profiles)
-    return rendered.config, rendered.hash
-
-
-def builtin_profiles() -> list[str]:
-    """Names of the built-in profiles (``base``, ``dev``, ``prod``, ``staging``)."""
-    return sorted(_builtin_bundle()[0].profiles)
-
-
-def detect_environment(
-    environ: Mapping[str, str] | None = None, namespace_file: str | Path = NAMESPACE_FILE
-) -> str:
-    """The built-in profile to fall back to when no ``hourglass.yaml`` is mounted."""
-    environ = os.environ if environ is None else environ
-    known = builtin_profiles()
-    profile = environ.get(ENV_PROFILE, "").strip()
-    if profile in known:
-        return profile
-    explicit = environ.get(ENV_ENVIRONMENT, "").strip()
-    if explicit:
-        if explicit not in known:
-            raise ConfigError(
-                ENV_ENVIRONMENT, f"{explicit!r} is not a built-in profile ({', '.join(known)})"
-            )
-        return explicit
-    namespace = environ.get(ENV_POD_NAMESPACE, "").strip() or _read_namespace(namespace_file)
-    suffix = namespace.rsplit("-", 1)[-1] if namespace else ""
-    return suffix if suffix in known else FALLBACK_ENVIRONMENT
-
-
-def builtin_polling(environ: Mapping[str, str] | None = None) -> PollingPolicy:
-    """The polling policy of this environment's built-in profile (``poll``'s default)."""
-    profile = _builtin_bundle()[0].profiles[detect_environment(environ)]
-    return _polling(profile)
-
-
-def _read_namespace(path: str | Path) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8").strip()[:63]
-    except (OSError, UnicodeDecodeError):
-        return ""
-
-
-def _polling(profile: RenderedProfile) -> PollingPolicy:
-    p = profile.polling
-    return PollingPolicy(p.interval, p.max_interval, p.multiplier, p.jitter, p.max_duration)
-
-
-# --- reading the layers -------------------------------------------------------------
-
-
-def _env_name(name: str) -> str:
-    """``llmCall`` -> ``HOURGLASS_TIMEOUT_LLM_CALL``."""
-    return ENV_TIMEOUT_PREFIX + re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).upper()
-
-
-def _timeout_name(variable: str) -> str:
-    """``HOURGLASS_TIMEOUT_LLM_CALL`` -> ``llmCall``."""
-    first, *rest = variable[len(ENV_TIMEOUT_PREFIX) :].lower().split("_")
-    return first + "".join(part.capitalize() for part in rest)
-
-
-def _env_timeouts(environ: Mapping[str, str]) -> dict[str, float]:
-    """Per-timeout variables, parsed once; a bad one is an error naming the variable."""
-    values: dict[str, float] = {}
-    legacy = environ.get(ENV_SESSION_TTL)
-    if legacy is not None and legacy.strip():
-        values["sessionIdle"] = parse_duration(legacy, field=ENV_SESSION_TTL)
-    for variable, raw in sorted(environ.items()):
-        if not variable.startswith(ENV_TIMEOUT_PREFIX) or not raw.strip():
-            continue
-        name = _timeout_name(variable)
-        if not _NAME.match(name) or _env_name(name) != variable:
-            raise ConfigError(
-                variable, "not a timeout variable: use HOURGLASS_TIMEOUT_<UPPER_SNAKE>"
-            )
-        values[name] = parse_duration(raw, field=variable)
-    return values
-
-
-def _code_overrides(values: Mapping[str, float | str]) -> dict[str, float]:
-    parsed: dict[str, float] = {}
-    for name, value in values.items():
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise ConfigError(f"overrides.{name}", "timeout names are lowerCamelCase")
-        parsed[name] = parse_duration(value, field=f"overrides.{name}")
-    return parsed
-
-
-def _select(
-    bundle: HourglassConfig, wanted: str | None, source: str
-) -> tuple[str, RenderedProfile]:
-    name = wanted or bundle.default_profile
-    if name is None:
-        if len(bundle.profiles) == 1:
-            name = next(iter(bundle.profiles))
-        else:
-            raise ConfigError(
-                "defaultProfile",
-                f"{source} has no default profile; set {ENV_PROFILE} "
-                f"(one of: {', '.join(sorted(bundle.profiles)) or 'none'})",
-            )
-    profile = bundle.profiles.get(name)
-    if profile is None:
-        raise ConfigError(
-            f"profiles.{name}",
-            f"no such profile in {source} "
-            f"(available: {', '.join(sorted(bundle.profiles)) or 'none'})",
-        )
-    return name, profile
-
-
-def _read_file(path: Path) -> bytes:
-    try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_FILE_BYTES + 1)
-    except FileNotFoundError:
-        raise ConfigError(CONFIG_KEY, f"{path} does not exist (deleted?)") from None
-    except OSError as error:
-        raise ConfigError(CONFIG_KEY, f"cannot read {path}: {error.strerror}") from None
-    if not raw.strip():
-        raise ConfigError(CONFIG_KEY, f"{path} is empty")
-    return raw
-
-
 # --- the manager ----------------------------------------------------------------------
 
 
@@ -291,8 +146,8 @@ class TimeoutManager:
         self.events = TimeoutEvents()
         self._environ = env
         self._namespace_file = namespace_file
-        self._env_values = _env_timeouts(env)
-        self._overrides = _code_overrides(overrides or {})
+        self._env_values = env_timeouts(env)
+        self._overrides = code_overrides(overrides or {})
         self._settings = watch or WatchSettings()
         self._callbacks: list[Callback] = []
         self._lock = threading.RLock()
@@ -381,7 +236,7 @@ class TimeoutManager:
         self, values: Mapping[str, float | str] | None = None, /, **more: float | str
     ) -> _Undo:
         """Set code overrides (the highest layer) now; leaving the result as a context undoes it."""
-        parsed = _code_overrides({**(values or {}), **more})
+        parsed = code_overrides({**(values or {}), **more})
         with self._lock:
             previous = dict(self._overrides)
             self._overrides.update(parsed)
@@ -484,13 +339,13 @@ class TimeoutManager:
         """The profile from the mounted file; None when no file is mounted at all."""
         if not self.path.exists() and not self.path.is_symlink():
             return None
-        raw = _read_file(self.path)
+        raw = read_config_file(self.path)
         bundle = parse_config(raw, CONFIG_KEY)
-        name, profile = _select(bundle, self.profile, str(self.path))
+        name, profile = select_profile(bundle, self.profile, str(self.path))
         return _Base(
             name=name,
             timeouts=profile.timeouts,
-            polling=_polling(profile),
+            polling=PollingPolicy.from_rendered(profile.polling),
             source=str(self.path),
             hash=hashlib.sha256(raw).hexdigest()[:16],
             namespace=bundle.namespace,
@@ -498,7 +353,7 @@ class TimeoutManager:
         )
 
     def _builtin_base(self) -> _Base:
-        bundle, digest = _builtin_bundle()
+        bundle, digest = builtin_bundle()
         environ = dict(self._environ)
         if self.profile:
             environ[ENV_PROFILE] = self.profile
@@ -507,7 +362,7 @@ class TimeoutManager:
         return _Base(
             name=name,
             timeouts=profile.timeouts,
-            polling=_polling(profile),
+            polling=PollingPolicy.from_rendered(profile.polling),
             source="builtin",
             hash=digest,
             namespace=None,

@@ -25,7 +25,7 @@ from contextvars import ContextVar, Token
 from types import TracebackType
 
 from agent_lib.errors import DeadlineExceeded
-from agent_lib.timeout_metrics import TimeoutEvents, default_events
+from agent_lib.timeouts.metrics import TimeoutEvents, default_events
 
 Clock = Callable[[], float]
 

@@ -33,7 +33,7 @@ from watchfiles._rust_notify import RustNotify, WatchfilesRustInternalError
 DATA_DIR = "..data"
 _DATA_TMP = "..data_tmp"
 
-logger = logging.getLogger("agent_lib.reload")
+logger = logging.getLogger("agent_lib.timeouts.reload")
 
 Fingerprint = tuple[str, int, int, int] | None
 

@@ -20,14 +20,6 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
 
-from agent_lib import session_metrics
-from agent_lib._session_ids import (
-    new_session_id,
-    validate_key_prefix,
-    validate_namespace,
-    validate_session_id,
-)
-from agent_lib._session_settings import SessionSettings, resolve
 from agent_lib.durations import parse_duration
 from agent_lib.errors import (
     ConfigError,
@@ -37,16 +29,24 @@ from agent_lib.errors import (
     SessionExists,
     SessionNotFound,
 )
-from agent_lib.memory_tracker import VALUE_HEADER_BYTES, estimate_session_bytes
 from agent_lib.quantity import parse_quantity
-from agent_lib.stores.base import (
+from agent_lib.sessions import metrics as session_metrics
+from agent_lib.sessions._ids import (
+    new_session_id,
+    validate_key_prefix,
+    validate_namespace,
+    validate_session_id,
+)
+from agent_lib.sessions._memory_estimate import VALUE_HEADER_BYTES, estimate_session_bytes
+from agent_lib.sessions.settings import SessionSettings, resolve
+from agent_lib.sessions.stores.base import (
     CleanupReport,
     Limits,
     SessionExistsError,
     SessionStore,
     StoredSession,
 )
-from agent_lib.stores.memory import MemoryStore
+from agent_lib.sessions.stores.memory import MemoryStore
 
 DEFAULT_MAX_PAYLOAD = 1024 * 1024
 """Largest encoded payload one session may hold (1 MiB)."""
@@ -152,7 +152,7 @@ class SessionManager:
             store = MemoryStore(namespace=namespace, limits=limits, sweep_interval=interval or 30.0)
             interval = None
         else:
-            from agent_lib.stores.redis import RedisOptions, RedisStore
+            from agent_lib.sessions.stores.redis import RedisOptions, RedisStore
 
             store = RedisStore.from_url(
                 url,

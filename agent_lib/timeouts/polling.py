@@ -16,11 +16,15 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from agent_lib.deadlines import Clock, Deadline
 from agent_lib.errors import ConfigError
-from agent_lib.timeout_metrics import TimeoutEvents
+from agent_lib.timeouts._layers import builtin_polling
+from agent_lib.timeouts.deadlines import Clock, Deadline
+from agent_lib.timeouts.metrics import TimeoutEvents
+
+if TYPE_CHECKING:
+    from agent_lib.config.bundle import RenderedPolling
 
 T = TypeVar("T")
 
@@ -54,6 +58,17 @@ class PollingPolicy:
                 f"{self.interval}, {self.max_interval}, {self.max_duration}",
             )
 
+    @classmethod
+    def from_rendered(cls, polling: RenderedPolling) -> PollingPolicy:
+        """The policy of a rendered profile's ``polling`` block."""
+        return cls(
+            polling.interval,
+            polling.max_interval,
+            polling.multiplier,
+            polling.jitter,
+            polling.max_duration,
+        )
+
 
 def backoff_delays(policy: PollingPolicy, rng: random.Random | None = None) -> Iterator[float]:
     """The endless sequence of sleeps between checks, jittered, never above maxInterval."""
@@ -67,9 +82,7 @@ def backoff_delays(policy: PollingPolicy, rng: random.Random | None = None) -> I
 
 def _resolve(policy: PollingPolicy | None, **changes: float | None) -> PollingPolicy:
     if policy is None:
-        from agent_lib.timeout_config import builtin_polling
-
-        policy = builtin_polling()
+        policy = PollingPolicy.from_rendered(builtin_polling())
     given = {key: value for key, value in changes.items() if value is not None}
     return replace(policy, **given) if given else policy
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from agent_lib.stores.base import CleanupReport
+from agent_lib.sessions.stores.base import CleanupReport
 
 _prometheus: Any
 try:

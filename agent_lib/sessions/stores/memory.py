@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from itertools import islice
 
 from agent_lib.errors import ConfigError, PayloadTooLarge, SessionConflict
-from agent_lib.stores.base import (
+from agent_lib.sessions.stores.base import (
     WRITE_EVICTION_BUDGET,
     CleanupReport,
     Limits,

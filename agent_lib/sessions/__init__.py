@@ -1,0 +1,12 @@
+"""The sessions half of agent_lib: sessions that expire and clean themselves up.
+
+Layers, outermost first (each module imports only the ones below it):
+
+- ``manager``: ``SessionManager`` / ``SyncSessionManager``, the one object an agent holds;
+- ``settings``: the resolved session rules (environment, mounted config, built-ins);
+- ``stores``: where sessions live: ``memory`` for local dev, ``redis`` (with its Lua scripts);
+- ``_ids``, ``_memory_estimate``: session-id/key validation and the payload size estimate;
+- ``metrics``: counters and cleanup summaries.
+
+The public names are exported from ``agent_lib``; import them from there.
+"""
