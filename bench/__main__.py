@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bench._goals import GOALS
 
-AREAS = ("timeouts", "sessions", "operator", "apiserver", "local")
+AREAS = ("timeouts", "sessions", "agents", "operator", "apiserver", "local")
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
 

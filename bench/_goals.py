@@ -5,6 +5,7 @@ GOALS: dict[str, tuple[str, float]] = {
     "reload_latency_p99_ms": ("<=", 200.0),
     "session_create_ratio_vs_raw_redis": (">=", 0.8),
     "session_touch_ratio_vs_raw_redis": (">=", 0.8),
+    "agents_session_add_get_ratio_vs_sdk_redis": (">=", 1.0),
     "cleanup_expired_per_s": (">=", 200_000.0),
     "cleanup_scaling_ratio": ("<=", 1.5),
     "memory_estimate_error_pct": ("<=", 20.0),

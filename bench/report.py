@@ -53,6 +53,10 @@ ABOUT: dict[str, tuple[str, str]] = {
         "`sm.touch` throughput over raw redis-py sending the same commands",
         "hand-written pipelined redis-py, same server, same run",
     ),
+    "agents_session_add_get_ratio_vs_sdk_redis": (
+        "`HourglassSession` add_items + get_items(limit=20) throughput over the SDK's own",
+        "the Agents SDK's `RedisSession` (TTL set), same server, same run",
+    ),
     "cleanup_expired_per_s": (
         "expired sessions removed per second by `sm.cleanup()`, 100,000 among 1,000,000",
         "`cleanup_scale` says which fraction of those sizes ran",

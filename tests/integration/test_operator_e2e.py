@@ -21,7 +21,7 @@ from agent_lib.config.bundle import CONFIG_KEY, CONFIGMAP_NAME, HASH_ANNOTATION,
 from agent_lib.config.session_config import SessionPolicy
 from agent_lib.config.timeout_profiles import TimeoutProfile
 from tests.fixtures.controlplane import RealCluster as Cluster
-from tests.fixtures.k8s_emulator import OperatorProcess, check_api_calls
+from tests.fixtures.operator_process import OperatorProcess, check_api_calls
 from tests.integration._resources import (
     _condition,
     _config,

@@ -18,8 +18,8 @@ from typing import Any
 import helm_python as helm
 import pytest
 
-from tests.fixtures.k8s_emulator import API_CALLS_FILE
 from tests.fixtures.k8s_schemas import CHART, MANIFESTS, load_all
+from tests.fixtures.operator_process import API_CALLS_FILE
 
 RECORDING = API_CALLS_FILE
 """Written by the operator's e2e tests (HOURGLASS_RECORD_API_CALLS=1, see check_api_calls)."""

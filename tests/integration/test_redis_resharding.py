@@ -1,7 +1,8 @@
 """A namespace's Cluster slot migrates between two real masters while agents work.
 
 CLUSTER SETSLOT IMPORTING/MIGRATING, MIGRATE in small chunks with pauses (so creates,
-capped evictions, reads and cleanups run while the keys are split between the nodes),
+item appends, capped evictions, reads and cleanups run while the keys are split between
+the nodes),
 then SETSLOT NODE everywhere. Every script declares every key it touches, so the nodes
 answer ASK or TRYAGAIN instead of failing a script half-way, and the store retries
 TRYAGAIN with backoff: no call fails, and the index still agrees with the keys.
@@ -20,6 +21,7 @@ import pytest
 import redis
 from redis.crc import key_slot
 
+from agent_lib.sessions.items import SessionItems
 from agent_lib.sessions.manager import SessionManager
 from agent_lib.sessions.stores.redis import RedisStore
 from tests.fixtures.redis_server import RedisCluster
@@ -89,6 +91,20 @@ async def test_sessions_survive_their_slot_migrating(private_cluster: RedisClust
                     failures.append(error)
                 await asyncio.sleep(0.03)  # a full cap's turnover takes ~2 s
 
+        async def conversing() -> None:
+            """Item lists: new conversations evict at the cap, with their lists declared."""
+            items, n = SessionItems(sm), 0
+            while not stop.is_set():
+                n += 1
+                try:
+                    await items.append(f"conv{n % 25}", [{"turn": n}])
+                    await items.read(f"conv{(n + 7) % 25}", 5)
+                    if n % 5 == 0:
+                        await items.pop(f"conv{(n + 3) % 25}")
+                except Exception as error:
+                    failures.append(error)
+                await asyncio.sleep(0.02)
+
         async def touching() -> None:
             while not stop.is_set():
                 for sid in busy:
@@ -106,7 +122,7 @@ async def test_sessions_survive_their_slot_migrating(private_cluster: RedisClust
                     failures.append(error)
                 await asyncio.sleep(0.03)
 
-        tasks = [asyncio.create_task(job()) for job in (creating, touching, cleaning)]
+        tasks = [asyncio.create_task(job()) for job in (creating, conversing, touching, cleaning)]
         try:
             await asyncio.sleep(0.3)
             moved = await asyncio.to_thread(_migrate, private_cluster, slot, source, target)
@@ -127,5 +143,7 @@ async def test_sessions_survive_their_slot_migrating(private_cluster: RedisClust
         lru = set(client.zrange(store.index_keys[0], 0, -1))
         keys = set(client.keys(f"*{namespace}*:s:*"))
         assert {k.decode().rsplit(":", 1)[1] for k in keys} == {m.decode() for m in lru}
+        lists = {k.decode().rsplit(":", 1)[1] for k in client.keys(f"*{namespace}*:i:*")}
+        assert lists == set(), f"item lists outlived their sessions: {sorted(lists)[:5]}"
     with private_cluster.nodes[source].client() as client:
         assert client.keys(f"*{namespace}*") == []

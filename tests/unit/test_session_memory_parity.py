@@ -61,3 +61,26 @@ async def test_one_write_evicts_a_bounded_batch_and_cleanup_the_rest() -> None:
     assert await tight.count() >= 201 - WRITE_EVICTION_BUDGET
     report = await tight.cleanup(batch_size=50)
     assert await tight.count() == 10 and report.evicted == 201 - 10
+
+
+async def test_an_append_evicts_a_bounded_batch_and_bumps_the_version() -> None:
+    from agent_lib.sessions.items import SessionItems
+
+    clock = FakeClock()
+    store = MemoryStore(limits=Limits(ttl_s=60), sweep_interval=None, clock_us=clock)
+    loose = SessionItems(SessionManager(store))
+    for i in range(100):
+        await loose.append(f"c{i}", [{"i": i}])
+    tight_store = MemoryStore(
+        limits=Limits(ttl_s=60, max_sessions=10), sweep_interval=None, clock_us=clock
+    )
+    tight_store._by_access, tight_store._by_birth = store._by_access, store._by_birth
+    tight_store._total = store._total
+    tight = SessionManager(tight_store)
+    await SessionItems(tight).append("new", [{"new": True}])
+    assert await tight.count() == 101 - WRITE_EVICTION_BUDGET
+    await SessionItems(tight).append("new", [{"again": True}])
+    stored = await tight.get("new")
+    assert stored is not None and stored.version == 2
+    report = await tight.cleanup(batch_size=50)
+    assert await tight.count() == 10 and report.evicted == 101 - 10

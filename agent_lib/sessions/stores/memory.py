@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 
 from agent_lib.errors import ConfigError, PayloadTooLarge, SessionConflict
+from agent_lib.sessions.stores._memory_items import MemoryItems
 from agent_lib.sessions.stores.base import (
     WRITE_EVICTION_BUDGET,
     CleanupReport,
@@ -38,13 +39,15 @@ class _Entry:
     last_us: int
     size: int
     version: int = 1
+    items: deque[bytes] = field(default_factory=deque)
+    item_bytes: int = 0
 
 
 def _wall_us() -> int:
     return time.time_ns() // 1_000
 
 
-class MemoryStore(SessionStore):
+class MemoryStore(MemoryItems, SessionStore):
     """One namespace of sessions in a dict; safe to share within one event loop."""
 
     def __init__(

@@ -4,6 +4,8 @@ Key layout of one namespace (``P`` is the SessionPolicy's ``keyPrefix``)::
 
     P:{P:ns}:s:<id>  the session: '~<version>:<birth us>:<write token>\n' + JSON payload,
                      a string with PX = the sliding TTL (capped by the lifetime)
+    P:{P:ns}:i:<id>  the session's item list, if it has one (`RedisItems`): no TTL of its
+                     own, removed with the session; marked by the field '*i:<id>' of sizes
     P:{P:ns}:lru     sorted set id -> last access (us): LRU order and idle deadlines
     P:{P:ns}:born    sorted set id -> creation (us): absolute lifetime
     P:{P:ns}:sizes   hash id -> estimated bytes, plus '*total' (their running sum),
@@ -70,6 +72,9 @@ from agent_lib.errors import (
     SessionStoreUnavailable,
 )
 from agent_lib.sessions._ids import validate_key_prefix, validate_namespace
+from agent_lib.sessions.stores._redis_items import RedisItems
+from agent_lib.sessions.stores._value import born as _born
+from agent_lib.sessions.stores._value import unwrap as _unwrap
 from agent_lib.sessions.stores.base import (
     WRITE_EVICTION_BUDGET,
     CleanupReport,
@@ -135,20 +140,6 @@ def _script(name: str) -> str:
     # alias can leave that name's module spec without a package path.
     folder = Path(__file__).with_name("_lua")
     return (folder / "common.lua").read_text() + "\n" + (folder / f"{name}.lua").read_text()
-
-
-def _unwrap(value: bytes) -> tuple[int, bytes]:
-    """The version and the payload of a stored value (values without a header: version 0)."""
-    if value[:1] != b"~":
-        return 0, value
-    head, _, payload = value.partition(b"\n")
-    return int(head[1:].split(b":", 1)[0]), payload
-
-
-def _born(value: bytes) -> int | None:
-    if value[:1] != b"~":
-        return None
-    return int(value.partition(b"\n")[0].split(b":")[1])
 
 
 @dataclass(frozen=True)
@@ -253,7 +244,7 @@ def _split_multi_host(
     return hosts, auth, slash + path, parse_qs(query)
 
 
-class RedisStore(SessionStore):
+class RedisStore(RedisItems, SessionStore):
     """One namespace of sessions in Redis; see the module docstring for the layout."""
 
     def __init__(
@@ -360,7 +351,12 @@ class RedisStore(SessionStore):
             )
 
     def _keys(self, session_id: str, *others: str) -> list[str]:
-        return [*self.index_keys, self.key_for(session_id), *map(self.key_for, others)]
+        """The index keys, then each session's key and item list: a script that may
+        remove a session declares its item list too."""
+        keys = [*self.index_keys]
+        for sid in (session_id, *others):
+            keys += (self.session_base + sid, self.items_key_for(sid))
+        return keys
 
     async def create(self, session_id: str, payload: bytes, size: int) -> StoredSession:
         lim = self.limits
@@ -511,7 +507,7 @@ class RedisStore(SessionStore):
                 extra: list[Any] = [self.session_base]
                 for kind, score in zip(chosen[0::3], chosen[2::3], strict=True):
                     extra += [kind, score]
-                keys = [*self.index_keys, *map(self.key_for, ids)]
+                keys = self._keys(ids[0], *ids[1:])
                 second = await self._run("cleanup_keys", keys, (*caps, *extra))
                 k_expired, k_ended, k_evicted, k_freed, kept, over = (int(v) for v in second)
                 batch.add(CleanupReport(0, k_expired, k_evicted, k_ended, k_freed))

@@ -2,7 +2,8 @@
 -- max_sessions, max_memory, batch, idle offset, first batch of the run (1/0), check
 -- every entry against its key (1/0). By the server's clock:
 -- 1. idle: index entries past the TTL whose key Redis has certainly expired (last access
---    older than the longest TTL any writer used) are dropped here; the others are
+--    older than the longest TTL any writer used) are dropped here, unless they have an
+--    item list (its key must be declared: they become candidates); the others are
 --    candidates, and `offset` (kept so far in this run) keeps later batches from
 --    rescanning those whose key lives on (written with a longer TTL);
 -- 2. lifetime: sessions created more than max_lifetime ago are candidates;
@@ -55,10 +56,31 @@ local idle = #flat / 2
 local gone, unsure = {}, {}
 for i = 1, #flat, 2 do
   if tonumber(flat[i + 1]) < certain then
-    gone[#gone + 1] = flat[i]
+    gone[#gone + 1] = i
   else
     unsure[#unsure + 1] = i
   end
+end
+-- A session with an item list goes by the second half, which declares the list.
+if #gone > 0 then
+  local marks = {}
+  for j, i in ipairs(gone) do
+    marks[j] = MARK .. flat[i]
+  end
+  local listed, plain = {}, {}
+  each_chunk(marks, function(...)
+    for _, m in ipairs(redis.call('HMGET', SIZES, ...)) do
+      listed[#listed + 1] = m
+    end
+  end)
+  for j, i in ipairs(gone) do
+    if listed[j] then
+      unsure[#unsure + 1] = i
+    else
+      plain[#plain + 1] = flat[i]
+    end
+  end
+  gone = plain
 end
 local freed = w_bytes
 if #gone > 0 then

@@ -1,4 +1,5 @@
--- One cleanup batch, second half: KEYS[4..] the candidates cleanup.lua chose, declared.
+-- One cleanup batch, second half: KEYS[4..] the candidates cleanup.lua chose, declared
+-- in pairs of session key and item list (which goes with its session).
 -- ARGV: ttl_us, lifetime_us, max_sessions, max_memory, key base, then kind and LRU
 -- score of each candidate. Each is re-checked here, atomically:
 -- 'i' idle: dropped if still idle and its key is gone; kept (and counted) if the key lives;
@@ -12,10 +13,10 @@ local max_sessions, max_memory, base = tonumber(ARGV[3]), tonumber(ARGV[4]), ARG
 local now = now_us()
 local expired, ended, evicted, freed, kept, swept = 0, 0, 0, 0, 0, 0
 local gone = {}
-for k = 4, #KEYS do
+for k = 4, #KEYS, 2 do
   local key = KEYS[k]
   local id = string.sub(key, #base + 1)
-  local kind, score = ARGV[6 + (k - 4) * 2], ARGV[7 + (k - 4) * 2]
+  local kind, score = ARGV[6 + (k - 4)], ARGV[7 + (k - 4)]
   local seen = redis.call('ZSCORE', LRU, id)
   if seen then
     if kind == 'i' then
@@ -41,7 +42,7 @@ for k = 4, #KEYS do
         end
       elseif seen == score then
         if redis.call('EXISTS', key) == 0 then
-          freed = freed + drop_index({id}, false)
+          freed = freed + remove(base, {id})
           expired = expired + 1
         elseif past then
           freed = freed + remove(base, {id})
@@ -55,7 +56,7 @@ for k = 4, #KEYS do
   end
 end
 if #gone > 0 then
-  freed = freed + drop_index(gone, false)
+  freed = freed + remove(base, gone)
   expired = expired + #gone
 end
 if swept > 0 and redis.call('HEXISTS', SIZES, SWEEP) == 1 then

@@ -2,8 +2,9 @@
 -- Times are microseconds. KEYS[1] last-access sorted set (LRU order and idle deadlines),
 -- KEYS[2] creation sorted set (absolute lifetime), KEYS[3] hash of size estimates plus
 -- the running '*total' field. Every other key a script touches is declared too (KEYS[4]
--- the session of a per-session call, then the sessions it may remove), so a script runs
--- on one Cluster slot and a slot migration answers ASK/TRYAGAIN instead of failing it.
+-- the session of a per-session call and KEYS[5] its item list, then the sessions it may
+-- remove, each as a pair of session key and item list), so a script runs on one Cluster
+-- slot and a slot migration answers ASK/TRYAGAIN instead of failing it.
 local LRU, BORN, SIZES = KEYS[1], KEYS[2], KEYS[3]
 local TOTAL = '*total'
 -- What writes removed since the last cleanup; a cleanup reports them, then subtracts
@@ -62,6 +63,18 @@ local function peek(key)
   return head
 end
 
+-- Store `payload` (or, when nil, the stored value's own payload) under a new header: how
+-- item writes (agent_lib.sessions.stores.items) bump the version of a session.
+local function rewrite(key, version, born, token, payload, px)
+  if not payload then
+    payload = redis.call('GET', key)
+    if string.byte(payload, 1) == 126 then
+      payload = string.sub(payload, string.find(payload, '\n', 1, true) + 1)
+    end
+  end
+  redis.call('SET', key, header(version, born, token) .. payload, 'PX', px)
+end
+
 -- Lua's C stack holds about 8000 values, so variadic calls take ids in chunks.
 local CHUNK = 1000
 
@@ -71,7 +84,16 @@ local function each_chunk(list, fn)
   end
 end
 
--- Drop index entries of `ids` (and nothing else); returns the bytes they accounted for.
+-- A session's item list (agent_lib.sessions.stores.items) sits beside its key under the
+-- same tag, '...:i:<id>', with no TTL of its own; the field MARK .. id in SIZES says the
+-- session has had one. Every script that may remove a session declares its item list
+-- right after its key (KEYS[4], KEYS[5]; candidates in pairs after them), so the list
+-- goes with the session and no script touches an undeclared key.
+local ITEMS = string.sub(LRU, 1, -4) .. 'i:'
+local MARK = '*i:'
+
+-- Drop index entries of `ids` (nothing else: no key, no item list); returns the bytes
+-- they accounted for.
 local function drop_index(ids, lru_ranks_from)
   local freed = 0
   each_chunk(ids, function(...)
@@ -96,19 +118,27 @@ local function drop_index(ids, lru_ranks_from)
   return freed
 end
 
--- Unlink declared session keys and drop their index entries; returns bytes freed and
--- how many keys existed.
+-- Unlink declared session keys and their (declared) item lists and drop their index
+-- entries; returns bytes freed and how many session keys existed.
 local function remove(base, ids)
   if #ids == 0 then
     return 0, 0
   end
-  local keys = {}
+  local keys, lists, marks = {}, {}, {}
   for i, id in ipairs(ids) do
     keys[i] = base .. id
+    lists[i] = ITEMS .. id
+    marks[i] = MARK .. id
   end
   local existed = 0
   each_chunk(keys, function(...)
     existed = existed + redis.call('UNLINK', ...)
+  end)
+  each_chunk(lists, function(...)
+    redis.call('UNLINK', ...)
+  end)
+  each_chunk(marks, function(...)
+    redis.call('HDEL', SIZES, ...)
   end)
   return drop_index(ids, false), existed
 end
@@ -187,14 +217,14 @@ local function room_candidates(now, ttl, lifetime, max_sessions, max_memory, add
   return {chosen, scores}
 end
 
--- Remove the declared candidate sessions (KEYS[first..], their LRU scores from
--- ARGV[score_arg..]) a write needs gone: a dead one (key gone, or past its lifetime) is
--- dropped and noted as expired, never costing a live session its place; a live one is
--- evicted only if nobody touched it since it was chosen and the namespace is still
--- over a cap. Returns how many were evicted.
+-- Remove the declared candidate sessions (KEYS[first..] in pairs: session key, item
+-- list; their LRU scores from ARGV[score_arg..]) a write needs gone: a dead one (key
+-- gone, or past its lifetime) is dropped and noted as expired, never costing a live
+-- session its place; a live one is evicted only if nobody touched it since it was
+-- chosen and the namespace is still over a cap. Returns how many were evicted.
 local function make_room(base, now, lifetime, max_sessions, max_memory, adding, extra, first, score_arg)
   local evicted, dropped, freed = 0, 0, 0
-  for k = first, #KEYS do
+  for k = first, #KEYS, 2 do
     local key = KEYS[k]
     local id = string.sub(key, #base + 1)
     local seen = redis.call('ZSCORE', LRU, id)
@@ -205,7 +235,10 @@ local function make_room(base, now, lifetime, max_sessions, max_memory, adding, 
       if dead then
         local f = remove(base, {id})
         dropped, freed = dropped + 1, freed + f
-      elseif seen == ARGV[score_arg + k - first] and over_caps(max_sessions, max_memory, adding, extra) then
+      elseif
+        seen == ARGV[score_arg + (k - first) / 2]
+        and over_caps(max_sessions, max_memory, adding, extra)
+      then
         local f = remove(base, {id})
         evicted, freed = evicted + 1, freed + f
       end

@@ -1,7 +1,7 @@
--- KEYS[4] session key, KEYS[5..] sessions this write may remove to stay under max_memory
--- (none on the first call). ARGV: id, payload, size, ttl_us, lifetime_us, max_memory,
+-- KEYS[4] session key, KEYS[5] its item list, KEYS[6..] sessions this write may remove
+-- to stay under max_memory, in pairs of key and item list (none on the first call). ARGV: id, payload, size, ttl_us, lifetime_us, max_memory,
 -- key base, expected version ('' for any), eviction budget, write token, then the LRU
--- score of each KEYS[5..]. The token replaces the stored one: a retry of this call
+-- score of each candidate. The token replaces the stored one: a retry of this call
 -- after a lost reply finds it and reports the write as done instead of a conflict.
 -- Returns {1, created, now, version, evicted}; false when the session does not exist;
 -- {-2, stored version} on a version mismatch; {-1} when the session alone is over
@@ -40,13 +40,13 @@ end
 local old = tonumber(redis.call('HGET', SIZES, id) or '0')
 local evicted = 0
 if over_caps(0, max_memory, 0, size - old) then
-  if #KEYS == 4 then
+  if #KEYS == 5 then
     local ids = room_candidates(now, ttl, lifetime, 0, max_memory, 0, size - old, id, budget)
     if #ids[1] > 0 then
       return {3, ids[1], ids[2]}
     end
   else
-    evicted = make_room(base, now, lifetime, 0, max_memory, 0, size - old, 5, 11)
+    evicted = make_room(base, now, lifetime, 0, max_memory, 0, size - old, 6, 11)
   end
 end
 redis.call('SET', KEYS[4], header(version + 1, born, ARGV[10]) .. ARGV[2], 'PX', px_ms(px))
