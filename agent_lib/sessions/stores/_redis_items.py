@@ -34,6 +34,7 @@ class RedisItems(ItemStore):
 
     limits: Limits
     session_base: str
+    items_base: str
 
     async def _run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         raise NotImplementedError
@@ -42,7 +43,7 @@ class RedisItems(ItemStore):
         raise NotImplementedError
 
     def items_key_for(self, session_id: str) -> str:
-        return self.session_base[:-2] + "i:" + session_id
+        return self.items_base + session_id
 
     async def append_items(
         self,

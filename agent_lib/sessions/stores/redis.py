@@ -266,6 +266,7 @@ class RedisStore(RedisItems, SessionStore):
         self.retries = retries
         base = f"{key_prefix}:{{{key_prefix}:{namespace}}}"
         self.session_base = f"{base}:s:"
+        self.items_base = f"{base}:i:"
         self.index_keys = (f"{base}:lru", f"{base}:born", f"{base}:sizes")
         self._scripts: dict[str, AsyncScript] = {}
         self._policy_checked = False
@@ -353,9 +354,10 @@ class RedisStore(RedisItems, SessionStore):
     def _keys(self, session_id: str, *others: str) -> list[str]:
         """The index keys, then each session's key and item list: a script that may
         remove a session declares its item list too."""
-        keys = [*self.index_keys]
-        for sid in (session_id, *others):
-            keys += (self.session_base + sid, self.items_key_for(sid))
+        base, items = self.session_base, self.items_base
+        keys = [*self.index_keys, base + session_id, items + session_id]
+        for sid in others:
+            keys += (base + sid, items + sid)
         return keys
 
     async def create(self, session_id: str, payload: bytes, size: int) -> StoredSession:
