@@ -16,10 +16,11 @@ from hourglass_operator.k8s import Kube
 PEERING_GROUP = "/apis/kopf.dev/v1"
 
 
-def peering_paths(name: str, namespaces: Sequence[str], clusterwide: bool) -> list[str]:
+def peering_paths(namespaces: Sequence[str], clusterwide: bool) -> list[str]:
+    """Lists, not gets: kopf's RBAC grants list/watch/patch on peerings, not get."""
     if clusterwide:
-        return [f"{PEERING_GROUP}/clusterkopfpeerings/{name}"]
-    return [f"{PEERING_GROUP}/namespaces/{ns}/kopfpeerings/{name}" for ns in namespaces]
+        return [f"{PEERING_GROUP}/clusterkopfpeerings"]
+    return [f"{PEERING_GROUP}/namespaces/{ns}/kopfpeerings" for ns in namespaces]
 
 
 async def require_peering(
@@ -35,8 +36,11 @@ async def require_peering(
     if replicas <= 1 or standalone:
         return
     globbed = [ns for ns in namespaces if any(c in ns for c in "*?[")]
-    paths = peering_paths(name, [ns for ns in namespaces if ns not in globbed], clusterwide)
-    missing = [path for path in paths if await kube.get(path) is None]
+    paths = peering_paths([ns for ns in namespaces if ns not in globbed], clusterwide)
+    query = {"fieldSelector": f"metadata.name={name}"}
+    missing = [
+        path for path in paths if not ((await kube.get(path, query=query)) or {}).get("items")
+    ]
     if missing:
         kind = "ClusterKopfPeering" if clusterwide else "KopfPeering"
         raise OperatorConfigError(
