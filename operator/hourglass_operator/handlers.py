@@ -191,7 +191,14 @@ def build_registry(
         retrier.submit(f"lastCleanup {namespace}/{kwargs['name']}", record)
 
     if settings.webhook:
-        webhook.register(registry)
+        kubes: list[Kube] = []
+
+        async def siblings(namespace: str) -> list[Mapping[str, Any]]:
+            if not kubes:
+                kubes.append(Kube())
+            return await webhook.read_siblings(kubes[0], namespace)
+
+        webhook.register(registry, siblings)
     return registry
 
 
