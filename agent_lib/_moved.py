@@ -45,11 +45,18 @@ class _Alias(importlib.abc.Loader):
     def __init__(self, old: str, new: str) -> None:
         self.old = old
         self.new = new
+        self._own_spec: ModuleSpec | None = None
 
     def create_module(self, spec: ModuleSpec) -> ModuleType:
-        return importlib.import_module(self.new)
+        module = importlib.import_module(self.new)
+        self._own_spec = module.__spec__
+        return module
 
     def exec_module(self, module: ModuleType) -> None:
+        # importlib has just stamped the old path's spec on the shared module object;
+        # give it back its own, or the new package stops being a package (resources,
+        # submodule imports).
+        module.__spec__ = self._own_spec
         # stacklevel 2 is the importer: warnings skips importlib's _bootstrap frames.
         warnings.warn(
             f"{self.old} moved to {self.new}; the old path is deprecated and goes away "

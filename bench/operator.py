@@ -24,7 +24,8 @@ import kubernetes
 import yaml
 
 from agent_lib.config.bundle import CONFIG_KEY, CONFIGMAP_NAME, HASH_ANNOTATION
-from tests.fixtures.k8s_emulator import Cluster, OperatorProcess
+from tests.fixtures.k8s_emulator import Cluster
+from tests.fixtures.operator_process import OperatorProcess
 
 GROUP, VERSION, PLURAL = "hourglass.dev", "v1alpha1", "timeoutprofiles"
 PROFILES_PER_NAMESPACE = 10
@@ -130,6 +131,7 @@ def latencies(cluster: Any, patches: int) -> list[float]:
                 lambda want=millis / 1000: abs(_request_of(cluster, ns, "p2") - want) < 1e-6,
                 timeout=30,
                 what=f"patch {i} in the ConfigMap",
+                interval=0.01,
             )
             measured.append((time.perf_counter() - started) * 1000)
         return measured

@@ -13,6 +13,7 @@ _VERBS = {
     "cleanup": "hourglass_cli.cleanup:cleanup",
     "operator": "hourglass_cli.operator:operator",
     "local": "hourglass_cli.local:local",
+    "rollout": "hourglass_cli.rollout:rollout",
 }
 
 

@@ -2,9 +2,11 @@
 
 Layers, outermost first (each module imports only the ones below it):
 
+- ``items``: ``SessionItems``, lists of items beside sessions (the framework integrations);
 - ``manager``: ``SessionManager`` / ``SyncSessionManager``, the one object an agent holds;
 - ``settings``: the resolved session rules (environment, mounted config, built-ins);
-- ``stores``: where sessions live: ``memory`` for local dev, ``redis`` (with its Lua scripts);
+- ``stores``: where sessions live: ``memory`` for local dev, ``redis`` (with its Lua scripts),
+  and their item lists (``items``);
 - ``_ids``, ``_memory_estimate``: session-id/key validation and the payload size estimate;
 - ``metrics``: counters and cleanup summaries.
 

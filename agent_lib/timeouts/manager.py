@@ -35,10 +35,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType, TracebackType
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from agent_lib.config import CONFIG_KEY, parse_config
 from agent_lib.errors import ConfigError, UnknownTimeout
+from agent_lib.timeouts import _http
 from agent_lib.timeouts._layers import (
     DEFAULT_CONFIG_DIR,
     ENV_CONFIG_DIR,
@@ -55,6 +56,10 @@ from agent_lib.timeouts.deadlines import Deadline, remaining
 from agent_lib.timeouts.metrics import TimeoutEvents
 from agent_lib.timeouts.polling import PollingPolicy, apoll, poll_with
 from agent_lib.timeouts.reload import FolderWatcher, WatchSettings, fingerprint, watch_folder_async
+
+if TYPE_CHECKING:
+    import aiohttp
+    import httpx
 
 logger = logging.getLogger("agent_lib.timeouts")
 
@@ -207,6 +212,17 @@ class TimeoutManager:
         """A deadline of the profile's ``name`` timeout (or ``seconds``), for with/async with."""
         budget = self.get(name) if seconds is None else seconds
         return Deadline(name, budget, events=self.events)
+
+    def httpx_timeout(self, name: str, *, connect: str | None = "connect") -> httpx.Timeout:
+        """An ``httpx.Timeout`` from timeout ``name`` (``connect`` for connecting),
+        capped by the active deadline: ``AsyncOpenAI(timeout=tm.httpx_timeout("llmCall"))``."""
+        return _http.httpx_timeout(self, name, connect=connect)
+
+    def aiohttp_timeout(
+        self, name: str, *, connect: str | None = "connect"
+    ) -> aiohttp.ClientTimeout:
+        """An ``aiohttp.ClientTimeout`` from timeout ``name``, capped by the active deadline."""
+        return _http.aiohttp_timeout(self, name, connect=connect)
 
     @staticmethod
     def remaining() -> float | None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import logging
 import os
 import warnings
@@ -113,6 +114,10 @@ def build_app(environ: Mapping[str, str] | None = None) -> web.Application:
     app[SESSIONS_KEY] = SessionManager.from_env(env)
     app[RUNTIME_KEY] = AgentRuntime(timeouts)
     add_routes(app)
+    if importlib.util.find_spec("agents") is not None:  # the openai-agents extra
+        from examples.agent_app.agents_endpoint import add_agent_routes
+
+        add_agent_routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/timeouts", show_timeouts)
     app.router.add_get("/metrics", metrics)

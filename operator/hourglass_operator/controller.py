@@ -33,6 +33,8 @@ from hourglass_operator.k8s import (
     status_path,
 )
 from hourglass_operator.reconcile import NamespacePlan, ResourceKey, key_of, plan_namespace
+from hourglass_operator.rollout import PodReport
+from hourglass_operator.rollout_tracker import Resource, RolloutTracker
 from hourglass_operator.settings import OperatorSettings
 from hourglass_operator.status import READY, Condition, merge_patch, with_condition
 
@@ -63,11 +65,18 @@ class Controller:
         """Failed reconciles in a row, per namespace: the retry delay grows with them."""
         self._known: dict[str, dict[str, Any]] = {}
         """The ConfigMap each namespace has, as last written or read, until an edit is seen."""
+        self.rollouts = RolloutTracker()
 
     async def reconcile(
-        self, namespace: str, bodies: Iterable[Mapping[str, Any]], trigger: str = ""
+        self,
+        namespace: str,
+        bodies: Iterable[Mapping[str, Any]],
+        trigger: str = "",
+        pods: Iterable[PodReport] | None = None,
     ) -> NamespacePlan:
         """Render ``namespace`` from ``bodies`` (all its resources) and write what changed.
+
+        ``pods`` (the namespace's agent pods) replace the ones known, when given.
 
         A write the API server refuses raises `WriteRefused` with the delay before the next
         try (growing to minutes); a refusal that retrying cannot fix (422, 403, 409 again
@@ -76,6 +85,8 @@ class Controller:
         """
         live = [b for b in bodies if not b.get("metadata", {}).get("deletionTimestamp")]
         async with self._locks[namespace]:
+            if pods is not None:
+                self.rollouts.set_pods(namespace, pods)
             started = time.perf_counter()
             plan = plan_namespace(
                 namespace,
@@ -127,8 +138,8 @@ class Controller:
     ) -> None:
         """Ready=False with the server's words on what the refused write concerns, and an Event.
 
-        A refused CronJob concerns its SessionPolicy; a refused ConfigMap, every resource.
-        The plan's other statuses are written as planned.
+        A refused CronJob concerns its SessionPolicy (the plan's other statuses are written
+        as planned); a refused ConfigMap, every resource (and nothing else is written).
         """
         cronjob = "/cronjobs" in error.what
         what = "CronJob " + CRONJOB_NAME if cronjob else "ConfigMap " + CONFIGMAP_NAME
@@ -140,15 +151,16 @@ class Controller:
         }
         condition = Condition(READY, False, "WriteRefused", message)
         now = utcnow()
-        overrides: dict[ResourceKey, dict[str, Any]] = {}
+        planned: dict[ResourceKey, dict[str, Any]] = dict(plan.statuses) if cronjob else {}
         for body in live:
             key = key_of(body)
             if key in concerned:
                 base = plan.statuses.get(key) or self._status_of(body)
                 generation = int(body.get("metadata", {}).get("generation") or 1)
-                overrides[key] = with_condition(base, condition, generation, now)
+                planned[key] = with_condition(base, condition, generation, now)
+        rendered = plan.rendered.hash if cronjob and plan.rendered is not None else None
         try:
-            await self._apply_statuses(plan, live, overrides, only_overrides=not cronjob)
+            await self._write_statuses(plan.namespace, live, planned, rendered)
         except ApiRequestError as status_error:
             _log.error("could not report the refusal on %s: %s", plan.namespace, status_error)
         for body in live:
@@ -169,6 +181,7 @@ class Controller:
             # The last resource is gone: its ownerReferences let the garbage collector
             # remove the ConfigMap; the operator needs no delete permission.
             self._forget(namespace)
+            self.rollouts.forget(namespace)
             metrics.set_config_hash(namespace, None)
             return False
         if plan.rendered is None:
@@ -223,28 +236,55 @@ class Controller:
             await self._kube.merge_patch(path, {"spec": {"suspend": True}})
 
     async def _apply_statuses(
-        self,
-        plan: NamespacePlan,
-        bodies: Sequence[Mapping[str, Any]],
-        overrides: Mapping[ResourceKey, dict[str, Any]] | None = None,
-        only_overrides: bool = False,
+        self, plan: NamespacePlan, bodies: Sequence[Mapping[str, Any]]
     ) -> None:
+        rendered = plan.rendered.hash if plan.rendered is not None else None
+        await self._write_statuses(plan.namespace, bodies, plan.statuses, rendered)
+
+    async def refresh_rollout(
+        self, namespace: str, bodies: Iterable[Mapping[str, Any]], pods: Iterable[PodReport]
+    ) -> None:
+        """The agent pods changed: bring status.rollout and Applied up to date, nothing else.
+
+        The statuses stay what the last reconcile made them apart from the rollout, so a
+        spec change the reconcile has not handled yet shows nowhere before its ConfigMap.
+        """
+        live = [b for b in bodies if not b.get("metadata", {}).get("deletionTimestamp")]
+        async with self._locks[namespace]:
+            if not self.rollouts.set_pods(namespace, pods) or not live:
+                return
+            await self._write_statuses(namespace, live, {}, None)
+
+    async def _write_statuses(
+        self,
+        namespace: str,
+        bodies: Sequence[Mapping[str, Any]],
+        planned: Mapping[ResourceKey, dict[str, Any]],
+        rendered: str | None,
+    ) -> None:
+        """Write each status that differs: the render's (``planned``) plus the rollout."""
         by_key = {key_of(b): b for b in bodies}
-        cache = self._statuses[plan.namespace]
+        cache = self._statuses[namespace]
         live_uids = {str(b.get("metadata", {}).get("uid")) for b in bodies}
         for uid in set(cache) - live_uids:
             del cache[uid]
-        wanted = {} if only_overrides else dict(plan.statuses)
-        wanted.update(overrides or {})
-        changes = sorted(wanted.items())
+        resources = [
+            Resource(key, body, self._status_of(body), planned.get(key) or self._status_of(body))
+            for key, body in sorted(by_key.items())
+        ]
+        target = self.rollouts.target(namespace, rendered, [r.base for r in resources])
+        update = self.rollouts.update(namespace, target, resources, utcnow())
+        changes = sorted(update.statuses.items())
         await asyncio.gather(
             *(
-                self._patch_status(plan.namespace, key, self._status_of(by_key[key]), status)
+                self._patch_status(namespace, key, self._status_of(by_key[key]), status)
                 for key, status in changes
             )
         )
         for key, status in changes:
             cache[str(by_key[key]["metadata"].get("uid"))] = status
+        for event in update.events:
+            self._post_event(by_key[event.key], event.type, event.reason, event.message)
 
     def _status_of(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
         """The status a resource has now: ours if written since the body was seen."""

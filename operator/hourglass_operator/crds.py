@@ -192,6 +192,19 @@ _LAST_CLEANUP: Schema = {
     },
 }
 
+_ROLLOUT: Schema = {
+    "type": "object",
+    "description": "Which agent pods (label hourglass.dev/config=hourglass-config) run hash.",
+    "properties": {
+        "hash": {"type": "string", "maxLength": 128},
+        "updated": {"type": "integer", "minimum": 0},
+        "total": {"type": "integer", "minimum": 0},
+        "rejected": {"type": "integer", "minimum": 0},
+        "applied": {"type": "string", "maxLength": 32, "description": "updated/total"},
+    },
+}
+
+_APPLIED = {"name": "Applied", "type": "string", "jsonPath": ".status.rollout.applied"}
 _READY = {
     "name": "Ready",
     "type": "string",
@@ -254,12 +267,13 @@ KINDS: tuple[Kind, ...] = (
         spec_model=TimeoutProfileSpec,
         columns=(
             _READY,
+            _APPLIED,
             {"name": "Default", "type": "boolean", "jsonPath": ".spec.default"},
             {"name": "Hash", "type": "string", "jsonPath": ".status.configHash"},
             _AGE,
         ),
         rules=_PROFILE_RULES,
-        status=_status_schema({}),
+        status=_status_schema({"rollout": _ROLLOUT}),
     ),
     Kind(
         kind="SessionPolicy",
@@ -268,6 +282,7 @@ KINDS: tuple[Kind, ...] = (
         spec_model=SessionPolicySpec,
         columns=(
             _READY,
+            _APPLIED,
             {"name": "TTL", "type": "string", "jsonPath": ".spec.ttl"},
             {
                 "name": "Last cleanup",
@@ -277,7 +292,7 @@ KINDS: tuple[Kind, ...] = (
             _AGE,
         ),
         rules=_POLICY_RULES,
-        status=_status_schema({"lastCleanup": _LAST_CLEANUP}),
+        status=_status_schema({"rollout": _ROLLOUT, "lastCleanup": _LAST_CLEANUP}),
     ),
 )
 

@@ -19,7 +19,7 @@ import kopf
 
 from agent_lib.config.bundle import CONFIGMAP_NAME
 from hourglass_operator import kopf_settings as hourglass_kopf_settings
-from hourglass_operator import metrics, webhook
+from hourglass_operator import metrics, rollout_handlers, webhook
 from hourglass_operator.controller import Controller, WriteRefused
 from hourglass_operator.cronjob import POLICY_LABEL
 from hourglass_operator.k8s import Kube
@@ -90,7 +90,7 @@ def build_registry(
 
     def bodies_of(namespace: str, indices: Mapping[str, Any]) -> list[Mapping[str, Any]]:
         # kopf's indices are live views: the latest seen are good for later retries too.
-        for name in INDICES:
+        for name in (*INDICES, rollout_handlers.POD_INDEX):
             indices_seen[name] = indices.get(name, indices_seen.get(name, {}))
         bodies: list[Mapping[str, Any]] = []
         for name in INDICES:
@@ -100,9 +100,10 @@ def build_registry(
         return bodies
 
     async def reconcile(namespace: str, trigger: str, indices: Mapping[str, Any]) -> None:
+        pods = rollout_handlers.pods_in(indices, namespace)
         try:
             await state["controller"].reconcile(
-                namespace, bodies_of(namespace, indices), trigger=trigger
+                namespace, bodies_of(namespace, indices), trigger=trigger, pods=pods
             )
         except WriteRefused as error:
             raise kopf.TemporaryError(str(error), delay=error.delay) from error
@@ -112,9 +113,20 @@ def build_registry(
         bodies_of(namespace, indices)
 
         async def job() -> None:
-            await state["controller"].reconcile(namespace, bodies_of(namespace, {}), trigger)
+            bodies = bodies_of(namespace, {})
+            pods = rollout_handlers.pods_in(indices_seen, namespace)
+            await state["controller"].reconcile(namespace, bodies, trigger, pods=pods)
 
         retrier.submit(f"reconcile {namespace}", job)
+
+    async def refresh_rollout(namespace: str, indices: Mapping[str, Any]) -> None:
+        if "controller" in state:
+            pods = rollout_handlers.pods_in(indices, namespace)
+            await state["controller"].refresh_rollout(
+                namespace, bodies_of(namespace, indices), pods
+            )
+
+    rollout_handlers.register(registry, refresh_rollout)
 
     for plural, kind in ((PROFILES, "TimeoutProfile"), (POLICIES, "SessionPolicy")):
         changed = _changed_handler(reconcile, kind)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -75,3 +77,22 @@ def serve(port: int, addr: str) -> None:
     if port and (addr, port) not in _serving:
         start_http_server(port, addr=addr, registry=REGISTRY)
         _serving.add((addr, port))
+
+
+ROLLOUT_PODS = Gauge(
+    "hourglass_rollout_pods",
+    "Agent pods (label hourglass.dev/config=hourglass-config) by whether they run the "
+    "namespace's current config hash: updated, pending, rejected.",
+    ["namespace", "state"],
+    registry=REGISTRY,
+)
+
+
+def set_rollout_pods(namespace: str, counts: dict[str, int] | None) -> None:
+    """The namespace's pods per state; None removes its series (its config is gone)."""
+    for state in ("updated", "pending", "rejected"):
+        if counts is None:
+            with contextlib.suppress(KeyError):
+                ROLLOUT_PODS.remove(namespace, state)
+        else:
+            ROLLOUT_PODS.labels(namespace, state).set(counts.get(state, 0))

@@ -14,6 +14,8 @@ VALID = "Valid"
 READY = "Ready"
 CLEANUP_SCHEDULED = "CleanupScheduled"
 """False (only) when a SessionPolicy gets no cleanup CronJob, with the reason."""
+ROLLOUT_CONDITIONS = ("Applied", "Reconciling", "Stalled")
+"""Written by `hourglass_operator.rollout` from the agent pods; a render keeps them."""
 MAX_MESSAGE = 4096
 """Condition messages are cut here (the CRD allows 32768; Events show 1024)."""
 
@@ -65,7 +67,12 @@ def build_status(
     """A whole status: ours replaced, other keys (such as ``lastCleanup``) kept."""
     status = dict(previous or {})
     status["observedGeneration"] = generation
-    status["conditions"] = merge_conditions(status.get("conditions"), conditions, generation, now)
+    previous_conditions = status.get("conditions") or []
+    status["conditions"] = merge_conditions(previous_conditions, conditions, generation, now) + [
+        dict(c)
+        for c in previous_conditions
+        if isinstance(c, Mapping) and c.get("type") in ROLLOUT_CONDITIONS
+    ]
     if config_hash is not None:
         status["configHash"] = config_hash
     return status

@@ -132,6 +132,15 @@ class ControlPlane:
                     proc.wait(timeout=_STOP_TIMEOUT_S)
             del self._processes[name]
 
+    def restart_apiserver(self) -> None:
+        """Kill kube-apiserver and start it again on the same port and etcd, as after a
+        crash: every watch stream is cut and the new watch cache starts empty."""
+        proc = self._processes.pop("kube-apiserver")
+        proc.kill()  # a crash: open watches are cut, not drained
+        proc.wait(timeout=_STOP_TIMEOUT_S)
+        self._start_apiserver()
+        self._wait_ready(time.monotonic())
+
     def pids(self) -> dict[str, int]:
         return {name: proc.pid for name, proc in self._processes.items()}
 

@@ -21,3 +21,6 @@ def test_cleanup_series_measures_each_population(monkeypatch: pytest.MonkeyPatch
     assert [p["live"] for p in series["points"]] == [0, 2_000]
     for point in series["points"]:
         assert 0 < point["best_s"] <= point["median_s"] <= point["max_s"]
+        assert len(point["times_s"]) == 2 and min(point["times_s"]) == point["best_s"]
+        assert 0 < point["ratio_min"] <= point["ratio_max"]
+    assert series["points"][0]["ratio_min"] == series["points"][0]["ratio_max"] == 1.0

@@ -266,7 +266,7 @@ class _ViaProxy:
         config["clusters"][0]["cluster"]["server"] = f"http://127.0.0.1:{proxy.port}"
         self.kubeconfig.write_text(yaml.safe_dump(config))
 
-    def env(self) -> dict[str, str]:
+    def operator_env(self, service_account: str = "") -> dict[str, str]:
         return {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
 
     def wait_for(self, *args: Any, **kwargs: Any) -> Any:

@@ -273,7 +273,7 @@ def test_chart_install_reconciles_on_the_control_plane(
     arguments the Deployment gives it, authenticated as the chart's own ServiceAccount:
     the chart's RBAC is what allows or refuses each call.
     """
-    from tests.fixtures.k8s_emulator import OperatorProcess
+    from tests.fixtures.operator_process import OperatorProcess
     from tests.integration.test_manifests import check_environment
 
     namespace = "helm-prod"

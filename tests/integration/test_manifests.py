@@ -378,7 +378,7 @@ def test_samples_reconcile_on_the_control_plane(real_cluster: Any) -> None:
     """`kubectl apply -k manifests/samples/` on a real kube-apiserver (server-side validation
     on, every document: namespaces, profiles, policies, agent Deployments, peering), then
     the operator under its own ServiceAccount: ConfigMap and CronJob per environment."""
-    from tests.fixtures.k8s_emulator import OperatorProcess
+    from tests.fixtures.operator_process import OperatorProcess
 
     mark = real_cluster.audit_mark()
     out = real_cluster.kubectl("apply", "-k", str(MANIFESTS / "samples"))

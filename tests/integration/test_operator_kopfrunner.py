@@ -7,15 +7,17 @@ import yaml
 from kopf.testing import KopfRunner
 
 from agent_lib.config.bundle import CONFIGMAP_NAME
-from tests.fixtures.k8s_emulator import Cluster
+from tests.fixtures.controlplane import RealCluster as Cluster
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(90)
 
 
 def test_kopf_runner_renders_a_profile(
-    k8s_cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+    real_cluster: Cluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("KUBECONFIG", str(k8s_cluster.kubeconfig))
+    """On the real control plane, as the operator's ServiceAccount."""
+    k8s_cluster = real_cluster
+    monkeypatch.setenv("KUBECONFIG", real_cluster.operator_env()["KUBECONFIG"])
     monkeypatch.setenv("HOURGLASS_METRICS_PORT", "0")
     args = ["run", "--all-namespaces", "--standalone", "-m", "hourglass_operator.handlers"]
     with KopfRunner(args, timeout=30) as runner:

@@ -15,7 +15,7 @@ import yaml
 from agent_lib.config.bundle import CONFIGMAP_NAME
 from tests.fixtures.controlplane import OPERATOR_NS
 from tests.fixtures.controlplane import RealCluster as Cluster
-from tests.fixtures.k8s_emulator import OperatorProcess, check_api_calls
+from tests.fixtures.operator_process import OperatorProcess, check_api_calls
 
 pytestmark = pytest.mark.timeout(120)
 

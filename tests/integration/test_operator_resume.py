@@ -8,7 +8,7 @@ import yaml
 
 from agent_lib.config.bundle import CONFIGMAP_NAME, HASH_ANNOTATION
 from tests.fixtures.controlplane import RealCluster as Cluster
-from tests.fixtures.k8s_emulator import ApiCall, OperatorProcess, check_api_calls
+from tests.fixtures.operator_process import ApiCall, OperatorProcess, check_api_calls
 
 pytestmark = pytest.mark.timeout(120)
 

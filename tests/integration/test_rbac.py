@@ -18,8 +18,8 @@ from typing import Any
 import helm_python as helm
 import pytest
 
-from tests.fixtures.k8s_emulator import API_CALLS_FILE
 from tests.fixtures.k8s_schemas import CHART, MANIFESTS, load_all
+from tests.fixtures.operator_process import API_CALLS_FILE
 
 RECORDING = API_CALLS_FILE
 """Written by the operator's e2e tests (HOURGLASS_RECORD_API_CALLS=1, see check_api_calls)."""
@@ -82,7 +82,13 @@ REQUIRED: dict[tuple[str, str, str], tuple[frozenset[str], str]] = {
     ),
     **_need("batch", ("cronjobs",), ("get", "create", "patch"), "hourglass-cleanup per policy"),
     **_need("batch", ("jobs",), ("list", "watch"), "finished cleanup runs -> lastCleanup"),
-    **_need("", ("pods",), ("list",), "the termination message of a cleanup pod"),
+    **_need(
+        "",
+        ("pods",),
+        ("list", "watch"),
+        "agent pods (labelSelector hourglass.dev/config) -> status.rollout and Applied; "
+        "the termination message of a cleanup pod",
+    ),
     **_need("", ("events",), ("create",), "Normal and Warning Events (kopf posts core v1)"),
     **_need(
         "",

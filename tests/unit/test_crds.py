@@ -107,8 +107,13 @@ def test_crd_document_is_valid_for_kubernetes(
 @pytest.mark.parametrize(
     ("kind", "plural", "short", "columns"),
     [
-        ("TimeoutProfile", "timeoutprofiles", "tp", ["Ready", "Default", "Hash", "Age"]),
-        ("SessionPolicy", "sessionpolicies", "sp", ["Ready", "TTL", "Last cleanup", "Age"]),
+        ("TimeoutProfile", "timeoutprofiles", "tp", ["Ready", "Applied", "Default", "Hash", "Age"]),
+        (
+            "SessionPolicy",
+            "sessionpolicies",
+            "sp",
+            ["Ready", "Applied", "TTL", "Last cleanup", "Age"],
+        ),
     ],
 )
 def test_names_scope_subresource_and_columns(

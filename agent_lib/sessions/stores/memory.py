@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 
 from agent_lib.errors import ConfigError, PayloadTooLarge
+from agent_lib.sessions.stores._memory_items import MemoryItems
 from agent_lib.sessions.stores.base import (
     CleanupReport,
     Limits,
@@ -36,13 +37,15 @@ class _Entry:
     created_us: int
     last_us: int
     size: int
+    items: deque[bytes] = field(default_factory=deque)
+    item_bytes: int = 0
 
 
 def _wall_us() -> int:
     return time.time_ns() // 1_000
 
 
-class MemoryStore(SessionStore):
+class MemoryStore(MemoryItems, SessionStore):
     """One namespace of sessions in a dict; safe to share within one event loop."""
 
     def __init__(

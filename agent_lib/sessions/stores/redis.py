@@ -51,6 +51,7 @@ from agent_lib.errors import (
     SessionStoreUnavailable,
 )
 from agent_lib.sessions._ids import validate_key_prefix, validate_namespace
+from agent_lib.sessions.stores._redis_items import RedisItems
 from agent_lib.sessions.stores.base import (
     CleanupReport,
     Limits,
@@ -180,7 +181,7 @@ def _split_multi_host(
     return hosts, auth, slash + path, parse_qs(query)
 
 
-class RedisStore(SessionStore):
+class RedisStore(RedisItems, SessionStore):
     """One namespace of sessions in Redis; see the module docstring for the layout."""
 
     def __init__(

@@ -105,7 +105,7 @@ seccompProfile:
     verbs: ["list", "watch"]
   - apiGroups: [""]
     resources: ["pods"]
-    verbs: ["list"]
+    verbs: ["list", "watch"]
   - apiGroups: [""]
     resources: ["events"]
     verbs: ["create"]

@@ -38,7 +38,21 @@ local function each_chunk(list, fn)
   end
 end
 
--- Drop index entries of `ids` (and nothing else); returns the bytes they accounted for.
+-- A session's item list (agent_lib.sessions.stores.items) sits beside its key under the same tag,
+-- has no TTL of its own and goes whenever the session's index entry goes.
+local ITEMS = string.sub(LRU, 1, -4) .. 'i:'
+
+local function unlink_items(ids)
+  for first = 1, #ids, CHUNK do
+    local keys = {}
+    for i = first, math.min(first + CHUNK - 1, #ids) do
+      keys[#keys + 1] = ITEMS .. ids[i]
+    end
+    redis.call('UNLINK', unpack(keys))
+  end
+end
+
+-- Drop index entries of `ids` (and their item lists); returns the bytes they accounted for.
 local function drop_index(ids, lru_ranks_from)
   local freed = 0
   each_chunk(ids, function(...)
@@ -60,6 +74,7 @@ local function drop_index(ids, lru_ranks_from)
   if freed ~= 0 then
     redis.call('HINCRBY', SIZES, TOTAL, -freed)
   end
+  unlink_items(ids)
   return freed
 end
 

@@ -1,0 +1,131 @@
+"""Conversation history on a `SessionManager`: JSON items in a list beside the session.
+
+The framework integrations (`agent_lib.integrations`) store what their frameworks call
+items or events through this class, so the namespace's SessionPolicy (idle TTL,
+absolute lifetime, ``max_sessions``/``max_memory`` with LRU eviction, cleanup) governs
+history too. A session that expired, ended or was evicted reads as empty; appending to
+it starts a new one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from agent_lib.errors import ConfigError, InvalidPayload, PayloadTooLarge, SessionNotFound
+from agent_lib.sessions._ids import validate_session_id
+from agent_lib.sessions._memory_estimate import estimate_session_bytes
+from agent_lib.sessions.manager import SessionManager
+from agent_lib.sessions.stores.items import LIST_OVERHEAD_BYTES, ItemStore
+
+__all__ = ["History", "SessionItems"]
+
+
+@dataclass(frozen=True)
+class History:
+    """A read: the newest items (oldest first), the session's data, times (epoch seconds)."""
+
+    items: list[Any]
+    data: Any
+    created_at: float
+    last_access: float
+
+
+def _encode(value: Any, limit: int, what: str) -> bytes:
+    try:
+        encoded = json.dumps(
+            value, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        ).encode()
+    except (TypeError, ValueError) as error:
+        raise InvalidPayload(f"{what} is not JSON-serialisable: {error}") from None
+    if len(encoded) > limit:
+        raise PayloadTooLarge(len(encoded), limit)
+    return encoded
+
+
+class SessionItems:
+    """Item lists of the sessions of one `SessionManager`; each call is one round trip."""
+
+    def __init__(self, sessions: SessionManager) -> None:
+        if not isinstance(sessions, SessionManager):
+            raise ConfigError(
+                "sessions", f"must be a SessionManager, got {type(sessions).__name__}"
+            )
+        if not isinstance(sessions.store, ItemStore):
+            raise ConfigError(
+                "sessions", f"store {type(sessions.store).__name__} keeps no item lists"
+            )
+        self.sessions = sessions
+        self._store: ItemStore = sessions.store
+
+    def _size(self, sid: str, payload: bytes) -> int:
+        key = len(self.sessions.store.key_for(sid))
+        return estimate_session_bytes(key, len(payload), len(sid)) + LIST_OVERHEAD_BYTES
+
+    async def append(
+        self,
+        session_id: str,
+        items: Sequence[Any],
+        *,
+        data: Any = None,
+        replace_data: bool = False,
+        must_exist: bool = False,
+    ) -> int:
+        """Append ``items`` (JSON values, each up to ``max_payload``), creating the
+        session with ``data`` when needed; ``replace_data`` also stores ``data``.
+        ``must_exist`` stores ``data`` too but raises `SessionNotFound` instead of
+        creating. Returns the number of items the session now holds."""
+        sid = validate_session_id(session_id)
+        limit = self.sessions.max_payload
+        encoded = [_encode(item, limit, "item") for item in items]
+        if not encoded and not (replace_data or must_exist):
+            return 0
+        payload = _encode({} if data is None else data, limit, "data")
+        self.sessions._ensure_cleaner()
+        length = await self._store.append_items(
+            sid,
+            encoded,
+            payload=payload,
+            size=self._size(sid, payload),
+            replace_payload=replace_data,
+            must_exist=must_exist,
+        )
+        if length is None:
+            raise SessionNotFound(sid)
+        return length
+
+    async def read(
+        self,
+        session_id: str,
+        limit: int | None = None,
+        *,
+        with_data: bool = False,
+        renew: bool = True,
+    ) -> History | None:
+        """The newest ``limit`` items (all for ``None``), renewing the session's idle TTL
+        unless ``renew`` is false; ``None`` when the session does not exist (any more)."""
+        sid = validate_session_id(session_id)
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+            raise ConfigError("limit", f"must be an integer or None, got {limit!r}")
+        self.sessions._ensure_cleaner()
+        stored = await self._store.read_items(sid, limit, with_payload=with_data, renew=renew)
+        if stored is None:
+            return None
+        data = json.loads(stored.payload) if stored.payload else None
+        return History(
+            [json.loads(item) for item in stored.items],
+            data,
+            stored.created_us / 1e6,
+            stored.last_access_us / 1e6,
+        )
+
+    async def pop(self, session_id: str) -> Any:
+        """Remove and return the newest item; ``None`` when there is none."""
+        item = await self._store.pop_item(validate_session_id(session_id))
+        return None if item is None else json.loads(item)
+
+    async def clear(self, session_id: str) -> bool:
+        """Remove the session with its items; ``True`` when it existed."""
+        return await self.sessions.delete(session_id)

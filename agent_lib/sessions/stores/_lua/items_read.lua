@@ -1,0 +1,36 @@
+-- Read the newest items of a session and renew it, like access.lua. KEYS[4] session key,
+-- KEYS[5] its item list. ARGV: id, ttl_us, lifetime_us, key base, limit (-1: all),
+-- with payload (1/0), renew (1/0: 0 reads without renewing, for listings). LRANGE from the tail costs O(limit), not O(length).
+-- Returns {payload or '', created, now, {items...}} or false when the session is gone.
+local id, ttl, lifetime, base = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local limit = tonumber(ARGV[5])
+if redis.call('EXISTS', KEYS[4]) == 0 then
+  return false
+end
+local now = now_us()
+local born = tonumber(redis.call('ZSCORE', BORN, id))
+if not born then
+  born = now
+  redis.call('ZADD', BORN, fmt(now), id)
+end
+local px = pttl_for(now, born, ttl, lifetime)
+if px <= 0 then
+  remove(base, {id})
+  return false
+end
+if ARGV[7] ~= '0' then
+  redis.call('PEXPIRE', KEYS[4], px_ms(px))
+  redis.call('ZADD', LRU, fmt(now), id)
+  note_ttl(ttl)
+end
+local items = {}
+if limit < 0 then
+  items = redis.call('LRANGE', KEYS[5], 0, -1)
+elseif limit > 0 then
+  items = redis.call('LRANGE', KEYS[5], -limit, -1)
+end
+local payload = ''
+if ARGV[6] == '1' then
+  payload = redis.call('GET', KEYS[4])
+end
+return {payload, born, now, items}

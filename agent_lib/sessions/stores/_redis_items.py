@@ -1,0 +1,109 @@
+"""`ItemStore` for `RedisStore`: one script per call (``_lua/items_*.lua``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from agent_lib.errors import PayloadTooLarge
+from agent_lib.sessions._memory_estimate import INDEX_OVERHEAD_BYTES, KEY_OVERHEAD_BYTES
+from agent_lib.sessions.stores.base import Limits
+from agent_lib.sessions.stores.items import (
+    ITEM_OVERHEAD_BYTES,
+    LIST_OVERHEAD_BYTES,
+    ItemStore,
+    StoredItems,
+)
+
+
+class RedisItems(ItemStore):
+    """Mixed into `RedisStore`; the list of session ``id`` is ``P:{P:ns}:i:<id>``."""
+
+    limits: Limits
+    session_base: str
+
+    async def _run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        raise NotImplementedError
+
+    def _keys(self, session_id: str) -> tuple[str, str, str, str]:
+        raise NotImplementedError
+
+    def items_key_for(self, session_id: str) -> str:
+        return self.session_base[:-2] + "i:" + session_id
+
+    def _item_keys(self, session_id: str) -> tuple[str, ...]:
+        return (*self._keys(session_id), self.items_key_for(session_id))
+
+    async def append_items(
+        self,
+        session_id: str,
+        items: Sequence[bytes],
+        *,
+        payload: bytes,
+        size: int,
+        replace_payload: bool = False,
+        must_exist: bool = False,
+    ) -> int | None:
+        lim = self.limits
+        mode = "update" if must_exist else "set" if replace_payload else "keep"
+        reply = await self._run(
+            "items_add",
+            self._item_keys(session_id),
+            (
+                session_id,
+                lim.ttl_us,
+                lim.lifetime_us,
+                lim.max_sessions or 0,
+                lim.max_memory or 0,
+                self.session_base,
+                mode,
+                payload,
+                size,
+                KEY_OVERHEAD_BYTES,
+                INDEX_OVERHEAD_BYTES,
+                LIST_OVERHEAD_BYTES,
+                ITEM_OVERHEAD_BYTES,
+                *items,
+            ),
+        )
+        if int(reply[0]) < 0:
+            raise PayloadTooLarge(size, lim.max_memory or 0)
+        if int(reply[0]) == 0:
+            return None
+        return int(reply[3])
+
+    async def read_items(
+        self,
+        session_id: str,
+        limit: int | None = None,
+        *,
+        with_payload: bool = False,
+        renew: bool = True,
+    ) -> StoredItems | None:
+        lim = self.limits
+        reply = await self._run(
+            "items_read",
+            self._item_keys(session_id),
+            (
+                session_id,
+                lim.ttl_us,
+                lim.lifetime_us,
+                self.session_base,
+                -1 if limit is None else max(0, limit),
+                1 if with_payload else 0,
+                1 if renew else 0,
+            ),
+        )
+        if not reply:
+            return None
+        payload = reply[0] if with_payload else None
+        return StoredItems(list(reply[3]), payload, int(reply[1]), int(reply[2]))
+
+    async def pop_item(self, session_id: str) -> bytes | None:
+        lim = self.limits
+        reply = await self._run(
+            "items_pop",
+            self._item_keys(session_id),
+            (session_id, lim.ttl_us, lim.lifetime_us, self.session_base, ITEM_OVERHEAD_BYTES),
+        )
+        return reply if isinstance(reply, bytes) else None

@@ -1,0 +1,73 @@
+"""Item lists beside sessions: the store half of conversation history.
+
+A session may carry an ordered list of items (the turns of a conversation, the events
+of an ADK session) next to its payload. The list lives under the session's own hash
+tag, its bytes count in the session's size (so ``max_memory`` and LRU eviction see
+them), and it goes whenever the session goes: delete, expiry, lifetime, eviction.
+Each call is one atomic round trip; reading the newest ``limit`` items costs
+O(limit).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+ITEM_OVERHEAD_BYTES = 11
+"""Per-item cost in a Redis list (listpack entry header and backlen) besides its bytes."""
+
+LIST_OVERHEAD_BYTES = 96
+"""Cost of the list key itself (key object, quicklist header, first node), accounted once."""
+
+
+@dataclass(frozen=True)
+class StoredItems:
+    """What a read returns: the newest items (oldest first), the payload if asked, times (us)."""
+
+    items: list[bytes]
+    payload: bytes | None
+    created_us: int
+    last_access_us: int
+
+
+class ItemStore(abc.ABC):
+    """The item-list half of a store (`MemoryStore` and `RedisStore` implement it)."""
+
+    @abc.abstractmethod
+    async def append_items(
+        self,
+        session_id: str,
+        items: Sequence[bytes],
+        *,
+        payload: bytes,
+        size: int,
+        replace_payload: bool = False,
+        must_exist: bool = False,
+    ) -> int | None:
+        """Append ``items``, creating the session with ``payload`` (estimated ``size``) if
+        it does not exist; ``replace_payload`` also stores ``payload`` on a live session.
+        Returns the list's new length, or ``None`` when ``must_exist`` and the session
+        does not exist. Raises `PayloadTooLarge` when the session alone would exceed
+        ``max_memory``."""
+
+    @abc.abstractmethod
+    async def read_items(
+        self,
+        session_id: str,
+        limit: int | None = None,
+        *,
+        with_payload: bool = False,
+        renew: bool = True,
+    ) -> StoredItems | None:
+        """The newest ``limit`` items (all for ``None``), renewing the session unless
+        ``renew`` is false; ``None`` when the session does not exist (any more)."""
+
+    @abc.abstractmethod
+    async def pop_item(self, session_id: str) -> bytes | None:
+        """Remove and return the newest item; ``None`` when there is none."""
+
+
+def item_bytes(items: Sequence[bytes]) -> int:
+    """What ``items`` add to their session's accounted size."""
+    return sum(len(item) + ITEM_OVERHEAD_BYTES for item in items)

@@ -1,0 +1,71 @@
+"""Agent-framework sessions: HourglassSession against the OpenAI Agents SDK's own store.
+
+- ``agents_session_add_get_ratio_vs_sdk_redis``: throughput of one turn's storage work,
+  ``add_items`` (a user message and a reply) then ``get_items(limit=20)``, through
+  `HourglassSession` over the same through the SDK's ``RedisSession`` (with a TTL, as a
+  service would run it), on the same valkey-server in the same run, 32 concurrent
+  workers over 64 conversations that start with 40 items each; median of 5 paired
+  rounds in alternating order (goal >= 1.0).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+from agents.extensions.memory.redis_session import RedisSession
+
+from agent_lib.integrations.openai_agents import HourglassSession
+from agent_lib.sessions.manager import SessionManager
+from bench.sessions import TTL_S, _best_ratio, _server
+
+CONVERSATIONS = 64
+PREFILL = 40
+LIMIT = 20
+
+
+def run(quick: bool) -> dict[str, float]:
+    with _server() as url:
+        return asyncio.run(_all(url, quick))
+
+
+def _turn(i: int) -> list[Any]:
+    return [
+        {"role": "user", "content": f"question {i}: what changed since the last deploy?"},
+        {"role": "assistant", "content": f"answer {i}: " + "the timeout profile moved. " * 4},
+    ]
+
+
+async def _prefill(sessions: list[Any]) -> None:
+    for session in sessions:
+        for i in range(PREFILL // 2):
+            await session.add_items(_turn(i))
+
+
+def _op(sessions: list[Any]) -> Callable[[int], Awaitable[object]]:
+    async def turn(i: int) -> object:
+        session = sessions[i % len(sessions)]
+        await session.add_items(_turn(i))
+        return await session.get_items(limit=LIMIT)
+
+    return turn
+
+
+async def _all(url: str, quick: bool) -> dict[str, float]:
+    ops = 1_600 if quick else 8_000
+    client = aioredis.Redis.from_url(url, max_connections=64)
+    async with SessionManager.from_url(url, namespace="bench-agents", ttl=TTL_S) as sm:
+        ours = [HourglassSession(f"conv-{n}", sm) for n in range(CONVERSATIONS)]
+        theirs = [
+            RedisSession(f"conv-{n}", redis_client=client, key_prefix="sdk", ttl=int(TTL_S))
+            for n in range(CONVERSATIONS)
+        ]
+        try:
+            await _prefill(ours)
+            await _prefill(theirs)
+            ratio = await _best_ratio(_op(ours), _op(theirs), ops)
+        finally:
+            await client.aclose()
+    return {"agents_session_add_get_ratio_vs_sdk_redis": ratio}
