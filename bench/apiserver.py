@@ -33,7 +33,7 @@ from bench.operator import PROFILES_PER_NAMESPACE, cold_start, latencies, p99
 from tests.controlplane._build import BuildError, cached_bin_dir
 from tests.controlplane._run import ControlPlane
 from tests.fixtures.controlplane import RealCluster, install
-from tests.fixtures.k8s_emulator import OperatorProcess
+from tests.fixtures.operator_process import OperatorProcess
 
 
 def run(quick: bool) -> dict[str, float]:

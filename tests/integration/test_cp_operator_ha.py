@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.controlplane import RealCluster
-from tests.fixtures.k8s_emulator import OperatorProcess
+from tests.fixtures.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.timeout(120)
 HOURGLASS = str(Path(sys.executable).with_name("hourglass"))

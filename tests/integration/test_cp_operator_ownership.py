@@ -23,7 +23,7 @@ import pytest
 
 from agent_lib.config.bundle import CONFIGMAP_NAME
 from tests.fixtures.controlplane import RealCluster
-from tests.fixtures.k8s_emulator import OperatorProcess
+from tests.fixtures.operator_process import OperatorProcess
 from tests.integration._resources import _configmap, _policy, _profile, _wait_timeout, _yaml
 
 pytestmark = pytest.mark.timeout(150)

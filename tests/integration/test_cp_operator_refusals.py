@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.fixtures.controlplane import RealCluster
-from tests.fixtures.k8s_emulator import OperatorProcess
+from tests.fixtures.operator_process import OperatorProcess
 from tests.integration._refusals import Refusal
 from tests.integration._resources import _condition, _configmap, _policy, _profile, _yaml
 

@@ -18,7 +18,7 @@ import yaml
 
 from agent_lib.config.bundle import CONFIG_KEY, CONFIGMAP_NAME
 from tests.fixtures.controlplane import RealCluster
-from tests.fixtures.k8s_emulator import OperatorProcess
+from tests.fixtures.operator_process import OperatorProcess
 from tests.integration._refusals import Refusal
 from tests.integration._resources import _config, _configmap, _policy, _profile, _yaml
 

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from agent_lib.config.session_config import CleanupSpec
 from tests.fixtures.controlplane import ApiError, RealCluster
-from tests.fixtures.k8s_emulator import OperatorProcess
+from tests.fixtures.operator_process import OperatorProcess
 from tests.integration._resources import _condition, _policy, _profile, _yaml
 
 pytestmark = pytest.mark.timeout(120)

@@ -14,7 +14,7 @@ import urllib.parse
 import pytest
 
 from tests.fixtures.controlplane import RealCluster
-from tests.fixtures.k8s_emulator import OperatorProcess
+from tests.fixtures.operator_process import OperatorProcess
 from tests.integration._resources import _configmap, _profile, _yaml
 
 pytestmark = pytest.mark.timeout(120)

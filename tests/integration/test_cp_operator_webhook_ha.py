@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from tests.fixtures.controlplane import ApiError, RealCluster
-from tests.fixtures.k8s_emulator import OperatorProcess, free_port
+from tests.fixtures.operator_process import OperatorProcess, free_port
 from tests.integration._resources import _profile
 
 pytestmark = pytest.mark.timeout(150)
