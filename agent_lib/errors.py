@@ -69,11 +69,47 @@ class SessionNotFound(SessionError, KeyError):
 
 
 class SessionStoreUnavailable(SessionError, ConnectionError):
-    """The session store could not be reached after bounded retries.
+    """The session store could not be reached, or refused the call, after bounded retries.
 
     Raised instead of reporting success: when this escapes a write, the write may
     or may not have been applied, and the caller must treat it as not saved.
+    ``reason`` is a short code: ``connection``, ``timeout``, ``oom``, ``readonly``,
+    ``loading``, ``tryagain``, ``masterdown``, ``clusterdown``, ``busy`` or ``error``.
     """
+
+    def __init__(self, message: str, reason: str = "error") -> None:
+        self.field = "store"
+        self.reason = reason
+        super().__init__(message)
+
+
+class SessionStoreFull(SessionStoreUnavailable):
+    """The store refused a write because it is at its memory limit (Redis ``OOM``)."""
+
+
+class SessionStoreReadOnly(SessionStoreUnavailable):
+    """The store refused a write because the node is a replica (``READONLY``, mid-failover)."""
+
+
+class SessionStoreLoading(SessionStoreUnavailable):
+    """The node is loading its dataset into memory (``LOADING``) or its master is down."""
+
+
+class SessionStoreResharding(SessionStoreUnavailable):
+    """The namespace's Cluster slot is moving or the cluster is down (``TRYAGAIN``,
+    ``CLUSTERDOWN``) and retries with backoff did not outlast it."""
+
+
+class SessionConflict(SessionError):
+    """A conditional write found another version stored: someone else wrote in between."""
+
+    def __init__(self, session_id: str, expected: int, actual: int) -> None:
+        self.field = "if_version"
+        self.session_id = session_id
+        self.expected = expected
+        self.actual = actual
+        self.reason = f"stored version is {actual}, expected {expected}"
+        super().__init__(f"session_id {session_id!r}: {self.reason}")
 
 
 class DeadlineExceeded(HourglassError, TimeoutError):

@@ -140,6 +140,16 @@ ABOUT: dict[str, tuple[str, str]] = {
         "p99 of 50 patches (no mounted folder: kubelet's 60-90 s refresh is not involved)",
         "`cr_to_agent_p50_ms`; `reconcile_apiserver_p99_ms` (the operator's part alone)",
     ),
+    "operator_rss_ratio_10k_foreign_configmaps": (
+        "operator RSS, settled after start, with 10,000 foreign ConfigMaps (2 KiB each) in "
+        "the cluster (real kube-apiserver)",
+        "the same with none (`operator_rss_no_foreign_configmaps_mib`), fresh process each",
+    ),
+    "operator_rss_no_foreign_configmaps_mib": ("operator RSS, no foreign ConfigMaps", "-"),
+    "operator_rss_10k_foreign_configmaps_mib": (
+        "operator RSS, 10,000 foreign ConfigMaps",
+        "-",
+    ),
     "local_edit_to_agent_p50_ms": (
         "`hourglass local`: spec file saved to the agent's `on_change`, median",
         "`reload_latency_p50_ms` (the config-folder swap alone)",

@@ -50,7 +50,7 @@ from pathlib import Path
 import redis
 import redis.asyncio as aioredis
 
-from agent_lib.sessions._memory_estimate import error_pct, estimate_key_bytes
+from agent_lib.sessions._memory_estimate import VALUE_HEADER_BYTES, error_pct, estimate_key_bytes
 from agent_lib.sessions.manager import SessionManager
 from agent_lib.sessions.stores.redis import RedisStore
 from hourglass_cli.valkey_server import find_server_binary
@@ -295,7 +295,8 @@ async def _memory_errors(url: str) -> dict[str, float]:
             data = {"turn": i, "text": "t" * ((i * 7919) % 3000), "tags": ["a"] * (i % 5)}
             session = await sm.create(data)
             payload = json.dumps(data, separators=(",", ":"))
-            estimate = estimate_key_bytes(len(store.key_for(session.id)), len(payload.encode()))
+            value = len(payload.encode()) + VALUE_HEADER_BYTES  # the stored value's header
+            estimate = estimate_key_bytes(len(store.key_for(session.id)), value)
             usage = await store.memory_usage(session.id)
             assert usage is not None
             estimated, measured = estimated + estimate, measured + usage

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import hashlib
 import time
+import zoneinfo
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -218,7 +220,9 @@ class LocalRuntime:
         policy = self.rendered.config.session_policy if self.rendered else None
         if policy is None or policy.cleanup.suspend:
             return None
-        return float(croniter(policy.cleanup.schedule, time.time()).get_next(float))
+        zone = policy.cleanup.time_zone
+        start = datetime.datetime.now(zoneinfo.ZoneInfo(zone) if zone else datetime.UTC)
+        return float(croniter(policy.cleanup.schedule, start).get_next(float))
 
     async def _refresh(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -43,6 +43,11 @@ TERMINATION_LOG = Path("/dev/termination-log")
 @click.option("--batch-size", type=click.IntRange(1, 10_000), default=None)
 @click.option("--max-batches", type=click.IntRange(1), default=None, help="Stop after N batches.")
 @click.option("--dry-run", is_flag=True, help="Count what would be removed; change nothing.")
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="Also check every index entry against its key (done by itself after Redis evictions).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def cleanup(
     redis_url: str,
@@ -51,12 +56,13 @@ def cleanup(
     batch_size: int | None,
     max_batches: int | None,
     dry_run: bool,
+    verify: bool,
     as_json: bool,
 ) -> None:
     """Remove expired, lifetime-ended and over-cap sessions of NAMESPACE."""
     try:
         settings = _settings(redis_url, namespace, policy, batch_size)
-        report = asyncio.run(_run(settings, max_batches, dry_run))
+        report = asyncio.run(_run(settings, max_batches, dry_run, verify))
     except ConfigError as error:
         raise click.UsageError(str(error)) from None
     except SessionError as error:
@@ -92,14 +98,16 @@ def _settings(
     )
 
 
-async def _run(settings: SessionSettings, max_batches: int | None, dry_run: bool) -> CleanupReport:
+async def _run(
+    settings: SessionSettings, max_batches: int | None, dry_run: bool, verify: bool = False
+) -> CleanupReport:
     from agent_lib.sessions.manager import SessionManager
 
     # A one-shot run starts no periodic cleaner, whatever SESSION_CLEANUP_INTERVAL says.
     options = settings.manager_options() | {"cleanup_interval": None}
     manager = SessionManager.from_url(settings.url, **options)
     async with manager:
-        return await manager.cleanup(max_batches=max_batches, dry_run=dry_run)
+        return await manager.cleanup(max_batches=max_batches, dry_run=dry_run, verify=verify)
 
 
 def _write_termination_log(summary: dict[str, Any]) -> None:

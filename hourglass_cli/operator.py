@@ -131,4 +131,7 @@ def operator(
         debug=debug,
         quiet=quiet,
     )
-    run(options, settings)
+    try:
+        run(options, settings)
+    except OperatorConfigError as error:
+        raise click.ClickException(str(error)) from None

@@ -76,6 +76,7 @@ class RenderedCleanup(_BundleModel):
     schedule: str
     batch_size: int
     suspend: bool
+    time_zone: str | None = None
 
 
 class RenderedSessionPolicy(_BundleModel):
@@ -188,6 +189,15 @@ def render_config(
 
 def _render_policy(policy: SessionPolicy) -> dict[str, Any]:
     spec = policy.spec
+    cleanup: dict[str, Any] = {
+        "schedule": spec.cleanup.schedule,
+        "batchSize": spec.cleanup.batch_size,
+        "suspend": spec.cleanup.suspend,
+    }
+    if spec.cleanup.time_zone is not None:
+        cleanup["timeZone"] = (
+            spec.cleanup.time_zone
+        )  # only when set: other hashes stay as they were
     return {
         "name": policy.name,
         "keyPrefix": spec.store.key_prefix,
@@ -196,11 +206,7 @@ def _render_policy(policy: SessionPolicy) -> dict[str, Any]:
         "maxSessions": spec.max_sessions,
         "maxMemory": spec.max_memory,
         "maxMemoryBytes": spec.max_memory_bytes,
-        "cleanup": {
-            "schedule": spec.cleanup.schedule,
-            "batchSize": spec.cleanup.batch_size,
-            "suspend": spec.cleanup.suspend,
-        },
+        "cleanup": cleanup,
     }
 
 

@@ -16,6 +16,7 @@ from agent_lib.config._base import (
     ResourceModel,
     SpecModel,
 )
+from agent_lib.config.cron import CronError, check_schedule, check_time_zone
 from agent_lib.durations import format_duration
 from agent_lib.errors import ConfigError
 from agent_lib.quantity import QUANTITY_PATTERN, parse_quantity
@@ -47,18 +48,46 @@ MemoryQuantity = Annotated[
 
 
 def _check_cron(value: Any) -> Any:
-    from croniter import croniter
-
-    if not isinstance(value, str) or not croniter.is_valid(value) or len(value.split()) != 5:
+    if not isinstance(value, str):
+        raise PydanticCustomError(
+            "cron", "{value} is not a cron schedule", {"value": repr(value)[:80]}
+        )
+    try:
+        return check_schedule(value)
+    except CronError as error:
         raise PydanticCustomError(
             "cron",
-            "{value} is not a 5-field cron schedule such as '*/5 * * * *'",
-            {"value": repr(value)[:80]},
+            "{value} is not a cron schedule Kubernetes accepts: {reason}",
+            {"value": repr(value)[:80], "reason": str(error)},
+        ) from None
+
+
+def _check_time_zone(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise PydanticCustomError(
+            "time_zone", "{value} is not a time zone name", {"value": repr(value)[:80]}
         )
-    return value
+    try:
+        return check_time_zone(value)
+    except CronError as error:
+        raise PydanticCustomError("time_zone", str(error)) from None
 
 
-CronSchedule = Annotated[str, BeforeValidator(_check_cron), Field(max_length=128)]
+CronSchedule = Annotated[
+    str,
+    BeforeValidator(_check_cron),
+    Field(
+        max_length=128,
+    ),
+]
+TimeZone = Annotated[
+    str,
+    BeforeValidator(_check_time_zone),
+    Field(
+        min_length=1,
+        max_length=64,
+    ),
+]
 
 
 class SecretKeyRef(SpecModel):
@@ -73,6 +102,7 @@ class StoreSpec(SpecModel):
 
 class CleanupSpec(SpecModel):
     schedule: CronSchedule = "*/5 * * * *"
+    time_zone: TimeZone | None = None
     batch_size: Annotated[int, Field(ge=1, le=10_000)] = 500
     suspend: bool = False
 

@@ -24,6 +24,10 @@ INDEX_OVERHEAD_BYTES = 184
 """Per-session cost of two skiplist sorted-set entries and one hash field, besides the id
 (measured: 229 bytes per session with 22-byte ids over 5000 sessions on Valkey 8)."""
 
+VALUE_HEADER_BYTES = 33
+"""The header each stored value starts with: ``~<version>:<birth us>:<write token>\n``
+(33 bytes while the version has one digit; a longer version adds a byte or two)."""
+
 _ALIGN = 16
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from agent_lib.errors import ConfigError, InvalidPayload, PayloadTooLarge, SessionNotFound
 from agent_lib.sessions._ids import validate_session_id
-from agent_lib.sessions._memory_estimate import estimate_session_bytes
+from agent_lib.sessions._memory_estimate import VALUE_HEADER_BYTES, estimate_session_bytes
 from agent_lib.sessions.manager import SessionManager
 from agent_lib.sessions.stores.items import LIST_OVERHEAD_BYTES, ItemStore
 
@@ -61,8 +61,8 @@ class SessionItems:
         self._store: ItemStore = sessions.store
 
     def _size(self, sid: str, payload: bytes) -> int:
-        key = len(self.sessions.store.key_for(sid))
-        return estimate_session_bytes(key, len(payload), len(sid)) + LIST_OVERHEAD_BYTES
+        key, value = len(self.sessions.store.key_for(sid)), len(payload) + VALUE_HEADER_BYTES
+        return estimate_session_bytes(key, value, len(sid)) + LIST_OVERHEAD_BYTES
 
     async def append(
         self,

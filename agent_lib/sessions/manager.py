@@ -11,9 +11,9 @@ atomically, one round trip per call.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
+import random
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
@@ -25,9 +25,9 @@ from agent_lib.errors import (
     ConfigError,
     InvalidPayload,
     PayloadTooLarge,
+    SessionConflict,
     SessionExists,
     SessionNotFound,
-    SessionStoreUnavailable,
 )
 from agent_lib.quantity import parse_quantity
 from agent_lib.sessions import metrics as session_metrics
@@ -37,13 +37,22 @@ from agent_lib.sessions._ids import (
     validate_namespace,
     validate_session_id,
 )
-from agent_lib.sessions._memory_estimate import estimate_session_bytes
+from agent_lib.sessions._memory_estimate import VALUE_HEADER_BYTES, estimate_session_bytes
 from agent_lib.sessions.settings import SessionSettings, resolve
-from agent_lib.sessions.stores.base import CleanupReport, Limits, SessionExistsError, SessionStore
+from agent_lib.sessions.stores.base import (
+    CleanupReport,
+    Limits,
+    SessionExistsError,
+    SessionStore,
+    StoredSession,
+)
 from agent_lib.sessions.stores.memory import MemoryStore
 
 DEFAULT_MAX_PAYLOAD = 1024 * 1024
 """Largest encoded payload one session may hold (1 MiB)."""
+
+DEFAULT_MUTATE_RETRIES = 16
+"""How often `SessionManager.mutate` re-reads and re-applies after a conflict."""
 
 _log = logging.getLogger("agent_lib.sessions")
 _T = TypeVar("_T")
@@ -53,12 +62,19 @@ __all__ = ["CleanupReport", "Session", "SessionManager", "SyncSessionManager"]
 
 @dataclass
 class Session:
-    """One session as read: its data and when it was created and last used (epoch seconds)."""
+    """One session as read: its data, when it was created and last used (epoch seconds),
+    and its version, which every write of the data increments (1 when created)."""
 
     id: str
     data: Any
     created_at: float
     last_access: float
+    version: int = 0
+
+
+def _session(sid: str, stored: StoredSession, data: Any = None) -> Session:
+    value = json.loads(stored.payload) if data is None else data
+    return Session(sid, value, stored.created_us / 1e6, stored.last_access_us / 1e6, stored.version)
 
 
 def _seconds(value: float | str | None, field: str) -> float | None:
@@ -169,52 +185,76 @@ class SessionManager:
     # --- the session API ------------------------------------------------------------
 
     async def create(self, data: Any = None, session_id: str | None = None) -> Session:
-        """Store a new session; a given ``session_id`` that is in use raises `SessionExists`."""
+        """Store a new session; a given ``session_id`` that is in use raises `SessionExists`
+        (even with equal data). A retry of this very call after a lost reply is recognised
+        by the write token it carries, and returns the session it stored."""
         self._ensure_cleaner()
         sid = new_session_id() if session_id is None else validate_session_id(session_id)
         payload = self._encode({} if data is None else data)
         try:
             stored = await self.store.create(sid, payload, self._size(sid, payload))
-        except SessionExistsError as taken:
-            if taken.payload != payload:
-                raise SessionExists(sid) from None
-            return await self._reread(sid)
-        return Session(
-            sid, json.loads(payload), stored.created_us / 1e6, stored.last_access_us / 1e6
-        )
-
-    async def _reread(self, sid: str) -> Session:
-        """After an ambiguous retry found our own payload stored: report what is there."""
-        session = await self.get(sid)
-        if session is None:
-            raise SessionNotFound(sid)
-        return session
+        except SessionExistsError:
+            raise SessionExists(sid) from None
+        return _session(sid, stored)
 
     async def get(self, session_id: str) -> Session | None:
         """The session, renewing its idle TTL; ``None`` when it does not exist (any more)."""
         self._ensure_cleaner()
         sid = validate_session_id(session_id)
         stored = await self.store.get(sid)
-        if stored is None:
-            return None
-        return Session(
-            sid, json.loads(stored.payload), stored.created_us / 1e6, stored.last_access_us / 1e6
-        )
+        return None if stored is None else _session(sid, stored)
 
     async def touch(self, session_id: str) -> bool:
         """Renew the idle TTL without reading the data; ``False`` when it does not exist."""
         return await self.store.touch(validate_session_id(session_id))
 
-    async def update(self, session_id: str, data: Any) -> Session:
-        """Replace the data (and renew); raises `SessionNotFound` when it does not exist."""
+    async def update(self, session_id: str, data: Any, *, if_version: int | None = None) -> Session:
+        """Replace the data (and renew); raises `SessionNotFound` when it does not exist.
+
+        With ``if_version``, the write happens only if that is still the stored version,
+        else `SessionConflict` is raised and nothing changes (see `mutate`).
+        """
         sid = validate_session_id(session_id)
+        if if_version is not None and (
+            isinstance(if_version, bool) or not isinstance(if_version, int) or if_version < 0
+        ):
+            raise ConfigError("if_version", f"must be a version number, got {if_version!r}")
         payload = self._encode(data)
-        stored = await self.store.update(sid, payload, self._size(sid, payload))
+        stored = await self.store.update(sid, payload, self._size(sid, payload), if_version)
         if stored is None:
             raise SessionNotFound(sid)
-        return Session(
-            sid, json.loads(payload), stored.created_us / 1e6, stored.last_access_us / 1e6
-        )
+        return _session(sid, stored)
+
+    async def mutate(
+        self,
+        session_id: str,
+        fn: Callable[[Any], Any],
+        *,
+        retries: int = DEFAULT_MUTATE_RETRIES,
+    ) -> Session:
+        """Read, apply ``fn(data) -> new data`` and write back only if nobody wrote in
+        between; on a conflict, read and apply again (at most ``retries`` more times).
+
+        Returns the stored `Session`. Raises `SessionNotFound` when the session does not
+        exist and `SessionConflict` when every attempt lost the race. ``fn`` may run
+        more than once, so it must not have side effects.
+        """
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ConfigError("retries", f"must be a non-negative integer, got {retries!r}")
+        sid = validate_session_id(session_id)
+        attempt = 0
+        while True:
+            current = await self.get(sid)
+            if current is None:
+                raise SessionNotFound(sid)
+            try:
+                return await self.update(sid, fn(current.data), if_version=current.version)
+            except SessionConflict:
+                attempt += 1
+                if attempt > retries:
+                    raise
+            # Jittered pause so that writers racing for one session spread out.
+            await asyncio.sleep(random.uniform(0, 0.001 * min(attempt, 10)))  # noqa: S311
 
     async def delete(self, session_id: str) -> bool:
         """Remove the session; ``True`` when it existed."""
@@ -232,21 +272,41 @@ class SessionManager:
         batch_size: int | None = None,
         max_batches: int | None = None,
         dry_run: bool = False,
+        verify: bool = False,
     ) -> CleanupReport:
-        """Remove expired, lifetime-ended and over-cap sessions (guarantees: see the store)."""
+        """Remove expired, lifetime-ended and over-cap sessions (guarantees: see the store).
+
+        Afterwards ``hourglass_sessions`` is set from a fresh `count`. With ``verify``
+        every index entry is checked against its key (done by itself when Redis has
+        evicted keys since the last check).
+        """
         report = await self.store.cleanup(
-            batch_size=batch_size or self.batch_size, max_batches=max_batches, dry_run=dry_run
+            batch_size=batch_size or self.batch_size,
+            max_batches=max_batches,
+            dry_run=dry_run,
+            verify=verify,
         )
         session_metrics.observe_cleanup(self.store.namespace, report)
+        if not dry_run:
+            await self.count()
         return report
 
     async def close(self) -> None:
-        if self._cleaner is not None:
-            self._cleaner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._cleaner
-            self._cleaner = None
-        await self.store.close()
+        """Stop the periodic cleaner and close the store; never raises a cleaner's error."""
+        cleaner, self._cleaner = self._cleaner, None
+        try:
+            if cleaner is not None:
+                cleaner.cancel()
+                try:
+                    await cleaner
+                except asyncio.CancelledError:
+                    current = asyncio.current_task()
+                    if current is not None and current.cancelling():
+                        raise
+                except Exception as error:  # the cleaner logs its own; never re-raised
+                    _log.debug("periodic session cleanup ended with %r", error)
+        finally:
+            await self.store.close()
 
     async def __aenter__(self) -> SessionManager:
         return self
@@ -273,7 +333,8 @@ class SessionManager:
         return payload
 
     def _size(self, sid: str, payload: bytes) -> int:
-        return estimate_session_bytes(len(self.store.key_for(sid)), len(payload), len(sid))
+        value = len(payload) + VALUE_HEADER_BYTES
+        return estimate_session_bytes(len(self.store.key_for(sid)), value, len(sid))
 
     def _ensure_cleaner(self) -> None:
         if self.cleanup_interval and self._cleaner is None:
@@ -285,8 +346,8 @@ class SessionManager:
             await asyncio.sleep(self.cleanup_interval)
             try:
                 await self.cleanup()
-            except SessionStoreUnavailable as error:
-                _log.warning("periodic session cleanup skipped: %s", error)
+            except Exception as error:  # any failure: log it, try again next interval
+                _log.warning("periodic session cleanup failed, retrying later: %r", error)
 
 
 class SyncSessionManager:
@@ -326,8 +387,17 @@ class SyncSessionManager:
     def touch(self, session_id: str) -> bool:
         return self._call(self._manager.touch(session_id))
 
-    def update(self, session_id: str, data: Any) -> Session:
-        return self._call(self._manager.update(session_id, data))
+    def update(self, session_id: str, data: Any, *, if_version: int | None = None) -> Session:
+        return self._call(self._manager.update(session_id, data, if_version=if_version))
+
+    def mutate(
+        self,
+        session_id: str,
+        fn: Callable[[Any], Any],
+        *,
+        retries: int = DEFAULT_MUTATE_RETRIES,
+    ) -> Session:
+        return self._call(self._manager.mutate(session_id, fn, retries=retries))
 
     def delete(self, session_id: str) -> bool:
         return self._call(self._manager.delete(session_id))

@@ -24,12 +24,19 @@ from hourglass_operator.cronjob import (
     policy_label,
 )
 from hourglass_operator.errors import ApiRequestError
-from hourglass_operator.k8s import Kube, configmap_path, cronjob_path, pods_path, status_path
+from hourglass_operator.k8s import (
+    Kube,
+    configmap_path,
+    cronjob_path,
+    jobs_path,
+    pods_path,
+    status_path,
+)
 from hourglass_operator.reconcile import NamespacePlan, ResourceKey, key_of, plan_namespace
 from hourglass_operator.rollout import PodReport
 from hourglass_operator.rollout_tracker import Resource, RolloutTracker
 from hourglass_operator.settings import OperatorSettings
-from hourglass_operator.status import merge_patch
+from hourglass_operator.status import READY, Condition, merge_patch, with_condition
 
 PLURALS = {"TimeoutProfile": "timeoutprofiles", "SessionPolicy": "sessionpolicies"}
 MANAGED_BY = ("app.kubernetes.io/managed-by", "hourglass-operator")
@@ -54,6 +61,8 @@ class Controller:
         self._written: defaultdict[str, deque[dict[str, Any]]] = defaultdict(
             lambda: deque(maxlen=_RECENT_WRITES)
         )
+        self._failures: dict[str, int] = {}
+        """Failed reconciles in a row, per namespace: the retry delay grows with them."""
         self._known: dict[str, dict[str, Any]] = {}
         """The ConfigMap each namespace has, as last written or read, until an edit is seen."""
         self.rollouts = RolloutTracker()
@@ -68,6 +77,11 @@ class Controller:
         """Render ``namespace`` from ``bodies`` (all its resources) and write what changed.
 
         ``pods`` (the namespace's agent pods) replace the ones known, when given.
+
+        A write the API server refuses raises `WriteRefused` with the delay before the next
+        try (growing to minutes); a refusal that retrying cannot fix (422, 403, 409 again
+        and again, a ConfigMap over 1 MiB) first sets Ready=False with the server's reason
+        on the resources concerned and posts a Warning Event.
         """
         live = [b for b in bodies if not b.get("metadata", {}).get("deletionTimestamp")]
         async with self._locks[namespace]:
@@ -80,21 +94,78 @@ class Controller:
                 image=self._settings.image,
                 now=utcnow(),
                 statuses=self._statuses[namespace],
+                pull_secrets=self._settings.image_pull_secrets,
             )
             metrics.RENDER_SECONDS.labels(namespace).observe(time.perf_counter() - started)
             try:
                 wrote = await self._apply_configmap(plan)
                 await self._apply_cronjob(plan)
-                await self._apply_statuses(plan, live)
             except ApiRequestError as error:
-                self.distrust(namespace)
-                metrics.FAILURES.labels(namespace, trigger, "api_error").inc()
-                metrics.RECONCILES.labels(namespace, trigger, "error").inc()
-                _log.error("reconcile of %s failed: %s", namespace, error)
-                raise
+                raise await self._refused(plan, live, error, trigger) from error
+            await self._apply_statuses(plan, live)
+            self._failures.pop(namespace, None)
             self._post_events(plan, live)
             self._count(plan, live, trigger, wrote)
             return plan
+
+    async def _refused(
+        self,
+        plan: NamespacePlan,
+        live: Sequence[Mapping[str, Any]],
+        error: ApiRequestError,
+        trigger: str,
+    ) -> WriteRefused:
+        namespace = plan.namespace
+        self.distrust(namespace)
+        failures = self._failures[namespace] = self._failures.get(namespace, 0) + 1
+        metrics.FAILURES.labels(namespace, trigger, "api_error").inc()
+        metrics.RECONCILES.labels(namespace, trigger, "error").inc()
+        permanent = is_permanent(error, failures)
+        delay = retry_delay(failures, permanent)
+        _log.error(
+            "reconcile of %s failed (%s; next try in %.0fs): %s",
+            namespace,
+            "refused" if permanent else "transient",
+            delay,
+            error,
+        )
+        if permanent:
+            await self._report_refusal(plan, live, error)
+        return WriteRefused(error, delay, permanent)
+
+    async def _report_refusal(
+        self, plan: NamespacePlan, live: Sequence[Mapping[str, Any]], error: ApiRequestError
+    ) -> None:
+        """Ready=False with the server's words on what the refused write concerns, and an Event.
+
+        A refused CronJob concerns its SessionPolicy (the plan's other statuses are written
+        as planned); a refused ConfigMap, every resource (and nothing else is written).
+        """
+        cronjob = "/cronjobs" in error.what
+        what = "CronJob " + CRONJOB_NAME if cronjob else "ConfigMap " + CONFIGMAP_NAME
+        message = f"the API server refused to write {what}: HTTP {error.status}: {error.reason}"
+        concerned = {
+            key_of(b)
+            for b in live
+            if not cronjob or (plan.cronjob is not None and b.get("kind") == "SessionPolicy")
+        }
+        condition = Condition(READY, False, "WriteRefused", message)
+        now = utcnow()
+        planned: dict[ResourceKey, dict[str, Any]] = dict(plan.statuses) if cronjob else {}
+        for body in live:
+            key = key_of(body)
+            if key in concerned:
+                base = plan.statuses.get(key) or self._status_of(body)
+                generation = int(body.get("metadata", {}).get("generation") or 1)
+                planned[key] = with_condition(base, condition, generation, now)
+        rendered = plan.rendered.hash if cronjob and plan.rendered is not None else None
+        try:
+            await self._write_statuses(plan.namespace, live, planned, rendered)
+        except ApiRequestError as status_error:
+            _log.error("could not report the refusal on %s: %s", plan.namespace, status_error)
+        for body in live:
+            if key_of(body) in concerned:
+                self._post_event(body, "Warning", "WriteRefused", message)
 
     def matches_last_write(self, namespace: str, configmap: Mapping[str, Any]) -> bool:
         """Whether a ConfigMap seen on the watch is one of our recent writes (nothing to do).
@@ -116,6 +187,15 @@ class Controller:
         if plan.rendered is None:
             return False
         desired = plan.rendered.configmap
+        size = configmap_size(desired)
+        if size > MAX_CONFIGMAP_BYTES:
+            raise ApiRequestError(
+                "WRITE",
+                path,
+                413,
+                f"the rendered ConfigMap is {size} bytes, over the API server's limit of "
+                f"{MAX_CONFIGMAP_BYTES} (1 MiB): split the profiles across namespaces",
+            )
         known = self._known.get(namespace)
         current = known if known is not None else await self._kube.get(path)
         wrote = True
@@ -138,6 +218,8 @@ class Controller:
         """Create or update the CronJob; a removed policy's goes with it (ownerReference)."""
         path = cronjob_path(plan.namespace, CRONJOB_NAME)
         if plan.cronjob is None:
+            if plan.cleanup_blocked is not None:
+                await self._suspend_cronjob(path)
             return
         current = await self._kube.get(path)
         if current is None:
@@ -146,6 +228,12 @@ class Controller:
             plan.cronjob, SPEC_HASH_ANNOTATION
         ):
             await self._kube.merge_patch(path, plan.cronjob)
+
+    async def _suspend_cronjob(self, path: str) -> None:
+        """A policy that lost its store Secret: its CronJob (if any) stops starting pods."""
+        current = await self._kube.get(path)
+        if current is not None and not (current.get("spec") or {}).get("suspend"):
+            await self._kube.merge_patch(path, {"spec": {"suspend": True}})
 
     async def _apply_statuses(
         self, plan: NamespacePlan, bodies: Sequence[Mapping[str, Any]]
@@ -297,6 +385,24 @@ class Controller:
         )
         return last
 
+    async def resync_cleanups(
+        self, namespace: str, policies: Iterable[Mapping[str, Any]]
+    ) -> dict[str, Any] | None:
+        """Record the newest finished cleanup Job, in case its watch event was missed."""
+        policies = list(policies)
+        if not policies:
+            return None
+        jobs = await self._kube.get(jobs_path(namespace), query={"labelSelector": POLICY_LABEL})
+        finished = [
+            (outcome[1], job)
+            for job in (jobs or {}).get("items", [])
+            if (outcome := _job_outcome(job)) is not None
+        ]
+        if not finished:
+            return None
+        _, newest = max(finished, key=lambda pair: pair[0])
+        return await self.record_cleanup(newest, policies)
+
     async def _summary(self, namespace: str, job: Mapping[str, Any]) -> dict[str, Any] | None:
         """The JSON summary the cleanup container left as its termination message."""
         name = str(job["metadata"].get("name"))
@@ -320,6 +426,46 @@ class Controller:
                 if parsed is not None:
                     return parsed
         return None
+
+
+MAX_CONFIGMAP_BYTES = 1024 * 1024
+"""kube-apiserver refuses a ConfigMap whose data and binaryData add up to more."""
+PERMANENT_STATUSES = frozenset({400, 403, 413, 422})
+"""Refusals a retry of the same write cannot fix (409 too, once it keeps coming back)."""
+CONFLICTS_BEFORE_PERMANENT = 3
+FIRST_RETRY_S = 5.0
+FIRST_RETRY_REFUSED_S = 15.0
+MAX_RETRY_S = 300.0
+
+
+class WriteRefused(ApiRequestError):
+    """A reconcile's write failed; ``delay`` is how long to wait before the next try."""
+
+    def __init__(self, error: ApiRequestError, delay: float, permanent: bool) -> None:
+        super().__init__(error.verb, error.what, error.status, error.reason)
+        self.delay = delay
+        self.permanent = permanent
+
+
+def is_permanent(error: ApiRequestError, failures: int) -> bool:
+    if error.status == 409:
+        return failures >= CONFLICTS_BEFORE_PERMANENT
+    return error.status in PERMANENT_STATUSES
+
+
+def retry_delay(failures: int, permanent: bool) -> float:
+    """Exponential, from 5 s (15 s for a refusal) up to 5 minutes."""
+    first = FIRST_RETRY_REFUSED_S if permanent else FIRST_RETRY_S
+    return float(min(MAX_RETRY_S, first * 2 ** min(failures - 1, 16)))
+
+
+def configmap_size(configmap: Mapping[str, Any]) -> int:
+    """Bytes of data and binaryData, as the API server counts them against 1 MiB."""
+    data = configmap.get("data") or {}
+    binary = configmap.get("binaryData") or {}
+    return sum(len(k) + len(str(v).encode()) for k, v in data.items()) + sum(
+        len(k) + len(str(v)) * 3 // 4 for k, v in binary.items()
+    )
 
 
 def _parse_summary(message: object) -> dict[str, Any] | None:

@@ -237,16 +237,25 @@ _DESCRIPTIONS: dict[str, dict[tuple[str, ...], str]] = {
         ("maxSessions",): "Cap on live sessions; least recently used ones are evicted.",
         ("maxMemory",): "Cap on the memory of the sessions; least recently used ones go first.",
         ("cleanup",): "The hourglass-cleanup CronJob made from this policy.",
-        ("cleanup", "schedule"): "Cron schedule (5 fields) of the cleanup runs.",
+        ("cleanup", "schedule"): (
+            "Cron schedule of the cleanup runs, by Kubernetes' CronJob rules: 5 fields "
+            "(day of week 0-6, names allowed) or @hourly, @daily, @weekly, @monthly, @yearly."
+        ),
+        ("cleanup", "timeZone"): (
+            "IANA time zone of the schedule (the CronJob's timeZone), e.g. Europe/Paris; "
+            "default: the kube-controller-manager's (usually UTC)."
+        ),
         ("cleanup", "batchSize"): "Sessions handled per batch in one cleanup run.",
         ("cleanup", "suspend"): "Suspend the cleanup CronJob.",
     },
 }
 """``kubectl explain`` texts for fields whose model carries no description."""
 
-_CRON_FIELDS = r"^\S+(\s+\S+){4}$"
+_CRON_FIELDS = (
+    r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|[^\s#?=]+(\s+[^\s#?=]+){4})$"
+)
 _CONSTRAINTS: dict[str, dict[tuple[str, ...], Schema]] = {
-    "SessionPolicy": {("cleanup", "schedule"): {"pattern": _CRON_FIELDS, "minLength": 9}},
+    "SessionPolicy": {("cleanup", "schedule"): {"pattern": _CRON_FIELDS, "minLength": 7}},
 }
 """Schema bounds a validator in the model enforces but JSON Schema cannot see."""
 

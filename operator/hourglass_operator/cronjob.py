@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from agent_lib.config.bundle import CONFIG_KEY, CONFIGMAP_NAME
@@ -60,7 +60,12 @@ def cleanup_command(namespace: str) -> list[str]:
 
 
 def build_cronjob(
-    policy: SessionPolicy, namespace: str, owner: Mapping[str, str], image: str
+    policy: SessionPolicy,
+    namespace: str,
+    owner: Mapping[str, str],
+    image: str,
+    *,
+    pull_secrets: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The CronJob `hourglass-cleanup` for ``policy`` in ``namespace``, owned by it."""
     labels = {**LABELS, POLICY_LABEL: policy_label(policy.name)}
@@ -97,12 +102,14 @@ def build_cronjob(
             "fsGroup": RUN_AS,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
+        **({"imagePullSecrets": [{"name": n} for n in pull_secrets]} if pull_secrets else {}),
         "containers": [container],
         "volumes": [{"name": "config", "configMap": {"name": CONFIGMAP_NAME}}],
     }
     spec: dict[str, Any] = {
         "schedule": policy.spec.cleanup.schedule,
         "suspend": policy.spec.cleanup.suspend,
+        **({"timeZone": policy.spec.cleanup.time_zone} if policy.spec.cleanup.time_zone else {}),
         "concurrencyPolicy": "Forbid",
         "startingDeadlineSeconds": STARTING_DEADLINE_S,
         "successfulJobsHistoryLimit": SUCCESSFUL_HISTORY,

@@ -8,9 +8,10 @@ trigger a reconcile of the one namespace concerned.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
 
@@ -19,17 +20,17 @@ import kopf
 from agent_lib.config.bundle import CONFIGMAP_NAME
 from hourglass_operator import kopf_settings as hourglass_kopf_settings
 from hourglass_operator import metrics, rollout_handlers, webhook
-from hourglass_operator.controller import Controller
+from hourglass_operator.controller import Controller, WriteRefused
 from hourglass_operator.cronjob import POLICY_LABEL
-from hourglass_operator.errors import ApiRequestError
 from hourglass_operator.k8s import Kube
+from hourglass_operator.retry import Retrier
 from hourglass_operator.settings import OperatorSettings
 
 GROUP = "hourglass.dev"
 VERSION = "v1alpha1"
 PROFILES = "timeoutprofiles"
 POLICIES = "sessionpolicies"
-_DELETE_RETRIES = (0.5, 2.0, 5.0)
+INDICES = ("hourglass_profiles", "hourglass_policies")
 RETRY_BACKOFF_S = 5.0
 """A reconcile that failed on an API error is retried this soon (kopf's default: 60 s)."""
 _log = logging.getLogger("hourglass_operator")
@@ -83,19 +84,40 @@ def build_registry(
     def hourglass_policies(**kwargs: Any) -> dict[str, Any]:
         return {kwargs["namespace"]: _raw(kwargs["body"])}
 
+    retrier = Retrier()
+    indices_seen: dict[str, Any] = {}
+    resynced: dict[str, float] = {}
+
     def bodies_of(namespace: str, indices: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        # kopf's indices are live views: the latest seen are good for later retries too.
+        for name in (*INDICES, rollout_handlers.POD_INDEX):
+            indices_seen[name] = indices.get(name, indices_seen.get(name, {}))
         bodies: list[Mapping[str, Any]] = []
-        for name in ("hourglass_profiles", "hourglass_policies"):
-            index = indices[name]
+        for name in INDICES:
+            index = indices_seen[name]
             if namespace in index:
                 bodies.extend(index[namespace])
         return bodies
 
     async def reconcile(namespace: str, trigger: str, indices: Mapping[str, Any]) -> None:
         pods = rollout_handlers.pods_in(indices, namespace)
-        await state["controller"].reconcile(
-            namespace, bodies_of(namespace, indices), trigger=trigger, pods=pods
-        )
+        try:
+            await state["controller"].reconcile(
+                namespace, bodies_of(namespace, indices), trigger=trigger, pods=pods
+            )
+        except WriteRefused as error:
+            raise kopf.TemporaryError(str(error), delay=error.delay) from error
+
+    def reconcile_until_done(namespace: str, trigger: str, indices: Mapping[str, Any]) -> None:
+        """From an on.event handler (never retried by kopf): retried here until it succeeds."""
+        bodies_of(namespace, indices)
+
+        async def job() -> None:
+            bodies = bodies_of(namespace, {})
+            pods = rollout_handlers.pods_in(indices_seen, namespace)
+            await state["controller"].reconcile(namespace, bodies, trigger, pods=pods)
+
+        retrier.submit(f"reconcile {namespace}", job)
 
     async def refresh_rollout(namespace: str, indices: Mapping[str, Any]) -> None:
         if "controller" in state:
@@ -119,10 +141,33 @@ def build_registry(
                 registry=registry,
             )(changed)
 
-        deleted = _deleted_handler(reconcile, kind)
         kopf.on.event(
             GROUP, VERSION, plural, id=f"deleted-{plural}", when=_is_deletion, registry=registry
-        )(deleted)
+        )(_deleted_handler(reconcile_until_done, kind))
+
+        @kopf.timer(
+            GROUP,
+            VERSION,
+            plural,
+            id=f"resync-{plural}",
+            interval=settings.resync_seconds,
+            initial_delay=settings.resync_seconds,
+            registry=registry,
+        )
+        async def resync(**kwargs: Any) -> None:
+            # One timer per resource, one resync per namespace and interval: re-read the
+            # ConfigMap (an edit whose event was missed), the CronJob, the finished Jobs.
+            namespace = kwargs["namespace"]
+            now = time.monotonic()
+            if now - resynced.get(namespace, -math.inf) < settings.resync_seconds / 2:
+                return
+            resynced[namespace] = now
+            state["controller"].distrust(namespace)
+            await reconcile(namespace, "Resync", kwargs)
+            policies = kwargs["hourglass_policies"]
+            await state["controller"].resync_cleanups(
+                namespace, list(policies[namespace]) if namespace in policies else []
+            )
 
     # Selected by name, not by our labels: an edit that strips the labels is an edit too.
     @kopf.on.event("v1", "configmaps", when=_is_our_configmap, registry=registry)
@@ -136,7 +181,7 @@ def build_registry(
         if event.get("type") in ("MODIFIED", "DELETED"):
             _log.info("ConfigMap %s/%s changed by someone else; checking it", namespace, name)
         state["controller"].distrust(namespace)
-        await reconcile(namespace, "ConfigMap", kwargs)
+        reconcile_until_done(namespace, "ConfigMap", kwargs)
 
     @kopf.on.event(
         "batch",
@@ -147,13 +192,25 @@ def build_registry(
         registry=registry,
     )
     async def cleanup_job_changed(**kwargs: Any) -> None:
-        body, namespace = kwargs["body"], kwargs["namespace"]
-        index = kwargs["hourglass_policies"]
-        policies = list(index[namespace]) if namespace in index else []
-        await state["controller"].record_cleanup(_raw(body), policies)
+        job, namespace = _raw(kwargs["body"]), kwargs["namespace"]
+        bodies_of(namespace, kwargs)
+
+        async def record() -> None:
+            index = indices_seen["hourglass_policies"]
+            policies = list(index[namespace]) if namespace in index else []
+            await state["controller"].record_cleanup(job, policies)
+
+        retrier.submit(f"lastCleanup {namespace}/{kwargs['name']}", record)
 
     if settings.webhook:
-        webhook.register(registry)
+        kubes: list[Kube] = []
+
+        async def siblings(namespace: str) -> list[Mapping[str, Any]]:
+            if not kubes:
+                kubes.append(Kube())
+            return await webhook.read_siblings(kubes[0], namespace)
+
+        webhook.register(registry, siblings)
     return registry
 
 
@@ -183,20 +240,15 @@ def _changed_handler(reconcile: _Reconcile, kind: str) -> Callable[..., Awaitabl
     return changed
 
 
-def _deleted_handler(reconcile: _Reconcile, kind: str) -> Callable[..., Awaitable[None]]:
+def _deleted_handler(
+    reconcile: Callable[[str, str, Mapping[str, Any]], None], kind: str
+) -> Callable[..., Awaitable[None]]:
     async def deleted(**kwargs: Any) -> None:
         # No finalizer: deletion must never wait for the operator. The watch's DELETED
-        # event re-renders the namespace (kopf's index has already dropped the object).
-        if kwargs["event"].get("type") != "DELETED":
-            return
-        for delay in (*_DELETE_RETRIES, None):
-            try:
-                await reconcile(kwargs["namespace"], kind, kwargs)
-                return
-            except ApiRequestError:
-                if delay is None:
-                    raise
-                await asyncio.sleep(delay)
+        # event re-renders the namespace (kopf's index has already dropped the object),
+        # retried until it succeeds.
+        if kwargs["event"].get("type") == "DELETED":
+            reconcile(kwargs["namespace"], kind, kwargs)
 
     return deleted
 

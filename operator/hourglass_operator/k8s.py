@@ -121,6 +121,10 @@ def cronjob_path(namespace: str, name: str | None = None) -> str:
     return f"{base}/{name}" if name else base
 
 
+def jobs_path(namespace: str) -> str:
+    return f"/apis/batch/v1/namespaces/{namespace}/jobs"
+
+
 def pods_path(namespace: str) -> str:
     return f"/api/v1/namespaces/{namespace}/pods"
 

@@ -10,10 +10,13 @@ import logging
 
 import kopf
 
+from agent_lib.config.bundle import CONFIGMAP_NAME
 from hourglass_operator import webhook
+from hourglass_operator.cronjob import POLICY_LABEL
 from hourglass_operator.settings import OperatorSettings
 
 ANNOTATIONS_PREFIX = "hourglass.dev"
+LIST_PAGE_SIZE = 500
 
 
 def apply(kopf_settings: kopf.OperatorSettings, settings: OperatorSettings) -> None:
@@ -30,6 +33,13 @@ def apply(kopf_settings: kopf.OperatorSettings, settings: OperatorSettings) -> N
     # 0.1 s): the reconcile is idempotent, so a short batch is enough and saves latency.
     kopf_settings.batching.batch_window = 0.02
     kopf_settings.watching.server_timeout = 600
+    # Only what the operator owns reaches it: filtered by the API server, not after the
+    # fact, so 10,000 unrelated ConfigMaps cost nothing here. hourglass-config is selected
+    # by name (an edit that strips our labels is still an edit to repair); cleanup Jobs
+    # by the label the CronJob's template gives them. Initial lists come in pages.
+    kopf_settings.watching.field_selectors["v1", "configmaps"] = f"metadata.name={CONFIGMAP_NAME}"
+    kopf_settings.watching.label_selectors["batch", "v1", "jobs"] = POLICY_LABEL
+    kopf_settings.watching.chunk_size = LIST_PAGE_SIZE
     kopf_settings.watching.client_timeout = 660
     if settings.webhook:
         kopf_settings.admission.server = webhook.server(settings)

@@ -23,7 +23,7 @@ from agent_lib.config.session_config import SessionPolicy
 from agent_lib.config.specs import parse_resource
 from agent_lib.config.timeout_profiles import TimeoutProfile
 from hourglass_operator.cronjob import build_cronjob
-from hourglass_operator.status import READY, VALID, Condition, build_status
+from hourglass_operator.status import CLEANUP_SCHEDULED, READY, VALID, Condition, build_status
 
 API_VERSION = "hourglass.dev/v1alpha1"
 KEPT = f"ConfigMap {CONFIGMAP_NAME} keeps its last good content"
@@ -59,6 +59,8 @@ class NamespacePlan:
     """No SessionPolicy left: the CronJob goes with its owner (garbage collection)."""
     remove_configmap: bool = False
     """No resource left: the ConfigMap goes with its owners (garbage collection)."""
+    cleanup_blocked: str | None = None
+    """Why the SessionPolicy gets no CronJob (an existing one is suspended), if so."""
 
     @property
     def valid(self) -> bool:
@@ -95,6 +97,7 @@ def plan_namespace(
     image: str,
     now: str,
     statuses: Mapping[str, Mapping[str, Any]] | None = None,
+    pull_secrets: Sequence[str] = (),
 ) -> NamespacePlan:
     """Decide everything for ``namespace`` from its resources' raw bodies.
 
@@ -119,13 +122,16 @@ def plan_namespace(
     if plan.rendered is None and offenders:
         plan.rendered = _render_without(namespace, items, models, offenders)
     for item in items:
-        status, event = _resource_status(plan, item, offenders.get(item.key, []), offenders, now)
+        extra = _cleanup_condition(models.get(item.key))
+        status, event = _resource_status(
+            plan, item, offenders.get(item.key, []), offenders, now, extra
+        )
         if status != dict(item.status):
             plan.statuses[item.key] = status
             if event is not None:
                 plan.events.append(event)
     if plan.rendered is not None:
-        _plan_cronjob(plan, namespace, items, models, image)
+        _plan_cronjob(plan, namespace, items, models, image, pull_secrets)
     return plan
 
 
@@ -199,6 +205,7 @@ def _plan_cronjob(
     items: Sequence[_Item],
     models: Mapping[ResourceKey, TimeoutProfile | SessionPolicy],
     image: str,
+    pull_secrets: Sequence[str] = (),
 ) -> None:
     assert plan.rendered is not None
     rendered = plan.rendered.config.session_policy
@@ -207,8 +214,27 @@ def _plan_cronjob(
     if key is None or not isinstance(policy, SessionPolicy):
         plan.remove_cronjob = True
         return
+    blocked = _cleanup_condition(policy)
+    if blocked is not None:
+        plan.cleanup_blocked = blocked.message
+        return
     body = next(item.body for item in items if item.key == key)
-    plan.cronjob = build_cronjob(policy, namespace, owner_of(body), image)
+    plan.cronjob = build_cronjob(
+        policy, namespace, owner_of(body), image, pull_secrets=pull_secrets
+    )
+
+
+NO_STORE = (
+    "spec.store.urlSecretRef is not set: no cleanup CronJob (its pods need the Redis URL "
+    "from a Secret); set it to schedule the cleanup"
+)
+
+
+def _cleanup_condition(model: TimeoutProfile | SessionPolicy | None) -> Condition | None:
+    """A SessionPolicy without a store Secret gets no CronJob, and its status says why."""
+    if isinstance(model, SessionPolicy) and model.spec.store.url_secret_ref is None:
+        return Condition(CLEANUP_SCHEDULED, False, "NoStoreSecret", NO_STORE)
+    return None
 
 
 def _resource_status(
@@ -217,6 +243,7 @@ def _resource_status(
     problems: Sequence[Problem],
     offenders: Mapping[ResourceKey, Sequence[Problem]],
     now: str,
+    extra: Condition | None = None,
 ) -> tuple[dict[str, Any], PlannedEvent | None]:
     previous = item.status
     seen = previous.get("observedGeneration") == item.generation and previous.get("conditions")
@@ -248,6 +275,7 @@ def _resource_status(
             conditions=[
                 Condition(VALID, True, "SpecValid", "spec is valid"),
                 Condition(READY, True, "Rendered", message),
+                *([extra] if extra is not None else []),
             ],
             config_hash=digest,
             now=now,

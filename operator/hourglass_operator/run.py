@@ -12,7 +12,9 @@ import kopf
 
 from hourglass_operator import kopf_settings as hourglass_kopf_settings
 from hourglass_operator import logs
+from hourglass_operator.ha import require_peering
 from hourglass_operator.handlers import build_registry
+from hourglass_operator.k8s import Kube
 from hourglass_operator.settings import OperatorSettings
 
 DEFAULT_PEERING = "hourglass"
@@ -41,7 +43,10 @@ def kopf_settings(options: KopfOptions, settings: OperatorSettings) -> kopf.Oper
     kopf_settings = kopf.OperatorSettings()
     hourglass_kopf_settings.apply(kopf_settings, settings)
     kopf_settings.peering.name = options.peering or DEFAULT_PEERING
-    kopf_settings.peering.mandatory = options.peering is not None
+    # Several replicas: never fall back to acting alone when peering is missing.
+    kopf_settings.peering.mandatory = options.peering is not None or (
+        settings.replicas > 1 and not options.standalone
+    )
     kopf_settings.peering.standalone = bool(options.standalone)
     kopf_settings.peering.priority = _priority(options)
     return kopf_settings
@@ -61,6 +66,17 @@ def run(options: KopfOptions, settings: OperatorSettings) -> None:
     logs.configure(settings.log_format, verbose=options.verbose, debug=options.debug)
     if options.quiet:
         logging.getLogger().setLevel(logging.ERROR)
+    standalone = bool(options.standalone)
+    asyncio.run(
+        require_peering(
+            Kube(),
+            name=options.peering or DEFAULT_PEERING,
+            namespaces=list(options.namespaces),
+            clusterwide=options.all_namespaces,
+            replicas=settings.replicas,
+            standalone=standalone,
+        )
+    )
     registry = build_registry(settings)
     asyncio.run(
         kopf.operator(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -11,6 +12,8 @@ from hourglass_operator.errors import OperatorConfigError
 DEFAULT_IMAGE = "ghcr.io/hourglass-dev/hourglass:0.1.0"
 DEFAULT_METRICS_PORT = 9090
 DEFAULT_WEBHOOK_PORT = 9443
+DEFAULT_RESYNC_S = 300
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -30,6 +33,15 @@ class OperatorSettings:
     webhook_insecure: bool = False
     """Plain HTTP for the webhook server: for tests and TLS-terminating proxies only."""
     log_format: str = "json"
+    image_pull_secrets: tuple[str, ...] = ()
+    """Secrets the cleanup pods pull their image with (HOURGLASS_IMAGE_PULL_SECRETS, a
+    comma-separated list)."""
+    resync_seconds: int = DEFAULT_RESYNC_S
+    """Every namespace is re-read and re-reconciled this often (HOURGLASS_RESYNC_SECONDS),
+    which bounds what a missed watch event can leave wrong."""
+    replicas: int = 1
+    """How many replicas the Deployment runs (HOURGLASS_REPLICAS, set by the manifests and
+    chart): above one, the operator refuses to start without its peering object."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
@@ -48,6 +60,9 @@ class OperatorSettings:
             webhook_key=env.get("HOURGLASS_WEBHOOK_KEY") or None,
             webhook_insecure=_flag(env, "HOURGLASS_WEBHOOK_INSECURE"),
             log_format=log_format,
+            image_pull_secrets=_names(env, "HOURGLASS_IMAGE_PULL_SECRETS"),
+            replicas=_count(env, "HOURGLASS_REPLICAS"),
+            resync_seconds=_count(env, "HOURGLASS_RESYNC_SECONDS", DEFAULT_RESYNC_S),
         )
 
     def check(self) -> OperatorSettings:
@@ -71,6 +86,23 @@ def _image(value: str) -> str:
             "HOURGLASS_OPERATOR_IMAGE", f"{value!r:.80} is not an image reference"
         )
     return value
+
+
+def _names(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in env.get(name, "").split(",") if n.strip())
+    for value in names:
+        if not _DNS_SUBDOMAIN.match(value) or len(value) > 253:
+            raise OperatorConfigError(name, f"{value!r:.80} is not a Secret name")
+    return names
+
+
+def _count(env: Mapping[str, str], name: str, default: int = 1) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise OperatorConfigError(name, f"{raw!r:.20} is not a whole number (1 or more)")
+    return int(raw)
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:

@@ -12,6 +12,8 @@ from typing import Any
 
 VALID = "Valid"
 READY = "Ready"
+CLEANUP_SCHEDULED = "CleanupScheduled"
+"""False (only) when a SessionPolicy gets no cleanup CronJob, with the reason."""
 ROLLOUT_CONDITIONS = ("Applied", "Reconciling", "Stalled")
 """Written by `hourglass_operator.rollout` from the agent pods; a render keeps them."""
 MAX_MESSAGE = 4096
@@ -100,3 +102,18 @@ def merge_patch(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> dict[s
         else:
             patch[key] = value
     return patch
+
+
+def with_condition(
+    status: Mapping[str, Any] | None, condition: Condition, generation: int, now: str
+) -> dict[str, Any]:
+    """``status`` with one condition set (the others kept as they are)."""
+    result = dict(status or {})
+    others = [
+        dict(c)
+        for c in result.get("conditions") or ()
+        if isinstance(c, Mapping) and c.get("type") != condition.type
+    ]
+    merged = merge_conditions(result.get("conditions"), [condition], generation, now)
+    result["conditions"] = [*others, *merged]
+    return result

@@ -6,19 +6,20 @@ configuration still gets every check from the operator's status and Events.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import kopf
 
 from agent_lib.config.problems import Problem
 from agent_lib.config.specs import check_namespace, parse_resource
+from hourglass_operator.errors import ApiRequestError
+from hourglass_operator.k8s import Kube
 from hourglass_operator.reconcile import key_of
 from hourglass_operator.settings import OperatorSettings
 
 GROUP = "hourglass.dev"
 VERSION = "v1alpha1"
-INDEXES = {"timeoutprofiles": "hourglass_profiles", "sessionpolicies": "hourglass_policies"}
 
 
 def admission_problems(
@@ -48,8 +49,17 @@ def message_for(problems: Iterable[Problem]) -> str:
     return "; ".join(f"{p.field}: {p.reason}" if p.field else p.reason for p in problems)
 
 
-def register(registry: kopf.OperatorRegistry) -> None:
-    """Add the validating handlers (webhook ids `validate-timeoutprofile`, `-sessionpolicy`)."""
+SiblingReader = Callable[[str], Awaitable[list[Mapping[str, Any]]]]
+"""namespace -> its TimeoutProfiles and SessionPolicies, read from the API server."""
+
+
+def register(registry: kopf.OperatorRegistry, read_siblings: SiblingReader) -> None:
+    """Add the validating handlers (webhook ids `validate-timeoutprofile`, `-sessionpolicy`).
+
+    The namespace's other resources are read from the API server on each review, never
+    from kopf's indices: a replica paused by peering keeps serving the webhook, and its
+    indices are stale or empty, so it would admit a second default profile.
+    """
     for plural, kind in (
         ("timeoutprofiles", "timeoutprofile"),
         ("sessionpolicies", "sessionpolicy"),
@@ -61,23 +71,39 @@ def register(registry: kopf.OperatorRegistry) -> None:
             id=f"validate-{kind}",
             operations=["CREATE", "UPDATE"],
             registry=registry,
-        )(_validator(INDEXES["timeoutprofiles"], INDEXES["sessionpolicies"]))
+        )(_validator(read_siblings))
 
 
-def _validator(profiles_index: str, policies_index: str) -> Any:
-    def validate(body: Mapping[str, Any], **kwargs: Any) -> None:
+def _validator(read_siblings: SiblingReader) -> Any:
+    async def validate(body: Mapping[str, Any], **kwargs: Any) -> None:
         namespace = str(body.get("metadata", {}).get("namespace") or "")
-        siblings: list[Mapping[str, Any]] = []
-        for index_name in (profiles_index, policies_index):
-            index = kwargs.get(index_name)
-            if index is not None and namespace in index:
-                siblings.extend(index[namespace])
+        try:
+            siblings = await read_siblings(namespace)
+        except ApiRequestError as error:
+            raise kopf.AdmissionError(
+                f"cannot read the other resources of {namespace!r} to check this one "
+                f"({error}); try again",
+                code=503,
+            ) from None
         # Inheritance is not refused here: a parent may legitimately be applied after its child.
         problems = admission_problems(body, siblings)
         if problems:
             raise kopf.AdmissionError(message_for(problems), code=422)
 
     return validate
+
+
+async def read_siblings(kube: Kube, namespace: str) -> list[Mapping[str, Any]]:
+    """Every TimeoutProfile and SessionPolicy of ``namespace``, as the API server has them."""
+    found: list[Mapping[str, Any]] = []
+    for plural, kind in (
+        ("timeoutprofiles", "TimeoutProfile"),
+        ("sessionpolicies", "SessionPolicy"),
+    ):
+        listed = await kube.get(f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{plural}")
+        for item in (listed or {}).get("items", []):
+            found.append({"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, **item})
+    return found
 
 
 def server(settings: OperatorSettings) -> kopf.WebhookServer:

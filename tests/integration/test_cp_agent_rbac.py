@@ -56,7 +56,7 @@ def two_pods(real_cluster: Any) -> Iterator[tuple[str, str]]:
         real_cluster.kubectl("apply", "-f", "-", stdin=pod_manifest(ns, name))
     token = real_cluster.token(AGENT_SA, ns, bound_pod="a")
     yield ns, token
-    real_cluster.delete("namespaces", None, ns)
+    real_cluster.delete("namespaces", None, ns)  # no TimeoutProfiles here: nothing to finalize
 
 
 def _wait_for_policy(cluster: Any, ns: str, token: str) -> None:

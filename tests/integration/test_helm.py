@@ -320,8 +320,11 @@ def test_webhook_paths_are_the_operators_handler_ids(chart: helm.Chart) -> None:
     import kopf
     from hourglass_operator import webhook
 
+    async def no_siblings(namespace: str) -> list[dict[str, object]]:
+        return []
+
     registry = kopf.OperatorRegistry()
-    webhook.register(registry)
+    webhook.register(registry, no_siblings)
     ids = {str(h.id) for h in registry._webhooks.get_all_handlers()}
     docs = _docs(chart, SCOPES["webhook"])
     (config,) = [d for d in docs if d["kind"] == "ValidatingWebhookConfiguration"]

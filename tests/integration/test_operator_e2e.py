@@ -545,7 +545,13 @@ def test_api_calls_are_recorded(k8s_cluster: Cluster, hourglass_operator: Operat
     """Runs last in this module: every call the operator made is in api_calls.json."""
     ns = "op-calls"
     k8s_cluster.apply(
-        _yaml(_profile(ns, "base", {"default": True}), _policy(ns, "sessions", {"ttl": "1m"}))
+        _yaml(
+            _profile(ns, "base", {"default": True}),
+            # a store Secret: without one a SessionPolicy gets no CronJob (issue 15, item 8)
+            _policy(
+                ns, "sessions", {"ttl": "1m", "store": {"urlSecretRef": {"name": "r", "key": "u"}}}
+            ),
+        )
     )
     k8s_cluster.wait_for(lambda: k8s_cluster.get("cronjobs", ns, "hourglass-cleanup"))
     k8s_cluster.wait_for(

@@ -16,7 +16,7 @@ from agent_lib.errors import (
     SessionNotFound,
     SessionStoreUnavailable,
 )
-from agent_lib.sessions._memory_estimate import error_pct, estimate_key_bytes
+from agent_lib.sessions._memory_estimate import VALUE_HEADER_BYTES, error_pct, estimate_key_bytes
 from agent_lib.sessions.manager import SessionManager
 from agent_lib.sessions.stores.redis import RedisStore
 from tests.fixtures.redis_server import (
@@ -220,7 +220,9 @@ async def test_memory_estimate_matches_memory_usage(redis_url: str) -> None:
             measured = await store.memory_usage(session.id)
             payload_len = len(f'{{"text":"{session.data["text"]}"}}')
             assert measured is not None
-            estimate = estimate_key_bytes(len(store.key_for(session.id)), payload_len)
+            estimate = estimate_key_bytes(
+                len(store.key_for(session.id)), payload_len + VALUE_HEADER_BYTES
+            )
             errors.append(error_pct(estimate, measured))
         assert max(errors) <= 20, errors
         assert sum(errors) / len(errors) <= 5

@@ -7,9 +7,10 @@ import asyncio
 
 import pytest
 
-from agent_lib.errors import InvalidSessionId, PayloadTooLarge
+from agent_lib.errors import InvalidSessionId, PayloadTooLarge, SessionConflict
 from agent_lib.sessions.items import SessionItems
 from agent_lib.sessions.manager import SessionManager
+from agent_lib.sessions.stores.base import WRITE_EVICTION_BUDGET
 from agent_lib.sessions.stores.items import ITEM_OVERHEAD_BYTES, LIST_OVERHEAD_BYTES
 from agent_lib.sessions.stores.redis import RedisStore
 from tests.fixtures.redis_server import RedisCluster, RedisProcess, fresh_namespace
@@ -94,6 +95,53 @@ async def test_items_count_against_max_memory_and_evict_lru(url: str) -> None:
         assert after is not None and len(after.items) == 5  # nothing half-written
 
 
+async def test_item_writes_bump_the_version(url: str) -> None:
+    """Appending and popping are data writes: a conditional update made before them conflicts."""
+    async with _manager(url) as sm:
+        items = SessionItems(sm)
+        await items.append("v", [{"n": 1}], data={"who": "me"})
+        first = await sm.get("v")
+        assert first is not None and first.version == 1 and first.data == {"who": "me"}
+        await items.append("v", [{"n": 2}])
+        assert await items.pop("v") == {"n": 2}
+        assert await items.pop("v") == {"n": 1}
+        assert await items.pop("v") is None  # nothing popped: no write
+        now = await sm.get("v")
+        assert now is not None and now.version == 4 and now.data == {"who": "me"}
+        with pytest.raises(SessionConflict):
+            await sm.update("v", {"who": "stale"}, if_version=first.version)
+        await items.append("v", [{"n": 3}], data={"who": "you"}, replace_data=True)
+        history = await items.read("v", with_data=True)
+        assert history is not None and history.data == {"who": "you"}  # no header in it
+        assert history.items == [{"n": 3}]
+        updated = await sm.update("v", {"who": "us"}, if_version=5)
+        assert updated is not None and updated.version == 6
+
+
+async def test_an_append_examines_a_bounded_batch(redis_server: RedisProcess) -> None:
+    """A new conversation after the cap was lowered evicts at most WRITE_EVICTION_BUDGET
+    sessions (declared in a second call), their item lists with them; cleanup does the rest."""
+    namespace = fresh_namespace()
+    async with SessionManager.from_url(redis_server.url, namespace=namespace) as loose:
+        for n in range(100):
+            await SessionItems(loose).append(f"c{n}", [{"n": n}])
+    async with SessionManager.from_url(
+        redis_server.url, namespace=namespace, max_sessions=10
+    ) as tight:
+        await SessionItems(tight).append("newest", [{"n": -1}])
+        assert await tight.count() == 101 - WRITE_EVICTION_BUDGET
+        with redis_server.client() as client:
+            lists = client.keys(f"*{namespace}*:i:*")
+        assert len(lists) == 101 - WRITE_EVICTION_BUDGET
+        report = await tight.cleanup()
+        assert report.evicted == 100 + 1 - 10  # the write's evictions and cleanup's
+        assert await tight.count() == 10
+        with redis_server.client() as client:
+            assert len(client.keys(f"*{namespace}*:i:*")) == 10
+        history = await SessionItems(tight).read("newest")
+        assert history is not None and history.items == [{"n": -1}]
+
+
 async def test_concurrent_appends_lose_nothing(url: str) -> None:
     async with _manager(url) as first, _manager(url) as _:
         writers = [SessionItems(first) for _ in range(4)]
@@ -144,11 +192,19 @@ async def test_cleanup_removes_conversations_with_their_items(redis_server: Redi
         with redis_server.client() as client:
             lists = client.keys(f"*{namespace}*:i:*")
         assert len(lists) == 5  # the item lists outlive the expired keys until cleanup
+        await items.append("live", [{"n": 0}])
         report = await sm.cleanup()
         assert report.expired == 5
         with redis_server.client() as client:
-            assert client.keys(f"*{namespace}*:i:*") == []
-            assert int(client.hget(f"hourglass:{{hourglass:{namespace}}}:sizes", "*total")) == 0
+            assert [k.decode() for k in client.keys(f"*{namespace}*:i:*")] == [
+                f"hourglass:{{hourglass:{namespace}}}:i:live"
+            ]
+            sizes = client.hgetall(f"hourglass:{{hourglass:{namespace}}}:sizes")
+        assert int(sizes[b"*total"]) == await _accounted(sm, "live")
+        assert not any(k.startswith(b"*i:c") for k in sizes)  # no marker outlives its list
+    from prometheus_client import REGISTRY
+
+    assert REGISTRY.get_sample_value("hourglass_sessions", {"namespace": namespace}) == 1
 
 
 async def test_restart_keeps_history(redis_server: RedisProcess) -> None:

@@ -380,8 +380,16 @@ def test_a_profile_cannot_extend_itself() -> None:
 
 @pytest.mark.parametrize(
     ("schedule", "ok"),
-    [("*/5 * * * *", True), ("0 3 * * 1-5", True), ("@hourly", False), ("* * *", False)],
+    [
+        ("*/5 * * * *", True),
+        ("0 3 * * 1-5", True),
+        ("@hourly", True),  # Kubernetes' descriptors are CronJob schedules too
+        ("@every 1h", False),
+        ("0 0 * * 5#3", False),
+        ("TZ=UTC 0 3 * * *", False),
+        ("* * *", False),
+    ],
 )
-def test_cleanup_schedule_needs_five_fields(schedule: str, ok: bool) -> None:
+def test_cleanup_schedule_needs_five_fields_or_a_descriptor(schedule: str, ok: bool) -> None:
     errors = custom_resource_errors(_policy({"cleanup": {"schedule": schedule}}))
     assert (errors == []) is ok, errors

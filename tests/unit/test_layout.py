@@ -15,7 +15,8 @@ from agent_lib._moved import MOVED
 
 AGENT_LIB = Path(agent_lib.__file__).parent
 
-# The public API, as `from agent_lib import ...` gave it before the split: the contract.
+# The public API, as `from agent_lib import ...` gave it before the split, plus the
+# session errors issue 12 added (SessionConflict, SessionExists, the store's refusals).
 PUBLIC_NAMES = [
     "AsyncTimeoutManager",
     "CleanupReport",
@@ -28,9 +29,15 @@ PUBLIC_NAMES = [
     "PayloadTooLarge",
     "PollingPolicy",
     "Session",
+    "SessionConflict",
     "SessionError",
+    "SessionExists",
     "SessionManager",
     "SessionNotFound",
+    "SessionStoreFull",
+    "SessionStoreLoading",
+    "SessionStoreReadOnly",
+    "SessionStoreResharding",
     "SessionStoreUnavailable",
     "SyncSessionManager",
     "TimeoutConfig",

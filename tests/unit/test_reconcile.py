@@ -297,7 +297,8 @@ def test_a_bad_new_resource_does_not_hold_up_its_namespace() -> None:
 
 
 def test_a_new_second_policy_is_left_out_and_the_first_keeps_its_cronjob() -> None:
-    first = _sp("first", {"ttl": "10m"}, created="2026-01-01T00:00:00Z")
+    store = {"urlSecretRef": {"name": "redis", "key": "url"}}
+    first = _sp("first", {"ttl": "10m", "store": store}, created="2026-01-01T00:00:00Z")
     settled = _settle([first])
     settled.append(_sp("second", {"ttl": "20m"}, created="2026-02-01T00:00:00Z"))
     plan = plan_namespace(NS, settled, image="img", now="T1")

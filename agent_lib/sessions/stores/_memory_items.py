@@ -8,7 +8,7 @@ from itertools import islice
 from typing import TYPE_CHECKING
 
 from agent_lib.errors import PayloadTooLarge
-from agent_lib.sessions.stores.base import Limits
+from agent_lib.sessions.stores.base import WRITE_EVICTION_BUDGET, Limits
 from agent_lib.sessions.stores.items import ItemStore, StoredItems, item_bytes
 
 if TYPE_CHECKING:
@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 
 
 class MemoryItems(ItemStore):
-    """Mixed into `MemoryStore`: the same rules as the Redis scripts, in process."""
+    """Mixed into `MemoryStore`: the same rules as the Redis scripts, in process (item
+    writes bump the version; a write examines at most ``WRITE_EVICTION_BUDGET`` sessions)."""
 
     limits: Limits
     _clock: Callable[[], int]
@@ -32,8 +33,8 @@ class MemoryItems(ItemStore):
         def _renew(self, session_id: str, entry: _Entry, now: int) -> None: ...
         def _make_room(
             self, adding: int, extra: int, keep: str | None, budget: int
-        ) -> tuple[int, int]: ...
-        def _note(self, eviction: tuple[int, int]) -> None: ...
+        ) -> tuple[int, int, int]: ...
+        def _note(self, removed: tuple[int, int, int]) -> None: ...
         def _start_sweeper(self) -> None: ...
 
     async def append_items(
@@ -66,14 +67,15 @@ class MemoryItems(ItemStore):
         if cap and had + grow > cap:
             raise PayloadTooLarge(size, cap)
         if entry is None:
-            self._note(self._make_room(1, grow, None, len(self._by_access) + 1))
+            self._note(self._make_room(1, grow, None, WRITE_EVICTION_BUDGET))
             entry = _Entry(payload, now, now, 0)
             self._by_access[session_id] = entry
             self._by_birth[session_id] = None
         else:
-            self._note(self._make_room(0, grow, session_id, len(self._by_access)))
+            self._note(self._make_room(0, grow, session_id, WRITE_EVICTION_BUDGET))
             if replace_payload:
                 entry.payload = payload
+            entry.version += 1
             self._renew(session_id, entry, now)
         entry.items.extend(items)
         entry.item_bytes += added
@@ -105,7 +107,7 @@ class MemoryItems(ItemStore):
         else:
             chosen = list(islice(reversed(items), limit))[::-1]
         payload = entry.payload if with_payload else None
-        return StoredItems(chosen, payload, entry.created_us, now)
+        return StoredItems(chosen, payload, entry.created_us, now, entry.version)
 
     async def pop_item(self, session_id: str) -> bytes | None:
         now = self._clock()
@@ -116,6 +118,7 @@ class MemoryItems(ItemStore):
         if not entry.items:
             return None
         item = entry.items.pop()
+        entry.version += 1
         freed = item_bytes([item])
         entry.item_bytes -= freed
         entry.size -= freed

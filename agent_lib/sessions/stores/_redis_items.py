@@ -1,13 +1,26 @@
-"""`ItemStore` for `RedisStore`: one script per call (``_lua/items_*.lua``)."""
+"""`ItemStore` for `RedisStore`: one script per call (``_lua/items_*.lua``).
+
+Item writes are data writes: each bumps the session's version (``update(...,
+if_version=)`` then sees them) and carries a write token, so a call retried after a
+lost reply finds its own write instead of applying it twice. An append that must make
+room under a cap runs twice, like ``create``: the first call names the candidates, the
+second declares their keys and re-checks each (at most ``WRITE_EVICTION_BUDGET``).
+"""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from typing import Any
 
 from agent_lib.errors import PayloadTooLarge
-from agent_lib.sessions._memory_estimate import INDEX_OVERHEAD_BYTES, KEY_OVERHEAD_BYTES
-from agent_lib.sessions.stores.base import Limits
+from agent_lib.sessions._memory_estimate import (
+    INDEX_OVERHEAD_BYTES,
+    KEY_OVERHEAD_BYTES,
+    VALUE_HEADER_BYTES,
+)
+from agent_lib.sessions.stores._value import unwrap
+from agent_lib.sessions.stores.base import WRITE_EVICTION_BUDGET, Limits
 from agent_lib.sessions.stores.items import (
     ITEM_OVERHEAD_BYTES,
     LIST_OVERHEAD_BYTES,
@@ -21,18 +34,16 @@ class RedisItems(ItemStore):
 
     limits: Limits
     session_base: str
+    items_base: str
 
     async def _run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         raise NotImplementedError
 
-    def _keys(self, session_id: str) -> tuple[str, str, str, str]:
+    def _keys(self, session_id: str, *others: str) -> list[str]:
         raise NotImplementedError
 
     def items_key_for(self, session_id: str) -> str:
-        return self.session_base[:-2] + "i:" + session_id
-
-    def _item_keys(self, session_id: str) -> tuple[str, ...]:
-        return (*self._keys(session_id), self.items_key_for(session_id))
+        return self.items_base + session_id
 
     async def append_items(
         self,
@@ -46,29 +57,34 @@ class RedisItems(ItemStore):
     ) -> int | None:
         lim = self.limits
         mode = "update" if must_exist else "set" if replace_payload else "keep"
-        reply = await self._run(
-            "items_add",
-            self._item_keys(session_id),
-            (
-                session_id,
-                lim.ttl_us,
-                lim.lifetime_us,
-                lim.max_sessions or 0,
-                lim.max_memory or 0,
-                self.session_base,
-                mode,
-                payload,
-                size,
-                KEY_OVERHEAD_BYTES,
-                INDEX_OVERHEAD_BYTES,
-                LIST_OVERHEAD_BYTES,
-                ITEM_OVERHEAD_BYTES,
-                *items,
-            ),
+        fixed = (
+            session_id,
+            lim.ttl_us,
+            lim.lifetime_us,
+            lim.max_sessions or 0,
+            lim.max_memory or 0,
+            self.session_base,
+            mode,
+            payload,
+            size,
+            KEY_OVERHEAD_BYTES,
+            INDEX_OVERHEAD_BYTES,
+            LIST_OVERHEAD_BYTES,
+            ITEM_OVERHEAD_BYTES,
+            VALUE_HEADER_BYTES,
+            secrets.token_urlsafe(9),
+            WRITE_EVICTION_BUDGET,
         )
-        if int(reply[0]) < 0:
+        reply = await self._run("items_add", self._keys(session_id), (*fixed, 0, *items))
+        if int(reply[0]) == 3:  # over a cap: again, declaring the sessions it may remove
+            others = [v.decode() if isinstance(v, bytes) else v for v in reply[1]]
+            scores = list(reply[2])
+            args = (*fixed, len(scores), *scores, *items)
+            reply = await self._run("items_add", self._keys(session_id, *others), args)
+        status = int(reply[0])
+        if status < 0:
             raise PayloadTooLarge(size, lim.max_memory or 0)
-        if int(reply[0]) == 0:
+        if status == 0:
             return None
         return int(reply[3])
 
@@ -83,7 +99,7 @@ class RedisItems(ItemStore):
         lim = self.limits
         reply = await self._run(
             "items_read",
-            self._item_keys(session_id),
+            self._keys(session_id),
             (
                 session_id,
                 lim.ttl_us,
@@ -96,14 +112,18 @@ class RedisItems(ItemStore):
         )
         if not reply:
             return None
-        payload = reply[0] if with_payload else None
-        return StoredItems(list(reply[3]), payload, int(reply[1]), int(reply[2]))
+        payload = unwrap(reply[0])[1] if with_payload else None
+        return StoredItems(list(reply[3]), payload, int(reply[1]), int(reply[2]), int(reply[4]))
 
     async def pop_item(self, session_id: str) -> bytes | None:
         lim = self.limits
-        reply = await self._run(
-            "items_pop",
-            self._item_keys(session_id),
-            (session_id, lim.ttl_us, lim.lifetime_us, self.session_base, ITEM_OVERHEAD_BYTES),
+        args = (
+            session_id,
+            lim.ttl_us,
+            lim.lifetime_us,
+            self.session_base,
+            ITEM_OVERHEAD_BYTES,
+            secrets.token_urlsafe(9),
         )
+        reply = await self._run("items_pop", self._keys(session_id), args)
         return reply if isinstance(reply, bytes) else None

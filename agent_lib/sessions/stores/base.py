@@ -10,6 +10,10 @@ import abc
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+WRITE_EVICTION_BUDGET = 32
+"""Most sessions one write examines to make room under a cap: a lowered cap is reached
+by cleanup, never by one long write that blocks the server."""
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -32,11 +36,13 @@ class Limits:
 
 @dataclass(frozen=True)
 class StoredSession:
-    """What a store returns for a session: the encoded payload and two timestamps (microseconds)."""
+    """What a store returns for a session: the encoded payload, two timestamps
+    (microseconds) and the version, which every write of the data increments."""
 
     payload: bytes
     created_us: int
     last_access_us: int
+    version: int = 0
 
 
 @dataclass
@@ -81,9 +87,13 @@ class CleanupReport:
 
 
 class SessionExistsError(Exception):
-    """Raised by `SessionStore.create` when the id is taken; carries the stored payload."""
+    """Raised by `SessionStore.create` when the id is taken by another session.
 
-    def __init__(self, payload: bytes | None) -> None:
+    A create that finds its own earlier attempt stored (a retry after a lost reply,
+    recognised by the write token it carries) returns that session instead.
+    """
+
+    def __init__(self, payload: bytes | None = None) -> None:
         super().__init__("session id already exists")
         self.payload = payload
 
@@ -107,8 +117,13 @@ class SessionStore(abc.ABC):
         """Renew the idle deadline; ``False`` when the session does not exist."""
 
     @abc.abstractmethod
-    async def update(self, session_id: str, payload: bytes, size: int) -> StoredSession | None:
-        """Replace the payload (and renew); ``None`` when the session does not exist."""
+    async def update(
+        self, session_id: str, payload: bytes, size: int, if_version: int | None = None
+    ) -> StoredSession | None:
+        """Replace the payload (and renew); ``None`` when the session does not exist.
+
+        With ``if_version``, raise `SessionConflict` unless that is the stored version.
+        """
 
     @abc.abstractmethod
     async def delete(self, session_id: str) -> bool:
@@ -120,9 +135,15 @@ class SessionStore(abc.ABC):
 
     @abc.abstractmethod
     async def cleanup(
-        self, *, batch_size: int = 500, max_batches: int | None = None, dry_run: bool = False
+        self,
+        *,
+        batch_size: int = 500,
+        max_batches: int | None = None,
+        dry_run: bool = False,
+        verify: bool = False,
     ) -> CleanupReport:
-        """Remove what expired, ended or is over a cap, in atomic batches."""
+        """Remove what expired, ended or is over a cap, in atomic batches; with
+        ``verify``, also check every index entry against its key."""
 
     @abc.abstractmethod
     def key_for(self, session_id: str) -> str:

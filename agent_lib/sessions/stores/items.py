@@ -4,8 +4,9 @@ A session may carry an ordered list of items (the turns of a conversation, the e
 of an ADK session) next to its payload. The list lives under the session's own hash
 tag, its bytes count in the session's size (so ``max_memory`` and LRU eviction see
 them), and it goes whenever the session goes: delete, expiry, lifetime, eviction.
-Each call is one atomic round trip; reading the newest ``limit`` items costs
-O(limit).
+Each call is one atomic round trip (two when an append must make room under a cap, as
+for ``create``); reading the newest ``limit`` items costs O(limit). Appending and popping
+are data writes: each increments the session's version, as ``update`` does.
 """
 
 from __future__ import annotations
@@ -23,12 +24,14 @@ LIST_OVERHEAD_BYTES = 96
 
 @dataclass(frozen=True)
 class StoredItems:
-    """What a read returns: the newest items (oldest first), the payload if asked, times (us)."""
+    """What a read returns: the newest items (oldest first), the payload (without the
+    stored value's header) if asked, times (us) and the session's version."""
 
     items: list[bytes]
     payload: bytes | None
     created_us: int
     last_access_us: int
+    version: int = 0
 
 
 class ItemStore(abc.ABC):

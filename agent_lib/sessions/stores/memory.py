@@ -18,9 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import islice
 
-from agent_lib.errors import ConfigError, PayloadTooLarge
+from agent_lib.errors import ConfigError, PayloadTooLarge, SessionConflict
 from agent_lib.sessions.stores._memory_items import MemoryItems
 from agent_lib.sessions.stores.base import (
+    WRITE_EVICTION_BUDGET,
     CleanupReport,
     Limits,
     SessionExistsError,
@@ -37,6 +38,7 @@ class _Entry:
     created_us: int
     last_us: int
     size: int
+    version: int = 1
     items: deque[bytes] = field(default_factory=deque)
     item_bytes: int = 0
 
@@ -63,7 +65,7 @@ class MemoryStore(MemoryItems, SessionStore):
         self._by_access: OrderedDict[str, _Entry] = OrderedDict()
         self._by_birth: OrderedDict[str, None] = OrderedDict()
         self._total = 0
-        self._evicted_by_writes = (0, 0)
+        self._by_writes: tuple[int, int, int] = (0, 0, 0)  # evicted, dropped dead, bytes
         self._sweeper: asyncio.Task[None] | None = None
 
     def key_for(self, session_id: str) -> str:
@@ -111,44 +113,66 @@ class MemoryStore(MemoryItems, SessionStore):
         entry.last_us = now
         self._by_access.move_to_end(session_id)
 
-    def _make_room(self, adding: int, extra: int, keep: str | None, budget: int) -> tuple[int, int]:
-        """Evict least-recently-used sessions so ``adding`` more and ``extra`` bytes fit."""
+    def _make_room(
+        self, adding: int, extra: int, keep: str | None, budget: int
+    ) -> tuple[int, int, int]:
+        """Make ``adding`` more sessions and ``extra`` more bytes fit, examining at most
+        ``budget`` sessions: dead ones (idle past the TTL, past the lifetime) go first and
+        count as expired, never costing a live session its place; then the least
+        recently used are evicted. What is left over a cap is left to cleanup."""
         lim = self.limits
-        evicted = freed = 0
-        for session_id in list(islice(self._by_access, budget + 1)):
-            if budget <= 0:
+        now = self._clock()
+
+        def over() -> bool:
+            if lim.max_sessions and len(self._by_access) + adding > lim.max_sessions:
+                return True
+            return bool(lim.max_memory) and self._total + extra > (lim.max_memory or 0)
+
+        evicted = dropped = freed = 0
+        if not over():
+            return 0, 0, 0
+        dead = []
+        if lim.lifetime_us:
+            for session_id in islice(self._by_birth, budget):
+                if self._by_access[session_id].created_us + lim.lifetime_us > now:
+                    break
+                dead.append(session_id)
+        for session_id, entry in islice(self._by_access.items(), budget - len(dead)):
+            if entry.last_us + lim.ttl_us > now:
                 break
-            over_count = bool(lim.max_sessions) and (
-                len(self._by_access) + adding > (lim.max_sessions or 0)
-            )
-            over_memory = bool(lim.max_memory) and self._total + extra > (lim.max_memory or 0)
-            if not (over_count or over_memory):
+            dead.append(session_id)
+        for session_id in dead:
+            if session_id in self._by_access and session_id != keep:
+                freed += self._remove(session_id)
+                dropped += 1
+        budget -= len(dead)
+        for session_id in list(islice(self._by_access, max(budget, 0) + 1)):
+            if budget <= 0 or not over():
                 break
             if session_id == keep:
                 continue
             freed += self._remove(session_id)
             evicted += 1
             budget -= 1
-        return evicted, freed
+        return evicted, dropped, freed
 
-    def _note(self, eviction: tuple[int, int]) -> None:
-        """Keep write-time evictions for the next cleanup report, as the Redis store does."""
-        count, freed = self._evicted_by_writes
-        self._evicted_by_writes = (count + eviction[0], freed + eviction[1])
+    def _note(self, removed: tuple[int, int, int]) -> None:
+        """Keep write-time removals for the next cleanup report, as the Redis store does."""
+        evicted, dropped, freed = self._by_writes
+        self._by_writes = (evicted + removed[0], dropped + removed[1], freed + removed[2])
 
     async def create(self, session_id: str, payload: bytes, size: int) -> StoredSession:
         self._start_sweeper()
         now = self._clock()
-        existing = self._live(session_id, now)
-        if existing is not None:
-            raise SessionExistsError(existing.payload)
+        if self._live(session_id, now) is not None:
+            raise SessionExistsError()
         if self.limits.max_memory and size > self.limits.max_memory:
             raise PayloadTooLarge(size, self.limits.max_memory)
-        self._note(self._make_room(1, size, None, len(self._by_access) + 1))
+        self._note(self._make_room(1, size, None, WRITE_EVICTION_BUDGET))
         self._by_access[session_id] = _Entry(payload, now, now, size)
         self._by_birth[session_id] = None
         self._total += size
-        return StoredSession(payload, now, now)
+        return StoredSession(payload, now, now, 1)
 
     async def get(self, session_id: str) -> StoredSession | None:
         now = self._clock()
@@ -156,23 +180,28 @@ class MemoryStore(MemoryItems, SessionStore):
         if entry is None:
             return None
         self._renew(session_id, entry, now)
-        return StoredSession(entry.payload, entry.created_us, now)
+        return StoredSession(entry.payload, entry.created_us, now, entry.version)
 
     async def touch(self, session_id: str) -> bool:
         return await self.get(session_id) is not None
 
-    async def update(self, session_id: str, payload: bytes, size: int) -> StoredSession | None:
+    async def update(
+        self, session_id: str, payload: bytes, size: int, if_version: int | None = None
+    ) -> StoredSession | None:
         now = self._clock()
         entry = self._live(session_id, now)
         if entry is None:
             return None
+        if if_version is not None and if_version != entry.version:
+            raise SessionConflict(session_id, if_version, entry.version)
         if self.limits.max_memory and size > self.limits.max_memory:
             raise PayloadTooLarge(size, self.limits.max_memory)
+        self._note(self._make_room(0, size - entry.size, session_id, WRITE_EVICTION_BUDGET))
         self._total += size - entry.size
         entry.payload, entry.size = payload, size
+        entry.version += 1
         self._renew(session_id, entry, now)
-        self._note(self._make_room(0, 0, session_id, len(self._by_access)))
-        return StoredSession(payload, entry.created_us, now)
+        return StoredSession(payload, entry.created_us, now, entry.version)
 
     async def delete(self, session_id: str) -> bool:
         live = self._live(session_id, self._clock()) is not None
@@ -184,7 +213,12 @@ class MemoryStore(MemoryItems, SessionStore):
         return sum(1 for entry in self._by_access.values() if not self._dead(entry, now))
 
     async def cleanup(
-        self, *, batch_size: int = 500, max_batches: int | None = None, dry_run: bool = False
+        self,
+        *,
+        batch_size: int = 500,
+        max_batches: int | None = None,
+        dry_run: bool = False,
+        verify: bool = False,
     ) -> CleanupReport:
         """Remove what is due in batches, yielding to the loop between batches."""
         if batch_size < 1:
@@ -194,8 +228,8 @@ class MemoryStore(MemoryItems, SessionStore):
         if dry_run:
             self._estimate(report)
         else:
-            report.evicted, report.bytes_freed = self._evicted_by_writes
-            self._evicted_by_writes = (0, 0)
+            report.evicted, report.expired, report.bytes_freed = self._by_writes
+            self._by_writes = (0, 0, 0)
             while True:
                 batch, done = self._cleanup_batch(batch_size)
                 report.add(batch)
@@ -225,7 +259,8 @@ class MemoryStore(MemoryItems, SessionStore):
                 batch.bytes_freed += self._remove(session_id)
                 batch.lifetime_ended += 1
         left = budget - batch.expired - batch.lifetime_ended
-        batch.evicted, freed = self._make_room(0, 0, None, left)
+        batch.evicted, dropped, freed = self._make_room(0, 0, None, left)
+        batch.expired += dropped
         batch.bytes_freed += freed
         batch.scanned = batch.expired + batch.lifetime_ended + batch.evicted
         return batch, batch.scanned < budget

@@ -2,38 +2,53 @@
 
 Key layout of one namespace (``P`` is the SessionPolicy's ``keyPrefix``)::
 
-    P:{P:ns}:s:<id>  the session payload, a string with PX = the sliding TTL
+    P:{P:ns}:s:<id>  the session: '~<version>:<birth us>:<write token>\n' + JSON payload,
+                     a string with PX = the sliding TTL (capped by the lifetime)
+    P:{P:ns}:i:<id>  the session's item list, if it has one (`RedisItems`): no TTL of its
+                     own, removed with the session; marked by the field '*i:<id>' of sizes
     P:{P:ns}:lru     sorted set id -> last access (us): LRU order and idle deadlines
     P:{P:ns}:born    sorted set id -> creation (us): absolute lifetime
     P:{P:ns}:sizes   hash id -> estimated bytes, plus '*total' (their running sum),
-                     '*ttl_max' (longest TTL a writer used) and '*evicted'/'*evicted_bytes'
-                     (evictions by writes, reported by the next cleanup)
+                     '*ttl_max' (longest TTL a writer used), '*evicted'/'*expired'/
+                     '*evicted_bytes' (removals by writes, reported by the next cleanup)
+                     and '*evictions_seen'/'*sweep' (Redis' own evictions, checked)
 
 Scores are microseconds of the server's clock (``TIME``), exact in a double, so LRU
 order holds between sessions touched in the same millisecond.
 
 Every key of a namespace shares the hash tag ``{P:ns}``, so all of them live in
-one Cluster slot and each Lua script (declared index keys plus session keys built
-from the same tag) is single-slot. That is also why cleanup "visits every master":
+one Cluster slot, and every script declares every key it touches: while the slot
+migrates, the server answers ASK or TRYAGAIN before a script runs instead of failing
+it half-way. A write that must evict (or a cleanup batch) first reads its candidates,
+then removes them in a second call that declares their keys and re-checks each.
+That is also why cleanup "visits every master":
 a namespace has exactly one slot, hence one master, and `cleanup` talks to it; a
 deployment with several namespaces runs one cleanup per namespace, which together
 reach every master that holds sessions.
 
-Every operation is one EVALSHA; timestamps come from the server's ``TIME`` inside the
-script, so clients with skewed clocks agree. Connection failures are retried by
-redis-py (``Retry`` with exponential backoff and jitter, bounded) and then surface as
-`SessionStoreUnavailable`; nothing is reported as saved unless the script replied.
+Every operation is one EVALSHA (two when a write must evict); timestamps come from
+the server's ``TIME`` inside the script, so clients with skewed clocks agree.
+Connection failures are retried by redis-py (``Retry`` with exponential backoff and
+jitter, bounded), ``TRYAGAIN``/``CLUSTERDOWN`` by this module with the same backoff,
+and then surface as `SessionStoreUnavailable` (a subclass per cause, chosen by
+redis-py's exception class); nothing is reported as saved unless the script replied.
+
+Guarantees hold under ``maxmemory-policy noeviction`` only: any other policy lets Redis
+delete session keys (``volatile-*``) or the index itself (``allkeys-*``) behind the
+index's back. The store reads the policy on first use and warns once; cleanup notices
+Redis' evictions (``INFO stats``) and checks every index entry against its key.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import logging
+import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
@@ -42,17 +57,26 @@ import redis.exceptions as rexc
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
-from redis.backoff import ExponentialWithJitterBackoff
+from redis.backoff import EqualJitterBackoff, ExponentialWithJitterBackoff
+from redis.commands.core import AsyncScript
 
 from agent_lib.errors import (
     ConfigError,
     PayloadTooLarge,
+    SessionConflict,
     SessionError,
+    SessionStoreFull,
+    SessionStoreLoading,
+    SessionStoreReadOnly,
+    SessionStoreResharding,
     SessionStoreUnavailable,
 )
 from agent_lib.sessions._ids import validate_key_prefix, validate_namespace
 from agent_lib.sessions.stores._redis_items import RedisItems
+from agent_lib.sessions.stores._value import born as _born
+from agent_lib.sessions.stores._value import unwrap as _unwrap
 from agent_lib.sessions.stores.base import (
+    WRITE_EVICTION_BUDGET,
     CleanupReport,
     Limits,
     SessionExistsError,
@@ -63,25 +87,59 @@ from agent_lib.sessions.stores.base import (
 DEFAULT_RETRIES = 3
 DEFAULT_SOCKET_TIMEOUT_S = 5.0
 DEFAULT_CONNECT_TIMEOUT_S = 2.0
-_UNAVAILABLE_REPLIES = (
-    "OOM",
-    "READONLY",
-    "CLUSTERDOWN",
-    "TRYAGAIN",
-    "LOADING",
-    "MASTERDOWN",
-    "BUSY",
-)
-_UNAVAILABLE_ERRORS = (rexc.ConnectionError, rexc.TimeoutError, rexc.ClusterError, OSError)
+_log = logging.getLogger("agent_lib.sessions")
 
 AnyRedis = aioredis.Redis | RedisCluster
 
+# (redis-py exception class, our class, reason code), most specific first.
+_ERROR_CLASSES: tuple[tuple[type[Exception], type[SessionStoreUnavailable], str], ...] = (
+    (rexc.OutOfMemoryError, SessionStoreFull, "oom"),
+    (rexc.ReadOnlyError, SessionStoreReadOnly, "readonly"),
+    (rexc.BusyLoadingError, SessionStoreLoading, "loading"),
+    (rexc.MasterDownError, SessionStoreLoading, "masterdown"),
+    (rexc.TryAgainError, SessionStoreResharding, "tryagain"),
+    (rexc.ClusterDownError, SessionStoreResharding, "clusterdown"),
+    (rexc.TimeoutError, SessionStoreUnavailable, "timeout"),
+    (rexc.ConnectionError, SessionStoreUnavailable, "connection"),
+    (rexc.ClusterError, SessionStoreResharding, "clusterdown"),
+    (rexc.RedisClusterException, SessionStoreResharding, "clusterdown"),
+    (TimeoutError, SessionStoreUnavailable, "timeout"),
+    (OSError, SessionStoreUnavailable, "connection"),
+)
+# Refusals that last while a slot migrates, a cluster heals or Sentinel promotes a
+# replica: retried by `RedisStore._run` with this backoff (redis-py's cluster client
+# retries TRYAGAIN without sleeping, and each redis-py retry reuses one address).
+_RETRY_BACKOFF = EqualJitterBackoff(cap=2.0, base=0.1)
+_TRANSIENT = ("tryagain", "clusterdown", "masterdown", "loading", "readonly", "connection")
+
+
+def _worth_retrying(error: SessionError) -> bool:
+    return isinstance(error, SessionStoreUnavailable) and error.reason in _TRANSIENT
+
+
+# Policies under which Redis deletes keys on its own when memory runs out.
+_EVICTING_POLICIES = ("volatile-", "allkeys-")
+
+
+def _unavailable(error: BaseException) -> SessionError:
+    """Our exception for a redis-py one, chosen by its class (replies lose their prefix)."""
+    for raised, ours, reason in _ERROR_CLASSES:
+        if isinstance(error, raised):
+            verb = "unreachable" if reason in ("connection", "timeout") else "refused"
+            return ours(f"session store {verb} ({reason}): {error}", reason)
+    if isinstance(error, rexc.ResponseError) and str(error).startswith("BUSY"):
+        return SessionStoreUnavailable(f"session store busy: {error}", "busy")
+    if isinstance(error, rexc.ResponseError):
+        return SessionError(f"session store error: {error}")
+    return SessionStoreUnavailable(f"session store failed: {error}", "error")
+
 
 @cache
-def _script(name: str) -> tuple[str, str]:
-    folder = resources.files("agent_lib.sessions.stores") / "_lua"
-    body = (folder / "common.lua").read_text() + "\n" + (folder / f"{name}.lua").read_text()
-    return body, hashlib.sha1(body.encode(), usedforsecurity=False).hexdigest()
+def _script(name: str) -> str:
+    # Beside this module, not looked up by package name: the deprecated `agent_lib.stores`
+    # alias can leave that name's module spec without a package path.
+    folder = Path(__file__).with_name("_lua")
+    return (folder / "common.lua").read_text() + "\n" + (folder / f"{name}.lua").read_text()
 
 
 @dataclass(frozen=True)
@@ -131,19 +189,24 @@ def connect(url: str, options: RedisOptions | None = None) -> tuple[AnyRedis, bo
         )
         return cluster, True
     if scheme in ("redis+sentinel", "rediss+sentinel"):
-        hosts, auth, path, _ = _split_multi_host(rest, "url")
+        hosts, auth, path, query = _split_multi_host(rest, "url")
         service, _, db = path.strip("/").partition("/")
         if not service:
             raise ConfigError("url", "redis+sentinel:// needs a service name: host:port/name")
+        tls: dict[str, Any] = {"ssl": scheme.startswith("rediss") or _flag(query, "ssl")}
+        # The sentinels need the credentials and TLS too: a password-protected Sentinel
+        # otherwise answers every query with an authentication error ("No master found").
+        # sentinel_password / sentinel_username in the query override them for sentinels.
+        sentinel_auth = dict(auth)
+        for name in ("password", "username"):
+            if f"sentinel_{name}" in query:
+                sentinel_auth[name] = query[f"sentinel_{name}"][-1]
         sentinel = Sentinel(  # type: ignore[no-untyped-call]
-            hosts, sentinel_kwargs=dict(options.common()), **options.common()
+            hosts,
+            sentinel_kwargs={**options.common(), **sentinel_auth, **tls},
+            **options.common(),
         )
-        master = sentinel.master_for(
-            service,
-            db=int(db) if db.isdigit() else 0,
-            ssl=scheme.startswith("rediss"),
-            **auth,
-        )
+        master = sentinel.master_for(service, db=int(db) if db.isdigit() else 0, **auth, **tls)
         return master, False
     raise ConfigError(
         "url",
@@ -192,6 +255,7 @@ class RedisStore(RedisItems, SessionStore):
         limits: Limits,
         key_prefix: str = "hourglass",
         cluster: bool = False,
+        retries: int = DEFAULT_RETRIES,
     ) -> None:
         namespace = validate_namespace(namespace)
         key_prefix = validate_key_prefix(key_prefix)
@@ -199,9 +263,13 @@ class RedisStore(RedisItems, SessionStore):
         self.limits = limits
         self.cluster = cluster
         self.namespace = namespace
+        self.retries = retries
         base = f"{key_prefix}:{{{key_prefix}:{namespace}}}"
         self.session_base = f"{base}:s:"
+        self.items_base = f"{base}:i:"
         self.index_keys = (f"{base}:lru", f"{base}:born", f"{base}:sizes")
+        self._scripts: dict[str, AsyncScript] = {}
+        self._policy_checked = False
 
     @classmethod
     def from_url(
@@ -213,70 +281,125 @@ class RedisStore(RedisItems, SessionStore):
         key_prefix: str = "hourglass",
         options: RedisOptions | None = None,
     ) -> RedisStore:
+        options = options or RedisOptions()
         client, cluster = connect(url, options)
         return cls(
-            client, namespace=namespace, limits=limits, key_prefix=key_prefix, cluster=cluster
+            client,
+            namespace=namespace,
+            limits=limits,
+            key_prefix=key_prefix,
+            cluster=cluster,
+            retries=options.retries,
         )
 
     def key_for(self, session_id: str) -> str:
         return self.session_base + session_id
 
-    async def _run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        body, sha = _script(name)
-        try:
-            try:
-                reply = await self.client.evalsha(sha, len(keys), *keys, *args)
-            except rexc.NoScriptError:
-                await self.client.script_load(body)
-                reply = await self.client.evalsha(sha, len(keys), *keys, *args)
-            _raise_if_cancelled()
-            return reply
-        except _UNAVAILABLE_ERRORS as error:
-            raise SessionStoreUnavailable(f"session store unreachable: {error}") from error
-        except rexc.ResponseError as error:
-            if str(error).startswith(_UNAVAILABLE_REPLIES):
-                raise SessionStoreUnavailable(f"session store refused: {error}") from error
-            raise SessionError(f"session store error: {error}") from error
-        except rexc.RedisError as error:
-            raise SessionStoreUnavailable(f"session store failed: {error}") from error
+    def _registered(self, name: str) -> AsyncScript:
+        script = self._scripts.get(name)
+        if script is None:
+            script = self._scripts[name] = self.client.register_script(_script(name))
+        return script
 
-    def _keys(self, session_id: str) -> tuple[str, str, str, str]:
-        return (*self.index_keys, self.key_for(session_id))
+    async def _run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        if not self._policy_checked:
+            await self._check_policy()
+        script = self._registered(name)
+        attempt = 0
+        while True:
+            try:
+                reply = await script(keys=keys, args=args)
+                _raise_if_cancelled()
+                return reply
+            except (rexc.RedisError, rexc.RedisClusterException, TimeoutError, OSError) as error:
+                mapped = _unavailable(error)
+                attempt += 1
+                if not _worth_retrying(mapped) or attempt > self.retries:
+                    raise mapped from error
+                # Every script can run twice safely: a moving slot refuses it before it
+                # runs, and a write retried after a lost reply finds its own token. A
+                # failover (or a migration) takes seconds: back off longer than redis-py
+                # does within one attempt, so the retries outlast it.
+                await asyncio.sleep(_RETRY_BACKOFF.compute(attempt))
+
+    async def _check_policy(self) -> None:
+        """Warn once when the server's ``maxmemory-policy`` lets Redis delete session keys.
+
+        Read from ``INFO memory``, which managed services allow where ``CONFIG`` is
+        disabled; a failure here is left to the call that follows to report.
+        """
+        self._policy_checked = True
+        try:
+            if isinstance(self.client, RedisCluster):
+                await self.client.initialize()
+                node = self.client.get_node_from_key(self.index_keys[0])
+                info = await self.client.info("memory", target_nodes=node)
+            else:
+                info = await self.client.info("memory")
+        except (TimeoutError, rexc.RedisError, rexc.RedisClusterException, OSError) as error:
+            self._policy_checked = False
+            _log.debug("could not read maxmemory-policy: %s", error)
+            return
+        policy = str(info.get("maxmemory_policy", ""))
+        if policy.startswith(_EVICTING_POLICIES):
+            _log.warning(
+                "session store namespace %s: Redis maxmemory-policy is %s, under which Redis "
+                "deletes %s on its own when memory runs out: caps, count() and cleanup "
+                "reports are only exact under noeviction (see docs/troubleshooting.md)",
+                self.namespace,
+                policy,
+                "session keys" if policy.startswith("volatile-") else "any key, the index too",
+            )
+
+    def _keys(self, session_id: str, *others: str) -> list[str]:
+        """The index keys, then each session's key and item list: a script that may
+        remove a session declares its item list too."""
+        base, items = self.session_base, self.items_base
+        keys = [*self.index_keys, base + session_id, items + session_id]
+        for sid in others:
+            keys += (base + sid, items + sid)
+        return keys
 
     async def create(self, session_id: str, payload: bytes, size: int) -> StoredSession:
         lim = self.limits
-        reply = await self._run(
-            "create",
-            self._keys(session_id),
-            (
-                session_id,
-                payload,
-                size,
-                lim.ttl_us,
-                lim.lifetime_us,
-                lim.max_sessions or 0,
-                lim.max_memory or 0,
-                self.session_base,
-            ),
+        token = secrets.token_urlsafe(9)
+        args = (
+            session_id,
+            payload,
+            size,
+            lim.ttl_us,
+            lim.lifetime_us,
+            lim.max_sessions or 0,
+            lim.max_memory or 0,
+            self.session_base,
+            token,
+            WRITE_EVICTION_BUDGET,
         )
+        reply = await self._run("create", self._keys(session_id), args)
+        if int(reply[0]) == 3:  # over a cap: again, declaring the sessions it may remove
+            others = [_text(i) for i in reply[1]]
+            keys = self._keys(session_id, *others)
+            reply = await self._run("create", keys, (*args, *reply[2]))
         status = int(reply[0])
         if status == 0:
-            raise SessionExistsError(reply[1])
+            raise SessionExistsError(None)
+        if status == 2:  # this call's own write, retried by redis-py after a lost reply
+            version, stored = _unwrap(reply[1])
+            born = _born(reply[1]) or 0
+            return StoredSession(stored, born, born, version)
         if status < 0:
             raise _over_memory(size, lim.max_memory)
-        return StoredSession(payload, int(reply[1]), int(reply[1]))
+        return StoredSession(payload, int(reply[1]), int(reply[1]), 1)
 
     async def get(self, session_id: str) -> StoredSession | None:
-        return await self._access(session_id, "get")
+        reply = await self._run_access(session_id, "get")
+        if not reply:
+            return None
+        version, payload = _unwrap(reply[0])
+        return StoredSession(payload, int(reply[1]), int(reply[2]), version)
 
     async def touch(self, session_id: str) -> bool:
         return bool(await self._run_access(session_id, "touch"))
-
-    async def _access(self, session_id: str, mode: str) -> StoredSession | None:
-        reply = await self._run_access(session_id, mode)
-        if not reply:
-            return None
-        return StoredSession(reply[0], int(reply[1]), int(reply[2]))
 
     async def _run_access(self, session_id: str, mode: str) -> Any:
         """One run of the access script, which renews the sliding TTL (``mode``: get/touch)."""
@@ -287,26 +410,35 @@ class RedisStore(RedisItems, SessionStore):
             (session_id, lim.ttl_us, lim.lifetime_us, self.session_base, mode),
         )
 
-    async def update(self, session_id: str, payload: bytes, size: int) -> StoredSession | None:
+    async def update(
+        self, session_id: str, payload: bytes, size: int, if_version: int | None = None
+    ) -> StoredSession | None:
         lim = self.limits
-        reply = await self._run(
-            "update",
-            self._keys(session_id),
-            (
-                session_id,
-                payload,
-                size,
-                lim.ttl_us,
-                lim.lifetime_us,
-                lim.max_memory or 0,
-                self.session_base,
-            ),
+        args = (
+            session_id,
+            payload,
+            size,
+            lim.ttl_us,
+            lim.lifetime_us,
+            lim.max_memory or 0,
+            self.session_base,
+            "" if if_version is None else if_version,
+            WRITE_EVICTION_BUDGET,
+            secrets.token_urlsafe(9),
         )
+        reply = await self._run("update", self._keys(session_id), args)
+        if reply and int(reply[0]) == 3:  # over max_memory: again, declaring candidates
+            others = [_text(i) for i in reply[1]]
+            keys = self._keys(session_id, *others)
+            reply = await self._run("update", keys, (*args, *reply[2]))
         if not reply:
             return None
-        if int(reply[0]) < 0:
+        status = int(reply[0])
+        if status == -2:
+            raise SessionConflict(session_id, if_version or 0, int(reply[1]))
+        if status < 0:
             raise _over_memory(size, lim.max_memory)
-        return StoredSession(payload, int(reply[1]), int(reply[2]))
+        return StoredSession(payload, int(reply[1]), int(reply[2]), int(reply[3]))
 
     async def delete(self, session_id: str) -> bool:
         reply = await self._run("delete", self._keys(session_id), (session_id, self.session_base))
@@ -317,13 +449,22 @@ class RedisStore(RedisItems, SessionStore):
         return int(await self._run("count", self.index_keys, (lim.ttl_us, lim.lifetime_us)))
 
     async def cleanup(
-        self, *, batch_size: int = 500, max_batches: int | None = None, dry_run: bool = False
+        self,
+        *,
+        batch_size: int = 500,
+        max_batches: int | None = None,
+        dry_run: bool = False,
+        verify: bool = False,
     ) -> CleanupReport:
-        """Remove in atomic batches of ``batch_size`` until nothing is left to remove.
+        """Remove in batches of ``batch_size`` until nothing is left to remove.
 
-        Each batch is one script that chooses and removes its sessions, so an
-        interrupted run leaves a consistent index and the next run carries on, and
-        two runs at once each remove what the other did not.
+        Each batch chooses its candidates in one script and removes them in a second
+        that declares their keys and re-checks each, so an interrupted run leaves a
+        consistent index and the next run carries on, and two runs at once each remove
+        what the other did not. Removals by writes are reported by the first batch and
+        subtracted from their counters only once the run has finished. When Redis has
+        evicted keys since the last check (or ``verify``), every index entry is checked
+        against its key, so ``count()`` and the byte total match what exists.
         """
         if batch_size < 1:
             raise ConfigError("batchSize", f"must be at least 1, got {batch_size}")
@@ -341,40 +482,63 @@ class RedisStore(RedisItems, SessionStore):
             )
             report.bytes_freed = int(reply[4])
         else:
-            skipped = 0
-            while True:
-                args = (
-                    self.session_base,
-                    lim.ttl_us,
-                    lim.lifetime_us,
-                    lim.max_sessions or 0,
-                    lim.max_memory or 0,
-                    batch_size,
-                    skipped,
-                    1 if report.batches == 0 else 0,
-                )
-                reply = await self._run("cleanup", self.index_keys, args)
-                scanned, expired, ended, evicted, freed, done, skip = (int(v) for v in reply)
-                skipped += skip
-                report.add(CleanupReport(scanned, expired, evicted, ended, freed, batches=1))
-                if done:
-                    break
-                if max_batches is not None and report.batches >= max_batches:
-                    report.complete = False
-                    break
+            await self._cleanup_batches(report, batch_size, max_batches, verify)
         report.duration_s = time.perf_counter() - started
         return report
+
+    async def _cleanup_batches(
+        self, report: CleanupReport, batch_size: int, max_batches: int | None, verify: bool
+    ) -> None:
+        lim = self.limits
+        caps = (lim.ttl_us, lim.lifetime_us, lim.max_sessions or 0, lim.max_memory or 0)
+        skipped = 0
+        by_writes = (0, 0, 0)
+        while True:
+            first = report.batches == 0
+            args = (*caps, batch_size, skipped, int(first), int(verify))
+            reply = await self._run("cleanup", self.index_keys, args)
+            scanned, expired, w_evicted, w_expired, freed, done, w_bytes = (
+                int(v) for v in reply[:7]
+            )
+            if first:
+                by_writes = (w_evicted, w_expired, w_bytes)
+            batch = CleanupReport(scanned, expired + w_expired, w_evicted, 0, freed, batches=1)
+            chosen = reply[7:]
+            if chosen:
+                ids = [_text(v) for v in chosen[1::3]]
+                extra: list[Any] = [self.session_base]
+                for kind, score in zip(chosen[0::3], chosen[2::3], strict=True):
+                    extra += [kind, score]
+                keys = self._keys(ids[0], *ids[1:])
+                second = await self._run("cleanup_keys", keys, (*caps, *extra))
+                k_expired, k_ended, k_evicted, k_freed, kept, over = (int(v) for v in second)
+                batch.add(CleanupReport(0, k_expired, k_evicted, k_ended, k_freed))
+                skipped += kept
+                if over and (k_evicted or k_expired or k_ended):
+                    done = 0
+            report.add(batch)
+            if done:
+                break
+            if max_batches is not None and report.batches >= max_batches:
+                report.complete = False
+                break
+        if any(by_writes):
+            await self._run("ack", self.index_keys, by_writes)
 
     async def memory_usage(self, session_id: str) -> int | None:
         """Redis' own ``MEMORY USAGE`` of a session key (for checking the estimates)."""
         try:
             value = await self.client.memory_usage(self.key_for(session_id), samples=0)
-        except _UNAVAILABLE_ERRORS as error:
-            raise SessionStoreUnavailable(f"session store unreachable: {error}") from error
+        except (rexc.RedisError, OSError) as error:
+            raise _unavailable(error) from error
         return None if value is None else int(value)
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _raise_if_cancelled() -> None:

@@ -110,3 +110,12 @@ seccompProfile:
     resources: ["events"]
     verbs: ["create"]
 {{- end }}
+
+{{/* Comma-separated names of a list of imagePullSecrets ({name: ...} or plain names). */}}
+{{- define "hourglass.pullSecretNames" -}}
+{{- $names := list -}}
+{{- range . -}}
+{{- if kindIs "map" . }}{{ $names = append $names .name }}{{ else }}{{ $names = append $names . }}{{ end -}}
+{{- end -}}
+{{- join "," $names -}}
+{{- end }}

@@ -1,25 +1,31 @@
 -- Shared prelude of every session script (prepended by agent_lib.sessions.stores.redis).
 -- Times are microseconds. KEYS[1] last-access sorted set (LRU order and idle deadlines),
 -- KEYS[2] creation sorted set (absolute lifetime), KEYS[3] hash of size estimates plus
--- the running '*total' field.
--- Every key carries the namespace's hash tag, so each script runs on one Cluster slot.
+-- the running '*total' field. Every other key a script touches is declared too (KEYS[4]
+-- the session of a per-session call and KEYS[5] its item list, then the sessions it may
+-- remove, each as a pair of session key and item list), so a script runs on one Cluster
+-- slot and a slot migration answers ASK/TRYAGAIN instead of failing it.
 local LRU, BORN, SIZES = KEYS[1], KEYS[2], KEYS[3]
 local TOTAL = '*total'
--- Evictions made by writes since the last cleanup, which reports and resets them.
-local EVICTED, EVICTED_BYTES = '*evicted', '*evicted_bytes'
+-- What writes removed since the last cleanup; a cleanup reports them, then subtracts
+-- what it reported once its run has finished (a killed run loses nothing).
+local EVICTED, EVICTED_BYTES, DROPPED = '*evicted', '*evicted_bytes', '*expired'
 -- The longest idle TTL any writer has given a key of this namespace (us). A key's
 -- expiry is never later than its last access plus this, so cleanup knows which index
 -- entries point at keys Redis has certainly expired without asking for each key.
 local TTL_MAX = '*ttl_max'
-
-local function note_ttl(ttl)
-  if ttl > tonumber(redis.call('HGET', SIZES, TTL_MAX) or '0') then
-    redis.call('HSET', SIZES, TTL_MAX, string.format('%d', ttl))
-  end
-end
+-- Redis' own eviction counter (INFO stats) when this index was last checked against
+-- its keys, and the rank a running check has reached.
+local SEEN, SWEEP = '*evictions_seen', '*sweep'
 
 local function fmt(n)
   return string.format('%d', n)
+end
+
+local function note_ttl(ttl)
+  if ttl > tonumber(redis.call('HGET', SIZES, TTL_MAX) or '0') then
+    redis.call('HSET', SIZES, TTL_MAX, fmt(ttl))
+  end
 end
 
 -- Microseconds since the epoch (exact in a Lua double); numbers this large must be
@@ -27,6 +33,46 @@ end
 local function now_us()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+
+-- A session value is '~<version>:<born us>:<write token>\n' then the JSON payload: the
+-- birth time travels with the session (a lost index entry cannot restart a lifetime),
+-- the version makes conditional writes possible, the token recognises a retried create.
+-- Values written before this header existed start with the JSON itself (version 0).
+local PEEK = 95
+
+local function header(version, born, token)
+  return '~' .. fmt(version) .. ':' .. fmt(born) .. ':' .. token .. '\n'
+end
+
+-- version, born, token of a value (or of its first PEEK bytes); nil for an old value.
+local function parse_header(value)
+  if string.byte(value, 1) ~= 126 then
+    return nil
+  end
+  local version, born, token = string.match(value, '^~(%d+):(%d+):([^\n]*)\n')
+  return tonumber(version), tonumber(born), token
+end
+
+-- The head of a session value without copying its payload; false when the key is gone.
+local function peek(key)
+  local head = redis.call('GETRANGE', key, 0, PEEK)
+  if head == '' then
+    return false
+  end
+  return head
+end
+
+-- Store `payload` (or, when nil, the stored value's own payload) under a new header: how
+-- item writes (agent_lib.sessions.stores.items) bump the version of a session.
+local function rewrite(key, version, born, token, payload, px)
+  if not payload then
+    payload = redis.call('GET', key)
+    if string.byte(payload, 1) == 126 then
+      payload = string.sub(payload, string.find(payload, '\n', 1, true) + 1)
+    end
+  end
+  redis.call('SET', key, header(version, born, token) .. payload, 'PX', px)
 end
 
 -- Lua's C stack holds about 8000 values, so variadic calls take ids in chunks.
@@ -38,21 +84,16 @@ local function each_chunk(list, fn)
   end
 end
 
--- A session's item list (agent_lib.sessions.stores.items) sits beside its key under the same tag,
--- has no TTL of its own and goes whenever the session's index entry goes.
+-- A session's item list (agent_lib.sessions.stores.items) sits beside its key under the
+-- same tag, '...:i:<id>', with no TTL of its own; the field MARK .. id in SIZES says the
+-- session has had one. Every script that may remove a session declares its item list
+-- right after its key (KEYS[4], KEYS[5]; candidates in pairs after them), so the list
+-- goes with the session and no script touches an undeclared key.
 local ITEMS = string.sub(LRU, 1, -4) .. 'i:'
+local MARK = '*i:'
 
-local function unlink_items(ids)
-  for first = 1, #ids, CHUNK do
-    local keys = {}
-    for i = first, math.min(first + CHUNK - 1, #ids) do
-      keys[#keys + 1] = ITEMS .. ids[i]
-    end
-    redis.call('UNLINK', unpack(keys))
-  end
-end
-
--- Drop index entries of `ids` (and their item lists); returns the bytes they accounted for.
+-- Drop index entries of `ids` (nothing else: no key, no item list); returns the bytes
+-- they accounted for.
 local function drop_index(ids, lru_ranks_from)
   local freed = 0
   each_chunk(ids, function(...)
@@ -74,22 +115,30 @@ local function drop_index(ids, lru_ranks_from)
   if freed ~= 0 then
     redis.call('HINCRBY', SIZES, TOTAL, -freed)
   end
-  unlink_items(ids)
   return freed
 end
 
--- Unlink sessions and drop their index entries; returns bytes freed and keys that existed.
+-- Unlink declared session keys and their (declared) item lists and drop their index
+-- entries; returns bytes freed and how many session keys existed.
 local function remove(base, ids)
   if #ids == 0 then
     return 0, 0
   end
-  local keys = {}
+  local keys, lists, marks = {}, {}, {}
   for i, id in ipairs(ids) do
     keys[i] = base .. id
+    lists[i] = ITEMS .. id
+    marks[i] = MARK .. id
   end
   local existed = 0
   each_chunk(keys, function(...)
     existed = existed + redis.call('UNLINK', ...)
+  end)
+  each_chunk(lists, function(...)
+    redis.call('UNLINK', ...)
+  end)
+  each_chunk(marks, function(...)
+    redis.call('HDEL', SIZES, ...)
   end)
   return drop_index(ids, false), existed
 end
@@ -109,64 +158,99 @@ local function pttl_for(now, born, ttl, lifetime)
   return ttl
 end
 
--- Evict least-recently-used sessions (never `keep`) until `adding` more fit under
--- max_sessions and `extra` more bytes fit under max_memory, at most `budget` of them.
-local function make_room(base, max_sessions, max_memory, adding, extra, keep, budget)
-  local evicted, freed, scanned = 0, 0, 0
-  if max_sessions > 0 then
-    local over = redis.call('ZCARD', LRU) + adding - max_sessions
-    if over > budget then
-      over = budget
-    end
-    if over > 0 then
-      local ids = redis.call('ZRANGE', LRU, 0, over)
-      local chosen = {}
-      for _, id in ipairs(ids) do
-        if id ~= keep and #chosen < over then
-          chosen[#chosen + 1] = id
-        end
-      end
-      scanned = scanned + #ids
-      local f = remove(base, chosen)
-      evicted, freed, budget = evicted + #chosen, freed + f, budget - #chosen
-    end
+local function over_caps(max_sessions, max_memory, adding, extra)
+  if max_sessions > 0 and redis.call('ZCARD', LRU) + adding > max_sessions then
+    return true
   end
   if max_memory > 0 then
-    local total = tonumber(redis.call('HGET', SIZES, TOTAL) or '0')
-    while total + extra > max_memory and budget > 0 do
-      local ids = redis.call('ZRANGE', LRU, 0, 16)
-      scanned = scanned + #ids
-      local candidates = {}
-      for _, id in ipairs(ids) do
-        if id ~= keep then
-          candidates[#candidates + 1] = id
-        end
-      end
-      if #candidates == 0 then
-        break
-      end
-      local sizes = redis.call('HMGET', SIZES, unpack(candidates))
-      local chosen, acc = {}, 0
-      for i, id in ipairs(candidates) do
-        if total + extra - acc <= max_memory or #chosen >= budget then
-          break
-        end
-        chosen[#chosen + 1] = id
-        acc = acc + tonumber(sizes[i] or '0')
-      end
-      local f = remove(base, chosen)
-      evicted, freed, budget = evicted + #chosen, freed + f, budget - #chosen
-      total = tonumber(redis.call('HGET', SIZES, TOTAL) or '0')
-    end
+    return tonumber(redis.call('HGET', SIZES, TOTAL) or '0') + extra > max_memory
   end
-  return evicted, freed, scanned, budget
+  return false
 end
 
--- make_room for a write: the evictions are noted for the next cleanup report.
-local function make_room_for_write(base, max_sessions, max_memory, adding, extra, keep)
-  local evicted, freed = make_room(base, max_sessions, max_memory, adding, extra, keep, 1e9)
+-- Sessions a write may have to remove so `adding` more and `extra` more bytes fit:
+-- first entries the index itself shows dead (idle past the TTL, past the lifetime),
+-- then the least recently used; at most `budget`, never `keep`. Nothing is changed:
+-- the caller runs again with these keys declared (see make_room). Returns the ids and
+-- their LRU scores, so that one touched in between is not evicted.
+local function room_candidates(now, ttl, lifetime, max_sessions, max_memory, adding, extra, keep, budget)
+  local chosen, scores, seen = {}, {}, {}
+  local function take(id, score)
+    if id ~= keep and not seen[id] and #chosen < budget then
+      seen[id] = true
+      chosen[#chosen + 1] = id
+      scores[#scores + 1] = score or redis.call('ZSCORE', LRU, id) or '0'
+    end
+  end
+  if lifetime > 0 then
+    for _, id in ipairs(redis.call('ZRANGEBYSCORE', BORN, '-inf', fmt(now - lifetime), 'LIMIT', 0, budget)) do
+      take(id, false)
+    end
+  end
+  local idle = redis.call('ZRANGEBYSCORE', LRU, '-inf', fmt(now - ttl), 'WITHSCORES', 'LIMIT', 0, budget)
+  for i = 1, #idle, 2 do
+    take(idle[i], idle[i + 1])
+  end
+  local over_n = 0
+  if max_sessions > 0 then
+    over_n = redis.call('ZCARD', LRU) + adding - max_sessions
+  end
+  local over_b = 0
+  if max_memory > 0 then
+    over_b = tonumber(redis.call('HGET', SIZES, TOTAL) or '0') + extra - max_memory
+  end
+  local head = redis.call('ZRANGE', LRU, 0, budget, 'WITHSCORES')
+  local n, acc = 0, 0
+  for i = 1, #head, 2 do
+    if n >= over_n and acc >= over_b then
+      break
+    end
+    local id = head[i]
+    if id ~= keep then
+      take(id, head[i + 1])
+      n = n + 1
+      if over_b > 0 then
+        acc = acc + tonumber(redis.call('HGET', SIZES, id) or '0')
+      end
+    end
+  end
+  return {chosen, scores}
+end
+
+-- Remove the declared candidate sessions (KEYS[first..] in pairs: session key, item
+-- list; their LRU scores from ARGV[score_arg..]) a write needs gone: a dead one (key
+-- gone, or past its lifetime) is dropped and noted as expired, never costing a live
+-- session its place; a live one is evicted only if nobody touched it since it was
+-- chosen and the namespace is still over a cap. Returns how many were evicted.
+local function make_room(base, now, lifetime, max_sessions, max_memory, adding, extra, first, score_arg)
+  local evicted, dropped, freed = 0, 0, 0
+  for k = first, #KEYS, 2 do
+    local key = KEYS[k]
+    local id = string.sub(key, #base + 1)
+    local seen = redis.call('ZSCORE', LRU, id)
+    if seen then
+      local born = tonumber(redis.call('ZSCORE', BORN, id))
+      local dead = redis.call('EXISTS', key) == 0
+        or (lifetime > 0 and born ~= nil and born + lifetime <= now)
+      if dead then
+        local f = remove(base, {id})
+        dropped, freed = dropped + 1, freed + f
+      elseif
+        seen == ARGV[score_arg + (k - first) / 2]
+        and over_caps(max_sessions, max_memory, adding, extra)
+      then
+        local f = remove(base, {id})
+        evicted, freed = evicted + 1, freed + f
+      end
+    end
+  end
   if evicted > 0 then
     redis.call('HINCRBY', SIZES, EVICTED, evicted)
+  end
+  if dropped > 0 then
+    redis.call('HINCRBY', SIZES, DROPPED, dropped)
+  end
+  if freed > 0 then
     redis.call('HINCRBY', SIZES, EVICTED_BYTES, freed)
   end
   return evicted

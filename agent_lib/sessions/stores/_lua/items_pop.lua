@@ -1,23 +1,33 @@
--- Remove and return the newest item of a session, renewing it. KEYS[4] session key,
--- KEYS[5] its item list. ARGV: id, ttl_us, lifetime_us, key base, item overhead.
--- Returns the item, or false when the session is gone or has no items.
+-- Remove and return the newest item of a session, renewing it: a data write when an
+-- item goes, so the version goes up by one. KEYS[4] session key, KEYS[5] its item list.
+-- ARGV: id, ttl_us, lifetime_us, key base, item overhead, write token.
+-- Returns the item, or false when the session is gone, has no items, or holds this
+-- very call's write (a retry after a lost reply: the item was already popped).
 local id, ttl, lifetime, base = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-if redis.call('EXISTS', KEYS[4]) == 0 then
+local head = peek(KEYS[4])
+if not head then
+  return false
+end
+local version, born, stored_token = parse_header(head)
+if stored_token == ARGV[6] then
   return false
 end
 local now = now_us()
-local born = tonumber(redis.call('ZSCORE', BORN, id)) or now
+born = born or tonumber(redis.call('ZSCORE', BORN, id)) or now
 local px = pttl_for(now, born, ttl, lifetime)
 if px <= 0 then
   remove(base, {id})
   return false
 end
-redis.call('PEXPIRE', KEYS[4], px_ms(px))
 redis.call('ZADD', LRU, fmt(now), id)
+note_ttl(ttl)
 local item = redis.call('RPOP', KEYS[5])
 if item then
   local freed = #item + tonumber(ARGV[5])
   redis.call('HINCRBY', SIZES, id, -freed)
   redis.call('HINCRBY', SIZES, TOTAL, -freed)
+  rewrite(KEYS[4], (version or 0) + 1, born, ARGV[6], false, px_ms(px))
+else
+  redis.call('PEXPIRE', KEYS[4], px_ms(px))
 end
 return item

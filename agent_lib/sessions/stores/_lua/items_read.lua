@@ -1,17 +1,29 @@
 -- Read the newest items of a session and renew it, like access.lua. KEYS[4] session key,
 -- KEYS[5] its item list. ARGV: id, ttl_us, lifetime_us, key base, limit (-1: all),
--- with payload (1/0), renew (1/0: 0 reads without renewing, for listings). LRANGE from the tail costs O(limit), not O(length).
--- Returns {payload or '', created, now, {items...}} or false when the session is gone.
+-- with payload (1/0), renew (1/0: 0 reads without renewing, for listings). LRANGE from
+-- the tail costs O(limit), not O(length). The birth time comes from the session's own
+-- header, like access.lua's.
+-- Returns {value (header and payload) or '', created, now, {items...}, version} or false
+-- when the session is gone; the caller strips the header.
 local id, ttl, lifetime, base = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local limit = tonumber(ARGV[5])
-if redis.call('EXISTS', KEYS[4]) == 0 then
+local value
+if ARGV[6] == '1' then
+  value = redis.call('GET', KEYS[4])
+else
+  value = peek(KEYS[4])
+end
+if not value then
   return false
 end
 local now = now_us()
-local born = tonumber(redis.call('ZSCORE', BORN, id))
+local version, born = parse_header(value)
 if not born then
-  born = now
-  redis.call('ZADD', BORN, fmt(now), id)
+  born = tonumber(redis.call('ZSCORE', BORN, id))
+  if not born then
+    born = now
+    redis.call('ZADD', BORN, fmt(now), id)
+  end
 end
 local px = pttl_for(now, born, ttl, lifetime)
 if px <= 0 then
@@ -29,8 +41,7 @@ if limit < 0 then
 elseif limit > 0 then
   items = redis.call('LRANGE', KEYS[5], -limit, -1)
 end
-local payload = ''
-if ARGV[6] == '1' then
-  payload = redis.call('GET', KEYS[4])
+if ARGV[6] ~= '1' then
+  value = ''
 end
-return {payload, born, now, items}
+return {value, born, now, items, version or 0}
