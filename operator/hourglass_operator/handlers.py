@@ -8,10 +8,10 @@ trigger a reconcile of the one namespace concerned.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 import logging
-import math
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
 
@@ -86,7 +86,7 @@ def build_registry(
 
     retrier = Retrier()
     indices_seen: dict[str, Any] = {}
-    resynced: dict[str, float] = {}
+    resync_task: list[asyncio.Task[None]] = []
 
     def bodies_of(namespace: str, indices: Mapping[str, Any]) -> list[Mapping[str, Any]]:
         # kopf's indices are live views: the latest seen are good for later retries too.
@@ -145,29 +145,39 @@ def build_registry(
             GROUP, VERSION, plural, id=f"deleted-{plural}", when=_is_deletion, registry=registry
         )(_deleted_handler(reconcile_until_done, kind))
 
-        @kopf.timer(
-            GROUP,
-            VERSION,
-            plural,
-            id=f"resync-{plural}",
-            interval=settings.resync_seconds,
-            initial_delay=settings.resync_seconds,
-            registry=registry,
-        )
-        async def resync(**kwargs: Any) -> None:
-            # One timer per resource, one resync per namespace and interval: re-read the
-            # ConfigMap (an edit whose event was missed), the CronJob, the finished Jobs.
-            namespace = kwargs["namespace"]
-            now = time.monotonic()
-            if now - resynced.get(namespace, -math.inf) < settings.resync_seconds / 2:
-                return
-            resynced[namespace] = now
-            state["controller"].distrust(namespace)
-            await reconcile(namespace, "Resync", kwargs)
-            policies = kwargs["hourglass_policies"]
-            await state["controller"].resync_cleanups(
-                namespace, list(policies[namespace]) if namespace in policies else []
-            )
+    async def resync_forever() -> None:
+        """Every ``resync_seconds``, re-read each namespace that has our resources: the
+        ConfigMap (an edit whose event was missed), the CronJob, the finished Jobs.
+
+        One loop for the operator rather than a kopf timer per resource: kopf puts its
+        finalizer on every resource with a timer, and that finalizer would block deleting
+        a profile whenever the operator is not running.
+        """
+        while True:
+            await asyncio.sleep(settings.resync_seconds)
+            namespaces = {ns for name in INDICES for ns in indices_seen.get(name, {})}
+            for namespace in sorted(namespaces):
+                try:
+                    state["controller"].distrust(namespace)
+                    await reconcile(namespace, "Resync", indices_seen)
+                    policies = indices_seen.get("hourglass_policies", {})
+                    await state["controller"].resync_cleanups(
+                        namespace, list(policies[namespace]) if namespace in policies else []
+                    )
+                except Exception:
+                    _log.exception("resync of %s failed; the next round retries it", namespace)
+
+    @kopf.on.startup(registry=registry)
+    async def start_resync(**_: Any) -> None:
+        resync_task.append(asyncio.create_task(resync_forever()))
+
+    @kopf.on.cleanup(registry=registry)
+    async def stop_resync(**_: Any) -> None:
+        while resync_task:
+            task = resync_task.pop()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     # Selected by name, not by our labels: an edit that strips the labels is an edit too.
     @kopf.on.event("v1", "configmaps", when=_is_our_configmap, registry=registry)

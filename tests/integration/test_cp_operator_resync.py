@@ -142,3 +142,16 @@ def test_a_cronjob_deleted_by_hand_comes_back_with_the_resync(
         what="the CronJob re-created by the resync",
     )
     assert again["spec"]["schedule"] == first["spec"]["schedule"]
+
+
+def test_resync_puts_no_finalizer_on_the_resources(
+    real_cluster: RealCluster, operator: OperatorProcess
+) -> None:
+    """The resync is one loop, not a kopf timer per resource (kopf gives every timed
+    resource its finalizer): a profile deletes even while no operator runs."""
+    ns = real_cluster.namespace()
+    real_cluster.apply(_yaml(_profile(ns, "base", {"default": True})))
+    real_cluster.wait_for(lambda: _configmap(real_cluster, ns), what="rendered")
+    time.sleep(RESYNC_S + 1)  # at least one resync round has run over this namespace
+    profile = real_cluster.get("timeoutprofiles", ns, "base")
+    assert profile is not None and not profile["metadata"].get("finalizers")
