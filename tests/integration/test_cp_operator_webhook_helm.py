@@ -16,6 +16,8 @@ checked in test_helm.py and by the server-side dry run below.
 from __future__ import annotations
 
 import base64
+import dataclasses
+import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,8 @@ from typing import Any
 import helm_python as helm
 import pytest
 import yaml
+from hourglass_operator.settings import OperatorSettings
+from hourglass_operator.webhook_config import webhooks
 
 from tests.fixtures.controlplane import RealCluster
 from tests.fixtures.k8s_schemas import CHART, load_all
@@ -122,6 +126,26 @@ def test_helm_install_with_webhook_and_profiles_then_the_apiserver_calls_it(
                 (expression,) = hook["namespaceSelector"]["matchExpressions"]
                 assert expression["values"] == [namespace]
                 assert hook["failurePolicy"] == "Fail"
+
+            # In a pod the chart gives the Service form instead (no url): the apiserver
+            # accepts that configuration too (a server-side dry run: nothing could answer).
+            in_pod = dict(_operator_env(container, files, port))
+            del in_pod["HOURGLASS_WEBHOOK_URL"]
+            in_pod["HOURGLASS_WEBHOOK_SERVICE"] = f"{namespace}/{release}-hourglass-webhook"
+            settings = dataclasses.replace(
+                OperatorSettings.from_env(in_pod), namespaces=(namespace,)
+            ).check()
+            patch_body = {"webhooks": webhooks({"caBundle": ca}, settings)}
+            real_cluster.kubectl(
+                "patch", CONFIGURATIONS, name, "--type=merge", "--dry-run=server",
+                "-p", json.dumps(patch_body),
+            )  # fmt: skip
+            services = {w["clientConfig"]["service"]["name"] for w in patch_body["webhooks"]}
+            assert services == {
+                d["metadata"]["name"]
+                for d in rest
+                if d["kind"] == "Service" and "webhook" in d["metadata"]["name"]
+            }
 
             # The apiserver calls the webhook over TLS: a second default profile is refused,
             # with the field named and the refusing webhook named.
