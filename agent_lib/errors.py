@@ -20,6 +20,22 @@ class ConfigError(HourglassError, ValueError):
         super().__init__(f"{field}: {reason}" if field else reason)
 
 
+class ClusterApiError(HourglassError, ConnectionError):
+    """A call to the Kubernetes API from inside a pod failed (network, TLS, or HTTP status).
+
+    ``field`` is the API path (or the credential file) and ``status`` the HTTP status,
+    when the server answered at all; agent_lib logs these and backs off, never raises
+    them into the agent's own code.
+    """
+
+    def __init__(self, field: str, reason: str, status: int | None = None) -> None:
+        self.field = field
+        self.reason = reason
+        self.status = status
+        prefix = f"HTTP {status}: " if status is not None else ""
+        super().__init__(f"{field}: {prefix}{reason}")
+
+
 class DurationError(ConfigError):
     """A duration string or number is malformed, not positive, or too large."""
 

@@ -6,6 +6,10 @@ etcd and kube-controller-manager on loopback, the operator under its ServiceAcco
 - ``cold_start_apiserver_500_profiles_s``: launching the operator until 500 profiles in
   50 namespaces are rendered and carry their hash in status (``--quick``: 100 in 10;
   ``cold_start_apiserver_profiles`` says which scale was measured).
+- ``cr_to_agent_p99_ms``: a TimeoutProfile patch until ``on_change`` has fired in three
+  agent_lib processes run as Pods (tokens bound to Pending Pod objects) that get the
+  ConfigMap through the API watch (no mounted folder at all), p99 over 50 patches
+  (20 with ``--quick``); the slowest of the three agents counts for each patch.
 
 - ``operator_rss_ratio_10k_foreign_configmaps``: the operator's resident memory, settled
   after start, with 10,000 ConfigMaps that are not its own in the cluster, over the same
@@ -24,6 +28,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 import yaml
@@ -32,8 +37,65 @@ from agent_lib.config.bundle import CONFIGMAP_NAME
 from bench.operator import PROFILES_PER_NAMESPACE, cold_start, latencies, p99
 from tests.controlplane._build import BuildError, cached_bin_dir
 from tests.controlplane._run import ControlPlane
+from tests.fixtures.agent_pods import AgentPod, agent_rbac
 from tests.fixtures.controlplane import RealCluster, install
 from tests.fixtures.operator_process import OperatorProcess
+
+AGENTS = 3
+
+
+def _request_seen(pod: AgentPod, seconds: float) -> float | None:
+    """When (time.time() in the agent) ``on_change`` first showed ``request == seconds``."""
+    for change in pod.changes():
+        if change["event"] == "change" and change["timeouts"].get("request") == seconds:
+            return float(change["t"])
+    return None
+
+
+def cr_to_agent(cluster: Any, patches: int) -> list[float]:
+    """Milliseconds from each TimeoutProfile patch to ``on_change`` in the slowest of three
+    agents on the API path."""
+    ns = cluster.namespace("bench-cr-to-agent")
+    cluster.apply(agent_rbac(ns))
+    profile = {
+        "apiVersion": "hourglass.dev/v1alpha1",
+        "kind": "TimeoutProfile",
+        "metadata": {"name": "prod", "namespace": ns},
+        "spec": {"default": True, "timeouts": {"request": "10s"}},
+    }
+    cluster.request("POST", cluster.path("timeoutprofiles", ns), profile)
+    operator = OperatorProcess(cluster, name="cr-to-agent", verbose=False)
+    pods = [AgentPod(cluster, ns, f"agent-{i}") for i in range(AGENTS)]
+    try:
+        operator.start(timeout=60)
+        for pod in pods:
+            pod.start()
+        cluster.wait_for(
+            lambda: all(p.last()["timeouts"].get("request") == 10 for p in pods),
+            timeout=60,
+            what="the agents on the first render",
+        )
+        measured = []
+        for i in range(patches):
+            seconds = 11 + i
+            started = time.time()
+            cluster.patch(
+                "timeoutprofiles", ns, "prod", {"spec": {"timeouts": {"request": f"{seconds}s"}}}
+            )
+
+            def arrived(want: float = seconds) -> list[float] | None:
+                seen = [_request_seen(p, want) for p in pods]
+                return [t for t in seen if t is not None] if None not in seen else None
+
+            seen = cluster.wait_for(
+                arrived, timeout=30, what=f"patch {i} in 3 agents", interval=0.005
+            )
+            measured.append((max(seen) - started) * 1000)
+        return measured
+    finally:
+        for pod in pods:
+            pod.stop()
+        operator.stop()
 
 
 def run(quick: bool) -> dict[str, float]:
@@ -50,6 +112,7 @@ def run(quick: bool) -> dict[str, float]:
             cluster = RealCluster(plane, workdir)
             install(cluster)
             measured = latencies(cluster, patches)
+            to_agent = cr_to_agent(cluster, 20 if quick else 50)
             cold = cold_start(cluster, namespaces)
             rss_none = settled_rss(cluster)
             create_foreign_configmaps(cluster, FOREIGN_CONFIGMAPS)
@@ -61,6 +124,8 @@ def run(quick: bool) -> dict[str, float]:
         "reconcile_apiserver_p50_ms": statistics.median(measured),
         "cold_start_apiserver_500_profiles_s": cold,
         "cold_start_apiserver_profiles": float(namespaces * PROFILES_PER_NAMESPACE),
+        "cr_to_agent_p99_ms": p99(to_agent),
+        "cr_to_agent_p50_ms": statistics.median(to_agent),
         "operator_rss_ratio_10k_foreign_configmaps": rss_foreign / rss_none,
         "operator_rss_no_foreign_configmaps_mib": rss_none / 2**20,
         "operator_rss_10k_foreign_configmaps_mib": rss_foreign / 2**20,

@@ -22,7 +22,7 @@ from agent_lib.config.inheritance import resolve_profiles
 from agent_lib.config.problems import Problem
 from agent_lib.config.session_config import SessionPolicy
 from agent_lib.config.specs import Resource, check_namespace
-from agent_lib.config.timeout_profiles import TimeoutProfile
+from agent_lib.config.timeout_profiles import TimeoutName, TimeoutProfile
 from agent_lib.errors import ConfigError
 
 CONFIGMAP_NAME = "hourglass-config"
@@ -67,7 +67,7 @@ class RenderedPolling(_BundleModel):
 
 
 class RenderedProfile(_BundleModel):
-    timeouts: dict[str, Seconds]
+    timeouts: dict[TimeoutName, Seconds]
     polling: RenderedPolling
     inherits_from: list[str] = Field(default_factory=list)
 

@@ -19,6 +19,11 @@ deleted file) keeps the last good snapshot, sets `TimeoutManager.last_error` and
 logs the field and the reason; the next good reload clears it.
 
 Reading each layer is `agent_lib.timeouts._layers`' job; this module merges and swaps.
+
+In a pod (``HOURGLASS_CONFIG_WATCH``, default ``auto``) the same ConfigMap also arrives
+through the Kubernetes API (`agent_lib.timeouts.apiwatch`), through the same validation
+and last-good logic; the newer of the two wins (`agent_lib.timeouts._freshness`), and the
+pod's annotations say what it runs (`agent_lib.timeouts._pod_report`).
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from agent_lib.config import CONFIG_KEY, parse_config
 from agent_lib.errors import ConfigError, UnknownTimeout
 from agent_lib.timeouts import _http
+from agent_lib.timeouts._cluster_link import ClusterLink
+from agent_lib.timeouts._freshness import Freshness
 from agent_lib.timeouts._layers import (
     DEFAULT_CONFIG_DIR,
     ENV_CONFIG_DIR,
@@ -52,6 +59,8 @@ from agent_lib.timeouts._layers import (
     read_config_file,
     select_profile,
 )
+from agent_lib.timeouts._pod_report import Applied
+from agent_lib.timeouts.apiwatch import ENV_CONFIG_WATCH, config_watch_mode
 from agent_lib.timeouts.deadlines import Deadline, remaining
 from agent_lib.timeouts.metrics import TimeoutEvents
 from agent_lib.timeouts.polling import PollingPolicy, apoll, poll_with
@@ -143,8 +152,13 @@ class TimeoutManager:
         environ: Mapping[str, str] | None = None,
         watch: WatchSettings | None = None,
         namespace_file: str | Path = NAMESPACE_FILE,
+        config_watch: str | None = None,
     ) -> None:
         env = dict(os.environ if environ is None else environ)
+        self.config_watch = config_watch_mode(
+            {ENV_CONFIG_WATCH: config_watch} if config_watch is not None else env
+        )
+        """``HOURGLASS_CONFIG_WATCH`` (or the ``config_watch`` argument): api, file or auto."""
         self.config_dir = Path(config_dir or env.get(ENV_CONFIG_DIR) or DEFAULT_CONFIG_DIR)
         self.path = self.config_dir / CONFIG_KEY
         self.profile = profile or env.get(ENV_PROFILE, "").strip() or None
@@ -161,6 +175,8 @@ class TimeoutManager:
         self._watcher: FolderWatcher | None = None
         self._async_stop: threading.Event | None = None
         self._async_task: asyncio.Task[None] | None = None
+        self._freshness = Freshness()
+        self._link: ClusterLink | None = None
         self._base = self._initial_base()
         self._current = self._merge(self._base)
         self._values: dict[str, float] = dict(self._current.timeouts)
@@ -201,6 +217,11 @@ class TimeoutManager:
         if self._watcher is not None:
             return self._watcher.mode
         return "async" if self._async_task is not None else "stopped"
+
+    @property
+    def api_watch(self) -> str:
+        """The API watch: ``off``, ``connecting``, ``watching``, ``retrying`` or ``stopped``."""
+        return self._link.state if self._link is not None else "off"
 
     def stats(self) -> dict[str, dict[str, float]]:
         """Plain counters: timeouts and elapsed seconds per name, reloads per result."""
@@ -267,34 +288,78 @@ class TimeoutManager:
     def reload(self) -> bool:
         """Re-read the file now; True if the snapshot changed. Never raises on bad content."""
         with self._lock:
-            self._fingerprint = fingerprint(self.path)
+            changed = self._reload_file()
+        self._report()
+        return changed
+
+    def _reload_file(self) -> bool:
+        self._fingerprint = fingerprint(self.path)
+        try:
+            raw = self._file_raw()
+            if raw is None:
+                if self._base.layer == "config" and not self._from_api():
+                    raise ConfigError(CONFIG_KEY, f"{self.path} does not exist (deleted?)")
+                return False
+            if not self._freshness.file_may_apply(_digest(raw)):
+                logger.debug("hourglass: %s is older than the config in use", self.path)
+                return False
+            base = self._parse_base(raw, str(self.path))
+            snapshot = self._merge(base)
+        except ConfigError as error:
+            self._reject(error)
+            return False
+        return self._adopt(base, snapshot)
+
+    def _adopt(self, base: _Base, snapshot: TimeoutConfig) -> bool:
+        self._freshness.moved(self._base.hash, base.hash)
+        self._base = base
+        self._last_error = None
+        changed = self._swap(snapshot)
+        self.events.reload("ok" if changed else "unchanged")
+        return changed
+
+    def _from_api(self) -> bool:
+        return self._base.source.startswith("api:")
+
+    def _apply_api(self, raw: bytes | None, resource_version: str) -> None:
+        """The API watch's callback: one version of the ConfigMap, as read from the API."""
+        with self._lock:
+            if not self._freshness.api_is_newer(resource_version):
+                return
+            self._freshness.seen_api(resource_version, _digest(raw or b""))
+            source = f"api:{self._namespace_label()}/hourglass-config@{resource_version}"
             try:
-                base = self._file_base()
-                if base is None:
-                    if self._base.layer == "config":
-                        raise ConfigError(CONFIG_KEY, f"{self.path} does not exist (deleted?)")
-                    return False
+                if raw is None:
+                    raise ConfigError(CONFIG_KEY, f"{source} has no key {CONFIG_KEY}")
+                base = self._parse_base(raw, source)
                 snapshot = self._merge(base)
             except ConfigError as error:
-                self._reject(error)
-                return False
-            self._base = base
-            self._last_error = None
-            changed = self._swap(snapshot)
-            self.events.reload("ok" if changed else "unchanged")
-            return changed
+                self._reject(error, source)
+            else:
+                self._adopt(base, snapshot)
+        self._report()
+
+    def _namespace_label(self) -> str:
+        link = self._link
+        return link.cluster.namespace if link is not None and link.cluster is not None else "-"
+
+    def _report(self) -> None:
+        link = self._link
+        if link is not None:
+            current = self._current
+            link.report(Applied(current.hash, current.name, self._last_error))
 
     def _on_watch(self, events: bool) -> None:
         """The watcher's callback: re-read after events; on resync only if the file changed."""
         if events or fingerprint(self.path) != self._fingerprint:
             self.reload()
 
-    def _reject(self, error: ConfigError) -> None:
+    def _reject(self, error: ConfigError, source: str | None = None) -> None:
         self._last_error = f"{error.field}: {error.reason}"
         self.events.reload("error")
         logger.error(
             "hourglass: rejected %s: field=%s reason=%s; keeping profile %s (hash %s)",
-            self.path,
+            source or self.path,
             error.field,
             error.reason,
             self._current.name,
@@ -353,17 +418,23 @@ class TimeoutManager:
 
     def _file_base(self) -> _Base | None:
         """The profile from the mounted file; None when no file is mounted at all."""
+        raw = self._file_raw()
+        return None if raw is None else self._parse_base(raw, str(self.path))
+
+    def _file_raw(self) -> bytes | None:
         if not self.path.exists() and not self.path.is_symlink():
             return None
-        raw = read_config_file(self.path)
+        return read_config_file(self.path)
+
+    def _parse_base(self, raw: bytes, source: str) -> _Base:
         bundle = parse_config(raw, CONFIG_KEY)
-        name, profile = select_profile(bundle, self.profile, str(self.path))
+        name, profile = select_profile(bundle, self.profile, source)
         return _Base(
             name=name,
             timeouts=profile.timeouts,
             polling=PollingPolicy.from_rendered(profile.polling),
-            source=str(self.path),
-            hash=hashlib.sha256(raw).hexdigest()[:16],
+            source=source,
+            hash=_digest(raw),
             namespace=bundle.namespace,
             layer="config",
         )
@@ -409,12 +480,28 @@ class TimeoutManager:
         if self._watcher is None:
             self._watcher = FolderWatcher(self.config_dir, self._on_watch, self._settings)
             self._watcher.start()
+            self._start_link()
         return self
 
     def stop(self) -> None:
         watcher, self._watcher = self._watcher, None
         if watcher is not None:
             watcher.stop()
+        self._stop_link()
+
+    def _start_link(self) -> None:
+        """In a pod: the API watch and the pod report (see `ClusterLink`); else nothing."""
+        if self._link is None:
+            link = ClusterLink(self.config_watch, self._environ, self._apply_api)
+            self._link = link
+            with self._lock:
+                current, error = self._current, self._last_error
+            link.start(Applied(current.hash, current.name, error))
+
+    def _stop_link(self) -> None:
+        link, self._link = self._link, None
+        if link is not None:
+            link.stop()
 
     def __enter__(self) -> TimeoutManager:
         return self.start()
@@ -445,6 +532,7 @@ class TimeoutManager:
             waiter = asyncio.create_task(ready.wait())
             await asyncio.wait({waiter, self._async_task}, return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()
+            self._start_link()
         return self
 
     async def astop(self) -> None:
@@ -454,6 +542,7 @@ class TimeoutManager:
         if task is not None:
             with contextlib.suppress(Exception):
                 await task
+        await asyncio.to_thread(self._stop_link)
 
     async def __aenter__(self) -> TimeoutManager:
         return await self.astart()
@@ -470,7 +559,7 @@ class TimeoutManager:
         current = self._current
         return (
             f"<TimeoutManager profile={current.name} hash={current.hash} "
-            f"source={current.source} watching={self.watching}>"
+            f"source={current.source} watching={self.watching} api={self.api_watch}>"
         )
 
 
@@ -506,6 +595,11 @@ class _Undo:
 
     def __exit__(self, *exc: object) -> None:
         self.undo()
+
+
+def _digest(raw: bytes) -> str:
+    """The config hash: the same digest the operator puts in ``hourglass.dev/config-hash``."""
+    return hashlib.sha256(raw).hexdigest()[:16]
 
 
 async def _await(awaitable: Any) -> None:

@@ -124,7 +124,20 @@ def test_new_paths_do_not_warn() -> None:
 
 # Each half, its layers from the bottom up: a module imports only from layers below its own.
 LAYERS = {
-    "timeouts": ["metrics", "deadlines", "_http", "_layers", "polling", "reload", "manager"],
+    "timeouts": [
+        "metrics",
+        "deadlines",
+        "_http",
+        "_layers",
+        "polling",
+        "reload",
+        "_kube",
+        "_freshness",
+        "apiwatch",
+        "_pod_report",
+        "_cluster_link",
+        "manager",
+    ],
     "sessions": ["_ids", "_memory_estimate", "stores", "metrics", "settings", "manager", "items"],
 }
 

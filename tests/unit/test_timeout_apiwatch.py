@@ -1,0 +1,236 @@
+"""The API fast path's pure parts: mode, in-cluster detection, which source is newer, watch
+events, the pod annotations; and the manager's last-good logic fed API versions directly
+(the watch itself runs against the real control plane in tests/integration/test_cp_agent_*)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from agent_lib import TimeoutManager, atomic_swap
+from agent_lib.config import CONFIG_KEY
+from agent_lib.errors import ConfigError
+from agent_lib.timeouts._freshness import Freshness
+from agent_lib.timeouts._kube import InCluster
+from agent_lib.timeouts._pod_report import (
+    APPLIED_HASH,
+    APPLIED_PROFILE,
+    CONFIG_ERROR,
+    MAX_ERROR_CHARS,
+    Applied,
+)
+from agent_lib.timeouts.apiwatch import (
+    ConfigMapWatch,
+    WatchMode,
+    _Gone,
+    config_watch_mode,
+    wants_api,
+)
+
+POLLING = {"interval": 1, "maxInterval": 5, "multiplier": 2, "jitter": 0, "maxDuration": 30}
+
+
+def _bundle(request: float, profile: str = "prod") -> bytes:
+    return yaml.safe_dump(
+        {
+            "namespace": "agents-prod",
+            "defaultProfile": profile,
+            "profiles": {profile: {"timeouts": {"request": request}, "polling": POLLING}},
+        }
+    ).encode()
+
+
+def _digest(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+# --- mode and detection ---------------------------------------------------------------
+
+
+def test_watch_mode_defaults_to_auto_and_names_the_variable_when_wrong() -> None:
+    assert config_watch_mode({}) is WatchMode.AUTO
+    assert config_watch_mode({"HOURGLASS_CONFIG_WATCH": " API "}) is WatchMode.API
+    assert config_watch_mode({"HOURGLASS_CONFIG_WATCH": "file"}) is WatchMode.FILE
+    with pytest.raises(ConfigError) as raised:
+        config_watch_mode({"HOURGLASS_CONFIG_WATCH": "kubelet"})
+    assert raised.value.field == "HOURGLASS_CONFIG_WATCH"
+    assert "api, file, auto" in raised.value.reason
+    with pytest.raises(ConfigError, match="HOURGLASS_CONFIG_WATCH"):
+        TimeoutManager(environ={"HOURGLASS_CONFIG_WATCH": "sometimes"})
+
+
+def _account(tmp_path: Path, namespace: str = "agents-prod") -> Path:
+    folder = tmp_path / "sa"
+    folder.mkdir()
+    (folder / "token").write_text("t0ken")
+    (folder / "ca.crt").write_text("")
+    (folder / "namespace").write_text(namespace)
+    return folder
+
+
+def test_in_cluster_needs_the_service_env_and_a_token(tmp_path: Path) -> None:
+    folder = _account(tmp_path)
+    env = {
+        "KUBERNETES_SERVICE_HOST": "10.0.0.1",
+        "KUBERNETES_SERVICE_PORT": "443",
+        "HOURGLASS_SERVICEACCOUNT_DIR": str(folder),
+    }
+    found = InCluster.detect(env)
+    assert found == InCluster("10.0.0.1", 443, folder, "agents-prod", None)
+    assert InCluster.detect({**env, "POD_NAME": "a", "POD_NAMESPACE": "x"}) == InCluster(
+        "10.0.0.1", 443, folder, "x", "a"
+    )
+    assert InCluster.detect({k: v for k, v in env.items() if "HOST" not in k}) is None
+    assert InCluster.detect({**env, "KUBERNETES_SERVICE_PORT": "https"}) is None
+    (folder / "token").unlink()
+    assert InCluster.detect(env) is None
+
+
+def test_auto_uses_the_api_only_in_a_pod_and_api_says_why_not(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cluster = InCluster("h", 1, tmp_path, "ns", None)
+    assert wants_api(WatchMode.AUTO, cluster) and wants_api(WatchMode.API, cluster)
+    assert not wants_api(WatchMode.FILE, cluster)
+    assert not wants_api(WatchMode.AUTO, None)
+    assert caplog.records == []
+    with caplog.at_level(logging.ERROR):
+        assert not wants_api(WatchMode.API, None)
+    assert "not a pod" in caplog.text
+
+
+# --- which source is newer ------------------------------------------------------------
+
+
+def test_api_versions_order_by_resource_version() -> None:
+    fresh = Freshness()
+    assert fresh.api_is_newer("7")
+    fresh.seen_api("7", "a")
+    assert not fresh.api_is_newer("7") and not fresh.api_is_newer("6")
+    assert fresh.api_is_newer("10")  # numerically, not as text
+
+
+def test_a_file_with_replaced_content_never_applies() -> None:
+    fresh = Freshness()
+    fresh.moved("file-v1", "api-v2")
+    assert not fresh.file_may_apply("file-v1")
+    assert fresh.file_may_apply("api-v2") and fresh.file_may_apply("unseen")
+    fresh.seen_api("3", "rejected")
+    fresh.seen_api("4", "api-v2")
+    assert not fresh.file_may_apply("rejected"), "an older API version, even never applied"
+    fresh.moved("api-v2", "file-v1")  # only the API can bring content back
+    assert fresh.file_may_apply("file-v1") and not fresh.file_may_apply("api-v2")
+
+
+# --- watch events -----------------------------------------------------------------------
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.seen: list[tuple[bytes | None, str]] = []
+
+    def __call__(self, raw: bytes | None, version: str) -> None:
+        self.seen.append((raw, version))
+
+
+def _watch(recorder: _Recorder, tmp_path: Path) -> ConfigMapWatch:
+    from agent_lib.timeouts._kube import KubeClient
+
+    return ConfigMapWatch(KubeClient(InCluster("h", 1, tmp_path, "ns", None)), recorder)
+
+
+def _cm(version: str, content: str | None = "x") -> dict[str, Any]:
+    data = {CONFIG_KEY: content} if content is not None else {}
+    return {"metadata": {"name": "hourglass-config", "resourceVersion": version}, "data": data}
+
+
+def test_events_deliver_versions_bookmarks_move_on_and_410_reads_again(tmp_path: Path) -> None:
+    recorder = _Recorder()
+    watch = _watch(recorder, tmp_path)
+    watch._event({"type": "ADDED", "object": _cm("5")})
+    watch._event({"type": "MODIFIED", "object": _cm("6", None)})
+    watch._event({"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "9"}}})
+    assert recorder.seen == [(b"x", "5"), (None, "6")]
+    assert watch.resource_version == "9"
+    watch._event({"type": "DELETED", "object": _cm("10")})
+    assert len(recorder.seen) == 2 and watch.resource_version == "10"
+    with pytest.raises(_Gone):
+        watch._event({"type": "ERROR", "object": {"code": 410, "message": "too old"}})
+    from agent_lib.errors import ClusterApiError
+
+    with pytest.raises(ClusterApiError, match="boom"):
+        watch._event({"type": "ERROR", "object": {"code": 500, "message": "boom"}})
+    with pytest.raises(ClusterApiError, match="malformed"):
+        watch._event({"type": "ADDED"})
+
+
+# --- the pod's annotations ----------------------------------------------------------------
+
+
+def test_annotations_patch_sets_applied_and_clears_or_shortens_the_error() -> None:
+    good = Applied("0123456789abcdef", "prod").patch()
+    assert good == {
+        "metadata": {
+            "annotations": {
+                APPLIED_HASH: "0123456789abcdef",
+                APPLIED_PROFILE: "prod",
+                CONFIG_ERROR: None,
+            }
+        }
+    }
+    long = Applied("h", "p", "profiles.prod.timeouts.x: " + "y" * 500).patch()
+    error = long["metadata"]["annotations"][CONFIG_ERROR]  # type: ignore[index]
+    assert len(error) == MAX_ERROR_CHARS and error.startswith("profiles.prod.timeouts.x: ")
+
+
+# --- the manager fed API versions ---------------------------------------------------------
+
+
+def test_api_versions_go_through_the_same_last_good_logic(tmp_path: Path) -> None:
+    folder = tmp_path / "hourglass"
+    v1, v2, bad, v3 = _bundle(10), _bundle(20), b"profiles: [", _bundle(30)
+    atomic_swap(folder, {CONFIG_KEY: v1})
+    tm = TimeoutManager(folder, environ={})
+    changes: list[float] = []
+    tm.on_change(lambda old, new: changes.append(new["request"]))
+
+    tm._apply_api(v2, "5")
+    assert tm["request"] == 20 and tm.current.source == "api:-/hourglass-config@5"
+    assert tm.current.hash == _digest(v2)
+    tm._apply_api(v1, "4")  # an older resourceVersion
+    assert tm["request"] == 20
+
+    tm._apply_api(bad, "6")
+    assert tm["request"] == 20 and tm.last_error is not None
+    tm._apply_api(None, "7")
+    assert tm.last_error is not None and CONFIG_KEY in tm.last_error
+
+    # kubelet's folder, behind the API: v1 (replaced) and the rejected content change nothing.
+    assert tm.reload() is False and tm["request"] == 20
+    atomic_swap(folder, {CONFIG_KEY: bad})
+    tm.reload()
+    atomic_swap(folder, {CONFIG_KEY: v2})
+    assert tm.reload() is False
+
+    tm._apply_api(v3, "8")
+    assert tm["request"] == 30 and tm.last_error is None
+    assert changes == [20, 30]
+    # The API is the source now: a folder that disappears is not an error.
+    (folder / CONFIG_KEY).unlink()
+    assert tm.reload() is False and tm.last_error is None
+    # A newer file (the API cut off) applies.
+    atomic_swap(folder, {CONFIG_KEY: _bundle(40)})
+    assert tm.reload() is True and tm["request"] == 40
+    assert changes == [20, 30, 40]
+
+
+def test_outside_a_pod_nothing_talks_to_the_api(tmp_path: Path) -> None:
+    with TimeoutManager(tmp_path, environ={}) as tm:
+        assert tm.api_watch == "off"
+        assert tm._link is not None and tm._link.reporter is None
+    assert "api=off" in repr(tm)
