@@ -55,7 +55,11 @@ def _docs(ns: str, llm_call: int) -> list[dict[str, Any]]:
             "apiVersion": API,
             "kind": "SessionPolicy",
             "metadata": {"name": "sessions", "namespace": ns},
-            "spec": {"ttl": "15m", "cleanup": {"schedule": "*/10 * * * *"}},
+            "spec": {
+                "store": {"urlSecretRef": {"name": "redis", "key": "url"}},
+                "ttl": "15m",
+                "cleanup": {"schedule": "*/10 * * * *"},
+            },
         },
     ]
 

@@ -73,7 +73,11 @@ def _policy(ns: str, schedule: str) -> str:
             "apiVersion": "hourglass.dev/v1alpha1",
             "kind": "SessionPolicy",
             "metadata": {"name": "sessions", "namespace": ns},
-            "spec": {"ttl": "5m", "cleanup": {"schedule": schedule}},
+            "spec": {
+                "store": {"urlSecretRef": {"name": "redis", "key": "url"}},
+                "ttl": "5m",
+                "cleanup": {"schedule": schedule},
+            },
         }
     )
 

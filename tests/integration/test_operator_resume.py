@@ -37,7 +37,7 @@ DOCS = [
         "apiVersion": "hourglass.dev/v1alpha1",
         "kind": "SessionPolicy",
         "metadata": {"name": "sessions", "namespace": NS},
-        "spec": {"ttl": "15m"},
+        "spec": {"store": {"urlSecretRef": {"name": "redis", "key": "url"}}, "ttl": "15m"},
     },
 ]
 PLURALS = {"TimeoutProfile": "timeoutprofiles", "SessionPolicy": "sessionpolicies"}

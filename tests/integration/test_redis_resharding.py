@@ -11,11 +11,8 @@ TRYAGAIN with backoff: no call fails, and the index still agrees with the keys.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
@@ -24,7 +21,7 @@ from redis.crc import key_slot
 from agent_lib.sessions.items import SessionItems
 from agent_lib.sessions.manager import SessionManager
 from agent_lib.sessions.stores.redis import RedisStore
-from tests.fixtures.redis_server import RedisCluster
+from tests.fixtures.redis_server import RedisCluster, running_cluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
@@ -32,14 +29,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 @pytest.fixture
 def private_cluster() -> Iterator[RedisCluster]:
     """A cluster of its own: migrating a slot must not disturb the shared one."""
-    workdir = Path(tempfile.mkdtemp(prefix="hg-reshard-"))
-    cluster = RedisCluster(workdir)
-    try:
-        cluster.start()
+    with running_cluster("hg-reshard-") as cluster:
         yield cluster
-    finally:
-        cluster.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _node_id(client: redis.Redis) -> str:
