@@ -113,6 +113,7 @@ def operator(
         "webhook_insecure": webhook_insecure,
     }
     given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+    given["namespaces"] = () if all_namespaces else tuple(namespaces)
     try:
         settings = dataclasses.replace(settings, **given).check()
     except OperatorConfigError as error:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import re
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -14,6 +17,7 @@ DEFAULT_METRICS_PORT = 9090
 DEFAULT_WEBHOOK_PORT = 9443
 DEFAULT_RESYNC_S = 300
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -32,6 +36,24 @@ class OperatorSettings:
     webhook_key: str | None = None
     webhook_insecure: bool = False
     """Plain HTTP for the webhook server: for tests and TLS-terminating proxies only."""
+    webhook_configuration: str | None = None
+    """The ValidatingWebhookConfiguration this operator fills in once its webhook serves
+    (HOURGLASS_WEBHOOK_CONFIGURATION; the chart creates it empty). None: registered by
+    someone else."""
+    webhook_service: tuple[str, str, int] | None = None
+    """(namespace, name, port) of the Service the API server calls the webhook through
+    (HOURGLASS_WEBHOOK_SERVICE, ``namespace/name[:port]``, port 443 by default)."""
+    webhook_url: str | None = None
+    """Or the https base URL it calls instead (HOURGLASS_WEBHOOK_URL): for API servers
+    that cannot reach Services, development and tests."""
+    webhook_ca: str | None = None
+    """The CA file whose certificate goes into the caBundle (HOURGLASS_WEBHOOK_CA);
+    HOURGLASS_WEBHOOK_CA_BUNDLE gives it inline (base64); neither: the serving cert."""
+    webhook_ca_bundle: str | None = None
+    webhook_failure_policy: str = "Fail"
+    """What the API server does while no replica answers (HOURGLASS_WEBHOOK_FAILURE_POLICY)."""
+    namespaces: tuple[str, ...] = ()
+    """The watched namespaces (``--namespace``; empty: all): the webhook's namespaceSelector."""
     log_format: str = "json"
     image_pull_secrets: tuple[str, ...] = ()
     """Secrets the cleanup pods pull their image with (HOURGLASS_IMAGE_PULL_SECRETS, a
@@ -59,6 +81,14 @@ class OperatorSettings:
             webhook_cert=env.get("HOURGLASS_WEBHOOK_CERT") or None,
             webhook_key=env.get("HOURGLASS_WEBHOOK_KEY") or None,
             webhook_insecure=_flag(env, "HOURGLASS_WEBHOOK_INSECURE"),
+            webhook_configuration=_name(env, "HOURGLASS_WEBHOOK_CONFIGURATION"),
+            webhook_service=_service(env, "HOURGLASS_WEBHOOK_SERVICE"),
+            webhook_url=_https_url(env, "HOURGLASS_WEBHOOK_URL"),
+            webhook_ca=env.get("HOURGLASS_WEBHOOK_CA") or None,
+            webhook_ca_bundle=_base64(env, "HOURGLASS_WEBHOOK_CA_BUNDLE"),
+            webhook_failure_policy=_choice(
+                env, "HOURGLASS_WEBHOOK_FAILURE_POLICY", ("Fail", "Ignore")
+            ),
             log_format=log_format,
             image_pull_secrets=_names(env, "HOURGLASS_IMAGE_PULL_SECRETS"),
             replicas=_count(env, "HOURGLASS_REPLICAS"),
@@ -77,7 +107,76 @@ class OperatorSettings:
                 "the webhook serves HTTPS: give HOURGLASS_WEBHOOK_CERT and HOURGLASS_WEBHOOK_KEY "
                 "(--webhook-cert/--webhook-key), or HOURGLASS_WEBHOOK_INSECURE=true behind TLS",
             )
+        if self.webhook_configuration and (self.webhook_service is None) == (
+            self.webhook_url is None
+        ):
+            raise OperatorConfigError(
+                "HOURGLASS_WEBHOOK_CONFIGURATION",
+                "the API server must be told how to call the webhook: give exactly one of "
+                "HOURGLASS_WEBHOOK_SERVICE (namespace/name[:port]) and HOURGLASS_WEBHOOK_URL",
+            )
+        if self.webhook_configuration:
+            for namespace in self.namespaces:
+                if not _DNS_LABEL.match(namespace):
+                    raise OperatorConfigError(
+                        "--namespace",
+                        f"{namespace!r:.80} is a pattern, not a namespace name: the webhook's "
+                        "namespaceSelector lists names (or watch all namespaces)",
+                    )
         return self
+
+
+def _name(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    if not value:
+        return None
+    if not _DNS_SUBDOMAIN.match(value) or len(value) > 253:
+        raise OperatorConfigError(name, f"{value!r:.80} is not a Kubernetes object name")
+    return value
+
+
+def _service(env: Mapping[str, str], name: str) -> tuple[str, str, int] | None:
+    value = env.get(name, "").strip()
+    if not value:
+        return None
+    where, _, port = value.partition(":")
+    namespace, _, service = where.partition("/")
+    if not (_DNS_LABEL.match(namespace) and _DNS_LABEL.match(service)):
+        raise OperatorConfigError(name, f"{value!r:.80} is not namespace/name[:port]")
+    number = _port({name: port}, name, 443) if port else 443
+    if number == 0:
+        raise OperatorConfigError(name, "port 0 cannot be called")
+    return namespace, service, number
+
+
+def _https_url(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    if not value:
+        return None
+    parsed = urllib.parse.urlsplit(value)
+    if parsed.scheme != "https" or not parsed.hostname or parsed.query or parsed.fragment:
+        raise OperatorConfigError(
+            name, f"{value!r:.80} is not an https:// URL (the API server calls only https)"
+        )
+    return value.rstrip("/")
+
+
+def _base64(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        base64.b64decode(value, validate=True)
+    except binascii.Error:
+        raise OperatorConfigError(name, "is not base64 (a PEM CA bundle, encoded)") from None
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    value = env.get(name, "").strip() or choices[0]
+    if value not in choices:
+        raise OperatorConfigError(name, f"{value!r:.20} is not one of {', '.join(choices)}")
+    return value
 
 
 def _image(value: str) -> str:

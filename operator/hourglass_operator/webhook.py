@@ -6,6 +6,7 @@ configuration still gets every check from the operator's status and Events.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -17,6 +18,7 @@ from hourglass_operator.errors import ApiRequestError
 from hourglass_operator.k8s import Kube
 from hourglass_operator.reconcile import key_of
 from hourglass_operator.settings import OperatorSettings
+from hourglass_operator.webhook_config import RegisteringWebhookServer
 
 GROUP = "hourglass.dev"
 VERSION = "v1alpha1"
@@ -107,10 +109,18 @@ async def read_siblings(kube: Kube, namespace: str) -> list[Mapping[str, Any]]:
 
 
 def server(settings: OperatorSettings) -> kopf.WebhookServer:
-    return kopf.WebhookServer(
-        addr=settings.webhook_addr,
-        port=settings.webhook_port,
-        certfile=settings.webhook_cert,
-        pkeyfile=settings.webhook_key,
-        insecure=settings.webhook_insecure,
-    )
+    """kopf's server; it also registers itself when the operator manages its configuration."""
+    options: dict[str, Any] = {
+        "addr": settings.webhook_addr,
+        "port": settings.webhook_port,
+        "certfile": settings.webhook_cert,
+        "pkeyfile": settings.webhook_key,
+        "insecure": settings.webhook_insecure,
+        "cafile": settings.webhook_ca,
+        "cadata": base64.b64decode(settings.webhook_ca_bundle)
+        if settings.webhook_ca_bundle
+        else None,
+    }
+    if settings.webhook_configuration:
+        return RegisteringWebhookServer(settings, **options)
+    return kopf.WebhookServer(**options)

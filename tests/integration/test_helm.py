@@ -7,6 +7,7 @@ against the generated CRD and its CEL rules (cel-python) and the agent_lib model
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,9 @@ SCOPES: dict[str, dict[str, Any]] = {
         "operator": {
             "webhook": {"enabled": True, "tlsSecretName": "hourglass-tls", "caBundle": "QUJD"}
         }
+    },
+    "webhook+generated-tls": {
+        "operator": {"webhook": {"enabled": True, "url": "https://hourglass.example:9443"}}
     },
     "cluster+webhook": {
         "operator": {
@@ -220,7 +224,10 @@ BROKEN_VALUES = [
     ),
     ("sessionPolicy:\n  spec:\n    maxSessions: 0\n", "/sessionPolicy/spec/maxSessions"),
     ("metrics:\n  serviceMonitor:\n    interval: soon\n", "/metrics/serviceMonitor/interval"),
-    ("operator:\n  webhook:\n    enabled: true\n", "/operator/webhook/tlsSecretName"),
+    (
+        "operator:\n  webhook:\n    enabled: true\n    url: http://10.0.0.1:9443\n",
+        "/operator/webhook/url",
+    ),
     (
         "operator:\n  webhook:\n    enabled: true\n    tlsSecretName: tls\n",
         "/operator/webhook/caBundle",
@@ -315,10 +322,19 @@ def test_chart_install_reconciles_on_the_control_plane(
     assert real_cluster.forbidden(since=mark, user=user) == []
 
 
+def _webhook_env(docs: list[dict[str, Any]]) -> dict[str, str]:
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e["value"] for e in container["env"] if "value" in e}
+
+
 def test_webhook_paths_are_the_operators_handler_ids(chart: helm.Chart) -> None:
-    """kopf serves each validating handler at /<handler id>; the chart must point there."""
+    """The chart ships the configuration empty; what the operator patches in, from the
+    environment the chart gives it, calls the chart's Service at each handler's path."""
     import kopf
     from hourglass_operator import webhook
+    from hourglass_operator.settings import OperatorSettings
+    from hourglass_operator.webhook_config import webhooks
 
     async def no_siblings(namespace: str) -> list[dict[str, object]]:
         return []
@@ -328,20 +344,88 @@ def test_webhook_paths_are_the_operators_handler_ids(chart: helm.Chart) -> None:
     ids = {str(h.id) for h in registry._webhooks.get_all_handlers()}
     docs = _docs(chart, SCOPES["webhook"])
     (config,) = [d for d in docs if d["kind"] == "ValidatingWebhookConfiguration"]
-    paths = {w["clientConfig"]["service"]["path"].lstrip("/") for w in config["webhooks"]}
-    assert paths == ids
-    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
-    container = deployment["spec"]["template"]["spec"]["containers"][0]
-    env = {e["name"]: e.get("value") for e in container["env"]}
-    assert env["HOURGLASS_WEBHOOK"] == "true"
-    mounts = {m["mountPath"] for m in container["volumeMounts"]}
-    assert env["HOURGLASS_WEBHOOK_CERT"].rsplit("/", 1)[0] in mounts
+    assert "webhooks" not in config, "a webhook nobody serves yet would refuse the release"
+    env = _webhook_env(docs)
+    assert env["HOURGLASS_WEBHOOK_CONFIGURATION"] == config["metadata"]["name"]
+    settings = OperatorSettings.from_env(env)
+    settings = dataclasses.replace(settings, namespaces=("agents-prod",)).check()
+    hooks = webhooks({"caBundle": "QUJD"}, settings)
+    assert {w["clientConfig"]["service"]["path"].lstrip("/") for w in hooks} == ids
     (service,) = [
         d for d in docs if d["kind"] == "Service" and d["metadata"]["name"].endswith("webhook")
     ]
-    assert {w["clientConfig"]["service"]["name"] for w in config["webhooks"]} == {
-        service["metadata"]["name"]
-    }
+    assert {
+        (s["namespace"], s["name"], s["port"])
+        for s in (w["clientConfig"]["service"] for w in hooks)
+    } == {(service["metadata"]["namespace"], service["metadata"]["name"], 443)}
+    assert {w["clientConfig"]["caBundle"] for w in hooks} == {"QUJD"}
+    assert env["HOURGLASS_WEBHOOK_CA_BUNDLE"] == "QUJD"
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert env["HOURGLASS_WEBHOOK_CERT"].rsplit("/", 1)[0] in mounts
+
+
+def test_webhook_may_patch_only_its_own_configuration(chart: helm.Chart) -> None:
+    docs = _docs(chart, SCOPES["webhook"])
+    (config,) = [d for d in docs if d["kind"] == "ValidatingWebhookConfiguration"]
+    (role,) = [d for d in docs if d["kind"] == "ClusterRole"]
+    (rule,) = [r for r in role["rules"] if "admissionregistration.k8s.io" in r["apiGroups"]]
+    assert rule["resourceNames"] == [config["metadata"]["name"]]
+    assert rule["verbs"] == ["patch"]
+    assert not any(
+        "admissionregistration.k8s.io" in r["apiGroups"]
+        for d in _docs(chart, {})
+        if d["kind"] == "ClusterRole"
+        for r in d["rules"]
+    )
+
+
+def test_generated_webhook_certificate_is_signed_for_the_service(
+    chart: helm.Chart, tmp_path: Path
+) -> None:
+    import base64
+    import subprocess
+
+    values = {"operator": {"webhook": {"enabled": True}}}
+    docs = _docs(chart, values)
+    (secret,) = [d for d in docs if d["kind"] == "Secret"]
+    for key, data in secret["data"].items():
+        (tmp_path / key).write_bytes(base64.b64decode(data))
+    env = _webhook_env(docs)
+    assert env["HOURGLASS_WEBHOOK_CA"] == "/etc/hourglass-webhook/ca.crt"
+    service = env["HOURGLASS_WEBHOOK_SERVICE"].split(":")[0]
+    namespace, name = service.split("/")
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    volumes = deployment["spec"]["template"]["spec"]["volumes"]
+    assert {"secretName": secret["metadata"]["name"]} in [v.get("secret") for v in volumes]
+
+    def verify(*check: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                "openssl",
+                "verify",
+                "-CAfile",
+                str(tmp_path / "ca.crt"),
+                *check,
+                str(tmp_path / "tls.crt"),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    assert verify("-verify_hostname", f"{name}.{namespace}.svc").returncode == 0
+    assert verify("-verify_hostname", "elsewhere.example").returncode != 0
+    assert verify("-verify_ip", "127.0.0.1").returncode != 0
+    docs = _docs(
+        chart, {"operator": {"webhook": {"enabled": True, "url": "https://127.0.0.1:9443"}}}
+    )
+    (secret,) = [d for d in docs if d["kind"] == "Secret"]
+    (tmp_path / "tls.crt").write_bytes(base64.b64decode(secret["data"]["tls.crt"]))
+    (tmp_path / "ca.crt").write_bytes(base64.b64decode(secret["data"]["ca.crt"]))
+    assert verify("-verify_ip", "127.0.0.1").returncode == 0
+    assert _webhook_env(docs)["HOURGLASS_WEBHOOK_URL"] == "https://127.0.0.1:9443"
 
 
 @pytest.mark.parametrize(("replicas", "expected"), [(1, 0), (2, 1)])

@@ -30,10 +30,13 @@ CLUSTER_SCOPED = {
     ("", "namespaces"),
     ("apiextensions.k8s.io", "customresourcedefinitions"),
     ("kopf.dev", "clusterkopfpeerings"),
+    ("admissionregistration.k8s.io", "validatingwebhookconfigurations"),
 }
 
 CLUSTER, NAMESPACED = "cluster-wide", "namespaced"
 BOTH = frozenset({CLUSTER, NAMESPACED})
+WEBHOOK = "webhook"
+"""Not a watch mode: the chart's RBAC with operator.webhook.enabled (either mode)."""
 
 
 def _need(
@@ -117,8 +120,18 @@ REQUIRED: dict[tuple[str, str, str], tuple[frozenset[str], str]] = {
         "peering per watched namespace",
         frozenset({NAMESPACED}),
     ),
+    **_need(
+        "admissionregistration.k8s.io",
+        ("validatingwebhookconfigurations",),
+        ("patch",),
+        "the operator fills in the chart's empty webhook configuration once it serves",
+        frozenset({WEBHOOK}),
+    ),
 }
-NAMED: dict[tuple[str, str, str], str] = {("", "configmaps", "delete"): "hourglass-config"}
+NAMED: dict[tuple[str, str, str], str] = {
+    ("", "configmaps", "delete"): "hourglass-config",
+    ("admissionregistration.k8s.io", "validatingwebhookconfigurations", "patch"): "hourglass",
+}
 """Grants limited by ``resourceNames`` to the one object the operator needs them on."""
 _CHECKED_ONLY = "a permission kube-apiserver checks (OwnerReferencesPermissionEnforcement), "
 NOT_RECORDED: dict[tuple[str, str, str], str] = {
@@ -204,8 +217,10 @@ def _manifest_docs(*folders: str) -> list[dict[str, Any]]:
     ]
 
 
-def _chart_docs(scope: str) -> list[dict[str, Any]]:
+def _chart_docs(scope: str, webhook: bool = False) -> list[dict[str, Any]]:
     values: dict[str, Any] = {"operator": {"watch": {"scope": scope}}}
+    if webhook:
+        values["operator"]["webhook"] = {"enabled": True}
     if scope == "namespaces":
         values["operator"]["watch"]["namespaces"] = [WATCHED, "agents-staging"]
     with helm.Chart.load(CHART) as chart:
@@ -219,13 +234,25 @@ def _variants() -> Iterator[tuple[str, list[Grant]]]:
     yield "manifests namespaced", grants(_manifest_docs("rbac/namespaced"), subject)
     for scope in ("namespace", "namespaces", "cluster"):
         yield f"chart {scope}", grants(_chart_docs(scope), (WATCHED, "hourglass"))
+    for scope in ("namespace", "cluster"):
+        docs = _chart_docs(scope, webhook=True)
+        yield f"chart {scope} {WEBHOOK}", grants(docs, (WATCHED, "hourglass"))
 
 
 VARIANTS = dict(_variants())
 
 
 def _mode(variant: str) -> str:
-    return CLUSTER if variant.endswith(("cluster-wide", "cluster")) else NAMESPACED
+    return (
+        CLUSTER
+        if variant.removesuffix(f" {WEBHOOK}").endswith(("-wide", "cluster"))
+        else NAMESPACED
+    )
+
+
+def _modes(variant: str) -> frozenset[str]:
+    """The modes whose REQUIRED entries ``variant`` must grant (and may grant)."""
+    return frozenset({_mode(variant)} | ({WEBHOOK} if variant.endswith(WEBHOOK) else set()))
 
 
 def _allowed(variant: list[Grant], call: Call) -> bool:
@@ -254,7 +281,7 @@ def test_grants_are_within_the_required_set(variant: str) -> None:
             for resource in grant.resources:
                 assert (group, resource) not in NEVER, f"{variant} grants {resource}"
                 granted |= {(group, resource, verb) for verb in grant.verbs}
-    needed = {key for key, (modes, _) in REQUIRED.items() if _mode(variant) in modes}
+    needed = {key for key, (modes, _) in REQUIRED.items() if modes & _modes(variant)}
     beyond = granted - needed
     assert not beyond, f"{variant} grants more than the operator needs: {sorted(beyond)}"
 
@@ -262,7 +289,7 @@ def test_grants_are_within_the_required_set(variant: str) -> None:
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_every_required_permission_is_granted(variant: str) -> None:
     for (group, resource, verb), (modes, _) in REQUIRED.items():
-        if _mode(variant) not in modes:
+        if not modes & _modes(variant):
             continue
         call = _as_call(group, resource, verb)
         assert _allowed(VARIANTS[variant], call), f"{variant} does not allow {call}"
@@ -289,7 +316,9 @@ def _recorded_calls() -> list[Call]:
         group = entry.get("apiGroup", entry.get("group", ""))
         resource = entry["resource"]
         namespaced = entry.get("scope", "namespace") == "namespace"
-        calls.append(Call(entry["verb"], group, resource, WATCHED if namespaced else None))
+        # Named grants: the operator calls only that object (api_calls.json has no names).
+        name = NAMED.get((group, resource, entry["verb"]))
+        calls.append(Call(entry["verb"], group, resource, WATCHED if namespaced else None, name))
     return calls
 
 
@@ -301,6 +330,9 @@ def _for_variant(call: Call, variant: str) -> Call | None:
     are only listed in namespaced mode.
     """
     namespaced = _mode(variant) == NAMESPACED
+    needs = REQUIRED.get((call.group, call.resource, call.verb))
+    if needs is not None and not needs[0] & _modes(variant):
+        return None  # e.g. the webhook's registration, where the webhook is off
     if call.group == "kopf.dev":
         return (
             Call(call.verb, call.group, "kopfpeerings", WATCHED)
