@@ -263,7 +263,10 @@ async def test_cleanup_never_deletes_sessions_being_touched(redis_url: str) -> N
         assert await writer.count() == 60
 
 
-async def test_two_concurrent_cleanups_split_the_work(redis_url: str) -> None:
+async def test_two_concurrent_cleanups_count_each_session_once(redis_url: str) -> None:
+    """Two cleanups at once (two CronJob runs overlapping): every expired session is
+    removed and reported by exactly one of them. How the work splits is up to timing:
+    a run whose candidates the other already removed re-checks them and counts nothing."""
     namespace = fresh_namespace()
     async with SessionManager.from_url(redis_url, namespace=namespace, ttl=0.2) as sm:
         for i in range(600):
@@ -279,7 +282,7 @@ async def test_two_concurrent_cleanups_split_the_work(redis_url: str) -> None:
                 sm.cleanup(batch_size=25), other.cleanup(batch_size=25)
             )
         assert first.expired + second.expired == 601
-        assert first.expired > 0 and second.expired > 0
+        assert first.complete and second.complete
         assert await sm.get(live.id) is not None
         lru, born, sizes = _index(sm)
         store = sm.store
