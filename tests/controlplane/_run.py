@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import secrets
-import signal
-import socket
 import ssl
 import subprocess
 import time
@@ -25,6 +22,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from hourglass_cli.valkey_server import die_with_parent, free_port, stop_process
 
 ADMISSION_PLUGINS = (
     "NamespaceLifecycle",
@@ -56,22 +55,6 @@ _STOP_TIMEOUT_S = 10.0
 
 class ControlPlaneError(RuntimeError):
     """A component did not start; the message carries the tail of its log."""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _die_with_parent() -> None:
-    """Child-side hook: SIGTERM this process when the starter dies (Linux prctl)."""
-    import ctypes
-
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    os.setsid()
 
 
 @dataclass
@@ -121,15 +104,7 @@ class ControlPlane:
     def stop(self) -> None:
         """SIGTERM each component (newest first), SIGKILL what outlives the grace period."""
         for name, proc in reversed(list(self._processes.items())):
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=_STOP_TIMEOUT_S)
-                except subprocess.TimeoutExpired:
-                    with contextlib.suppress(ProcessLookupError):
-                        proc.kill()
-                    proc.wait(timeout=_STOP_TIMEOUT_S)
+            stop_process(proc, _STOP_TIMEOUT_S)
             del self._processes[name]
 
     def restart_apiserver(self) -> None:
@@ -169,7 +144,8 @@ class ControlPlane:
             [str(self.bin_dir / name), *args],
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent(),
+            start_new_session=True,
         )
         log.close()
 
