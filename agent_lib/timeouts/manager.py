@@ -64,7 +64,13 @@ from agent_lib.timeouts.apiwatch import ENV_CONFIG_WATCH, config_watch_mode
 from agent_lib.timeouts.deadlines import Deadline, remaining
 from agent_lib.timeouts.metrics import TimeoutEvents
 from agent_lib.timeouts.polling import PollingPolicy, apoll, poll_with
-from agent_lib.timeouts.reload import FolderWatcher, WatchSettings, fingerprint, watch_folder_async
+from agent_lib.timeouts.reload import (
+    FolderWatcher,
+    StopEvent,
+    WatchSettings,
+    fingerprint,
+    watch_folder_async,
+)
 
 if TYPE_CHECKING:
     import aiohttp
@@ -518,7 +524,7 @@ class TimeoutManager:
         """Watch the folder from a task on the running loop (returns once in place)."""
         if self._async_task is None:
             ready = asyncio.Event()
-            self._async_stop = threading.Event()
+            self._async_stop = StopEvent()
 
             async def changed(events: bool) -> None:
                 self._on_watch(events)

@@ -7,20 +7,21 @@ symlinks (``hourglass.yaml -> ..data/hourglass.yaml``) and deletes the old folde
 A reader that opens ``hourglass.yaml`` therefore sees the old or the new content,
 never a mix. `atomic_swap` reproduces that layout for local mode and tests.
 
-`FolderWatcher` wakes a callback when the folder changes: inotify through
-``watchfiles``' notifier (used directly, so that we know when the watch is in
-place) with a short ``step`` (its defaults add 50-1600 ms): the swap is seen about two
-steps after its last event, and each idle step is one wake-up of this thread (5 ms: a
-few tenths of a percent of one CPU, `reload_idle_cpu_pct` in the benchmarks). It falls
-back to watchfiles' polling when inotify is unavailable, and to plain periodic calls
-while the folder does not exist. It also calls back every ``resync`` seconds, so a
-missed event costs at most that much delay.
+`FolderWatcher` wakes a callback when the folder changes. On Linux it reads inotify
+itself (`_inotify`): its thread sleeps in ``poll(2)`` until the kernel has events, so
+an idle watch costs no CPU (`reload_idle_cpu_pct` in the benchmarks), and a batch ends
+``step`` after its last event (a kubelet swap is seen about 5 ms after it ends).
+Elsewhere it uses watchfiles' native notifier, and watchfiles' polling where inotify
+is unavailable (out of instances or watches); plain periodic calls while the folder
+does not exist. It also calls back every ``resync`` seconds, so a missed event costs
+at most that much delay.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import errno
 import logging
 import os
 import shutil
@@ -32,12 +33,16 @@ from pathlib import Path
 
 from watchfiles._rust_notify import RustNotify, WatchfilesRustInternalError
 
+from agent_lib.timeouts._inotify import StopEvent as StopEvent
+from agent_lib.timeouts._inotify import _Inotify, open_inotify
+
 DATA_DIR = "..data"
 _DATA_TMP = "..data_tmp"
 
 logger = logging.getLogger("agent_lib.timeouts.reload")
 
 Fingerprint = tuple[str, int, int, int] | None
+Notifier = _Inotify | RustNotify
 
 
 # --- writing like kubelet -----------------------------------------------------------
@@ -114,8 +119,9 @@ class WatchSettings:
     """How the folder is watched; the defaults keep reload latency p99 under 30 ms."""
 
     step_ms: int = 5
-    """Quiet time that ends a batch of events (watchfiles' default is 50); also the idle
-    wake-up period, so shorter costs idle CPU."""
+    """Quiet time that ends a batch of events (watchfiles' default is 50). With inotify
+    an idle watch never wakes; with watchfiles (polling, or not Linux) this is also its
+    idle wake-up period, so shorter costs idle CPU there."""
     debounce_ms: int = 200
     """Upper bound on how long one batch may keep growing (watchfiles' default is 1600)."""
     resync_s: float = 5.0
@@ -132,15 +138,21 @@ def _force_polling(settings: WatchSettings) -> bool:
     return bool(os.environ.get("WATCHFILES_FORCE_POLLING"))
 
 
-def _open(directory: Path, settings: WatchSettings, polling: bool) -> RustNotify:
+def _open(directory: Path, settings: WatchSettings, polling: bool) -> Notifier:
     """Start watching (the watch is in place when this returns); OSError if it cannot."""
+    if not polling:
+        try:
+            return open_inotify(directory)
+        except OSError as error:
+            if error.errno != errno.ENOSYS:
+                raise
     try:
         return RustNotify([str(directory)], False, polling, settings.poll_delay_ms, True, True)
     except WatchfilesRustInternalError as error:
         raise OSError(str(error)) from error
 
 
-def _next_batch(notifier: RustNotify, settings: WatchSettings, stop: threading.Event) -> str:
+def _next_batch(notifier: Notifier, settings: WatchSettings, stop: threading.Event) -> str:
     """Block until a batch of changes, the resync timeout or ``stop``; says which."""
     result = notifier.watch(
         settings.debounce_ms, settings.step_ms, max(1, int(settings.resync_s * 1000)), stop
@@ -171,7 +183,7 @@ class FolderWatcher:
         """``inotify``, ``polling``, ``waiting`` (no folder yet) or ``stopped``."""
         self.ready = threading.Event()
         """Set once the watch is in place (or the folder is found missing)."""
-        self._stop = threading.Event()
+        self._stop = StopEvent()
         self._thread: threading.Thread | None = None
 
     def start(self, wait: float = 5.0) -> None:
@@ -244,7 +256,8 @@ async def watch_folder_async(
     """The asyncio form of `FolderWatcher`: ``await``s ``callback(events)`` likewise.
 
     The blocking wait runs in a worker thread, as in ``watchfiles.awatch``; set
-    ``stop`` to end it (within ``step_ms``).
+    ``stop`` to end it: at once when it is a `StopEvent`, else within 0.1 s (within
+    ``step_ms`` on watchfiles).
     """
     settings = settings or WatchSettings()
     root = Path(directory)

@@ -130,6 +130,7 @@ LAYERS = {
         "_http",
         "_layers",
         "polling",
+        "_inotify",
         "reload",
         "_kube",
         "_freshness",
