@@ -17,7 +17,8 @@
 - ``reload_idle_cpu_pct``: CPU time of this process over wall time while an idle
   ``TimeoutManager`` watches its folder for ``IDLE_S`` seconds (``--quick``:
   ``IDLE_QUICK_S``), in percent of one CPU (goal <= 0.5). The watcher thread is the
-  only thing running; its cost is the idle wake-up every ``step_ms``.
+  only thing running, asleep in ``poll(2)`` on inotify until an event (with watchfiles,
+  polling or off Linux, it would wake every ``step_ms``).
 """
 
 from __future__ import annotations
