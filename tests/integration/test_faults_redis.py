@@ -201,6 +201,8 @@ async def _check_index(sm: SessionManager, server: RedisProcess) -> None:
 def _split_sizes(fields: dict[str, int]) -> tuple[dict[str, int], int]:
     """The sizes hash: per-session estimates, and the running total. Fields starting
     with ``*`` are the store's bookkeeping (no session id can contain ``*``)."""
+    marks = sum(1 for k in fields if k.startswith("*i:"))
+    assert fields.get("*listed", 0) == marks, "the count of item-list marks drifted"
     sizes = {k: v for k, v in fields.items() if not k.startswith("*")}
     return sizes, fields.get("*total", 0)
 

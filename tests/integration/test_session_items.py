@@ -202,6 +202,7 @@ async def test_cleanup_removes_conversations_with_their_items(redis_server: Redi
             sizes = client.hgetall(f"hourglass:{{hourglass:{namespace}}}:sizes")
         assert int(sizes[b"*total"]) == await _accounted(sm, "live")
         assert not any(k.startswith(b"*i:c") for k in sizes)  # no marker outlives its list
+        assert int(sizes[b"*listed"]) == 1  # the one session left with a list
     from prometheus_client import REGISTRY
 
     assert REGISTRY.get_sample_value("hourglass_sessions", {"namespace": namespace}) == 1

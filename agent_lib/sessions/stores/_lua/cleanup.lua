@@ -62,7 +62,7 @@ for i = 1, #flat, 2 do
   end
 end
 -- A session with an item list goes by the second half, which declares the list.
-if #gone > 0 then
+if #gone > 0 and tonumber(redis.call('HGET', SIZES, LISTED) or '0') > 0 then
   local marks = {}
   for j, i in ipairs(gone) do
     marks[j] = MARK .. flat[i]
@@ -81,6 +81,10 @@ if #gone > 0 then
     end
   end
   gone = plain
+else
+  for j, i in ipairs(gone) do
+    gone[j] = flat[i]
+  end
 end
 local freed = w_bytes
 if #gone > 0 then

@@ -86,11 +86,14 @@ end
 
 -- A session's item list (agent_lib.sessions.stores.items) sits beside its key under the
 -- same tag, '...:i:<id>', with no TTL of its own; the field MARK .. id in SIZES says the
--- session has had one. Every script that may remove a session declares its item list
--- right after its key (KEYS[4], KEYS[5]; candidates in pairs after them), so the list
--- goes with the session and no script touches an undeclared key.
+-- session has had one, and LISTED counts those fields (absent: none), so a cleanup in a
+-- namespace without item lists need not look each candidate's mark up. Every script
+-- that may remove a session declares its item list right after its key (KEYS[4],
+-- KEYS[5]; candidates in pairs after them), so the list goes with the session and no
+-- script touches an undeclared key.
 local ITEMS = string.sub(LRU, 1, -4) .. 'i:'
 local MARK = '*i:'
+local LISTED = '*listed'
 
 -- Drop index entries of `ids` (nothing else: no key, no item list); returns the bytes
 -- they accounted for.
@@ -137,9 +140,13 @@ local function remove(base, ids)
   each_chunk(lists, function(...)
     redis.call('UNLINK', ...)
   end)
+  local unmarked = 0
   each_chunk(marks, function(...)
-    redis.call('HDEL', SIZES, ...)
+    unmarked = unmarked + redis.call('HDEL', SIZES, ...)
   end)
+  if unmarked > 0 then
+    redis.call('HINCRBY', SIZES, LISTED, -unmarked)
+  end
   return drop_index(ids, false), existed
 end
 

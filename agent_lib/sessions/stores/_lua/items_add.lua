@@ -111,8 +111,8 @@ end
 if length == 0 then
   length = redis.call('LLEN', KEYS[5])
 end
-if not listed then
-  redis.call('HSET', SIZES, MARK .. id, 1)
+if not listed and redis.call('HSET', SIZES, MARK .. id, 1) == 1 then
+  redis.call('HINCRBY', SIZES, LISTED, 1)
 end
 note_ttl(ttl)
 redis.call('ZADD', LRU, fmt(now), id)
