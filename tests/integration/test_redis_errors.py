@@ -117,3 +117,24 @@ async def test_close_closes_the_store_even_when_the_cleaner_died(
     await asyncio.sleep(0)
     await sm.close()  # the cleaner's error is not re-raised
     assert sm._cleaner is None
+
+
+async def test_scripts_flushed_from_the_server_are_loaded_again(redis_server: RedisProcess) -> None:
+    """A restarted or failed-over server has no scripts: the next call loads them."""
+    async with SessionManager.from_url(redis_server.url, namespace=fresh_namespace()) as sm:
+        session = await sm.create({"a": 1})
+        with redis_server.client() as client:
+            client.script_flush()
+            assert not any(client.script_exists(*_shas(sm)))
+        assert await sm.touch(session.id) is True
+        fetched = await sm.get(session.id)
+        assert fetched is not None and fetched.data == {"a": 1}
+        with redis_server.client() as client:
+            assert client.script_exists(*_shas(sm, "access")) == [True]
+
+
+def _shas(sm: SessionManager, *names: str) -> list[str]:
+    """The registered scripts' digests (``names``: only those)."""
+    store = sm.store
+    assert isinstance(store, RedisStore)
+    return [s.sha for name, s in store._scripts.items() if not names or name in names]

@@ -301,6 +301,14 @@ class RedisStore(RedisItems, SessionStore):
             script = self._scripts[name] = self.client.register_script(_script(name))
         return script
 
+    async def _evalsha(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """``script(keys, args)`` without redis-py's per-call wrapper (a hot path)."""
+        try:
+            return await self.client.evalsha(script.sha, len(keys), *keys, *args)
+        except rexc.NoScriptError:
+            script.sha = await self.client.script_load(script.script)
+            return await self.client.evalsha(script.sha, len(keys), *keys, *args)
+
     async def _run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         if not self._policy_checked:
             await self._check_policy()
@@ -308,7 +316,7 @@ class RedisStore(RedisItems, SessionStore):
         attempt = 0
         while True:
             try:
-                reply = await script(keys=keys, args=args)
+                reply = await self._evalsha(script, keys, args)
                 _raise_if_cancelled()
                 return reply
             except (rexc.RedisError, rexc.RedisClusterException, TimeoutError, OSError) as error:
