@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bench import report
 from bench._goals import GOALS
 
@@ -30,10 +32,16 @@ RESULTS = {
 }
 
 
-def test_verdicts_follow_the_goals() -> None:
-    assert report.verdict("timeout_lookup_ratio_vs_dict", 1.4) == ("<= 1.5", "met")
-    assert report.verdict("timeout_lookup_ratio_vs_dict", 2.0) == ("<= 1.5", "**MISSED**")
-    assert report.verdict("session_create_ratio_vs_raw_redis", 0.5) == (">= 0.8", "**MISSED**")
+@pytest.mark.parametrize("name", sorted(GOALS))
+def test_verdicts_follow_the_goals(name: str) -> None:
+    op, bound = GOALS[name]
+    inside, outside = (0.9 * bound, 1.1 * bound) if op == "<=" else (1.1 * bound, 0.9 * bound)
+    assert report.verdict(name, bound) == (f"{op} {bound:g}", "met")
+    assert report.verdict(name, inside) == (f"{op} {bound:g}", "met")
+    assert report.verdict(name, outside) == (f"{op} {bound:g}", "**MISSED**")
+
+
+def test_a_metric_without_a_goal_has_no_verdict() -> None:
     assert report.verdict("not_a_goal", 1.0) == ("-", "")
 
 
