@@ -57,11 +57,21 @@ ABOUT: dict[str, tuple[str, str]] = {
         "wall time of the same 10 s",
     ),
     "session_create_ratio_vs_raw_redis": (
-        "`sm.create` throughput over raw redis-py sending the same commands",
+        "`sm.create` throughput over raw redis-py sending the same commands, best round "
+        "of each side",
+        "hand-written pipelined redis-py, same server, same run",
+    ),
+    "session_create_ratio_vs_raw_redis_paired_median": (
+        "the same, median of the round-by-round ratios",
         "hand-written pipelined redis-py, same server, same run",
     ),
     "session_touch_ratio_vs_raw_redis": (
-        "`sm.touch` throughput over raw redis-py sending the same commands",
+        "`sm.touch` throughput over raw redis-py sending the same commands, best round "
+        "of each side",
+        "hand-written pipelined redis-py, same server, same run",
+    ),
+    "session_touch_ratio_vs_raw_redis_paired_median": (
+        "the same, median of the round-by-round ratios",
         "hand-written pipelined redis-py, same server, same run",
     ),
     "agents_session_add_get_ratio_vs_sdk_redis": (
