@@ -97,3 +97,13 @@ def test_partial_publish_says_when_each_area_ran(tmp_path: Path) -> None:
         "| earlier run (before areas were recorded) | 2025-12-31T00:00:00+00:00 | - | - |" in text
     )
     assert "| 100,000 | 90.0 | 101.0 | 200.0 | 1.00 | 1.10 - 1.30 |" in text
+
+
+def test_the_lookup_ratio_is_shown_beside_its_floor(tmp_path: Path) -> None:
+    plots = report.write_plots(SERIES, tmp_path / "img")
+    figures = {"timeout_lookup_ratio_vs_dict": 1.8, "timeout_lookup_floor_ratio_vs_dict": 1.5}
+    text = report.render_markdown({**RESULTS, "metrics": figures}, SERIES, plots, tmp_path)
+    section = text.split("## Timeout lookup and its floor", 1)[1].split("##", 1)[0]
+    assert "1.80x" in section and "1.50x" in section and "1.20x over the floor" in section
+    without = report.render_markdown(RESULTS, SERIES, plots, tmp_path)
+    assert "## Timeout lookup" not in without
