@@ -29,9 +29,6 @@ def apply(kopf_settings: kopf.OperatorSettings, settings: OperatorSettings) -> N
     )
     kopf_settings.posting.level = logging.WARNING
     kopf_settings.posting.reporting_component = "hourglass-operator"
-    # kopf waits this long for more events of one object before handling it (default
-    # 0.1 s): the reconcile is idempotent, so a short batch is enough and saves latency.
-    kopf_settings.batching.batch_window = 0.02
     kopf_settings.watching.server_timeout = 600
     # Only what the operator owns reaches it: filtered by the API server, not after the
     # fact, so 10,000 unrelated ConfigMaps cost nothing here. hourglass-config is selected
