@@ -112,7 +112,11 @@ class _Inotify:
             number = ctypes.get_errno()
             raise OSError(number, f"inotify_init1: {os.strerror(number)}")
         self._fd = fd
-        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            os.close(fd)
+            raise
         self._closed = False
         self._close_lock = threading.Lock()
         self._folders: dict[int, bytes] = {}
