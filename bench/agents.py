@@ -4,8 +4,9 @@
   ``add_items`` (a user message and a reply) then ``get_items(limit=20)``, through
   `HourglassSession` over the same through the SDK's ``RedisSession`` (with a TTL, as a
   service would run it), on the same valkey-server in the same run, 32 concurrent
-  workers over 64 conversations that start with 40 items each; median of 5 paired
-  rounds in alternating order (goal >= 1.0).
+  workers over 64 conversations that start with 40 items each; the best of 7 rounds of
+  each side in alternating order (goal >= 1.0), as for the sessions ratios;
+  ``..._paired_median`` is the median of the round-by-round ratios.
 """
 
 from __future__ import annotations
@@ -65,7 +66,10 @@ async def _all(url: str, quick: bool) -> dict[str, float]:
         try:
             await _prefill(ours)
             await _prefill(theirs)
-            ratio = await _best_ratio(_op(ours), _op(theirs), ops)
+            best, paired_median = await _best_ratio(_op(ours), _op(theirs), ops)
         finally:
             await client.aclose()
-    return {"agents_session_add_get_ratio_vs_sdk_redis": ratio}
+    return {
+        "agents_session_add_get_ratio_vs_sdk_redis": best,
+        "agents_session_add_get_ratio_vs_sdk_redis_paired_median": paired_median,
+    }

@@ -75,7 +75,12 @@ ABOUT: dict[str, tuple[str, str]] = {
         "hand-written pipelined redis-py, same server, same run",
     ),
     "agents_session_add_get_ratio_vs_sdk_redis": (
-        "`HourglassSession` add_items + get_items(limit=20) throughput over the SDK's own",
+        "`HourglassSession` add_items + get_items(limit=20) throughput over the SDK's own, "
+        "best round of each side",
+        "the Agents SDK's `RedisSession` (TTL set), same server, same run",
+    ),
+    "agents_session_add_get_ratio_vs_sdk_redis_paired_median": (
+        "the same, median of the round-by-round ratios",
         "the Agents SDK's `RedisSession` (TTL set), same server, same run",
     ),
     "cleanup_expired_per_s": (
