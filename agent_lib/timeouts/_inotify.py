@@ -26,7 +26,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Literal
 
 logger = logging.getLogger("agent_lib.timeouts.reload")
@@ -232,12 +231,7 @@ class _Inotify:
     def __enter__(self) -> _Inotify:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
 

@@ -28,13 +28,12 @@ from pathlib import Path
 from typing import Any, Final
 
 from agent_lib.errors import ClusterApiError
+from agent_lib.timeouts._layers import ENV_POD_NAMESPACE, SERVICEACCOUNT_DIR
 
 ENV_SERVICEACCOUNT_DIR: Final = "HOURGLASS_SERVICEACCOUNT_DIR"
-DEFAULT_SERVICEACCOUNT_DIR: Final = "/var/run/secrets/kubernetes.io/serviceaccount"
 ENV_HOST: Final = "KUBERNETES_SERVICE_HOST"
 ENV_PORT: Final = "KUBERNETES_SERVICE_PORT"
 ENV_POD_NAME: Final = "POD_NAME"
-ENV_POD_NAMESPACE: Final = "POD_NAMESPACE"
 
 _MAX_BODY: Final = 4 * 1024 * 1024
 """A ConfigMap is at most 1 MiB; anything much larger is not what we asked for."""
@@ -56,7 +55,7 @@ class InCluster:
         """The in-cluster settings, or None outside a pod (or without a token to use)."""
         host = environ.get(ENV_HOST, "").strip()
         port = environ.get(ENV_PORT, "").strip()
-        folder = Path(environ.get(ENV_SERVICEACCOUNT_DIR) or DEFAULT_SERVICEACCOUNT_DIR)
+        folder = Path(environ.get(ENV_SERVICEACCOUNT_DIR) or SERVICEACCOUNT_DIR)
         if not host or not port.isdigit() or not (folder / "token").is_file():
             return None
         namespace = environ.get(ENV_POD_NAMESPACE, "").strip() or _read(folder / "namespace")

@@ -31,7 +31,8 @@ ENV_ENVIRONMENT: Final = "HOURGLASS_ENV"
 ENV_TIMEOUT_PREFIX: Final = "HOURGLASS_TIMEOUT_"
 ENV_SESSION_TTL: Final = "SESSION_TTL_SECONDS"
 ENV_POD_NAMESPACE: Final = "POD_NAMESPACE"
-NAMESPACE_FILE: Final = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+SERVICEACCOUNT_DIR: Final = "/var/run/secrets/kubernetes.io/serviceaccount"
+NAMESPACE_FILE: Final = f"{SERVICEACCOUNT_DIR}/namespace"
 FALLBACK_ENVIRONMENT: Final = "dev"
 
 _NAME = re.compile(TIMEOUT_NAME_PATTERN)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent_lib.errors import PayloadTooLarge
 from agent_lib.sessions._memory_estimate import (
@@ -36,11 +36,10 @@ class RedisItems(ItemStore):
     session_base: str
     items_base: str
 
-    async def _run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by RedisStore, as for the memory store's mixin
 
-    def _keys(self, session_id: str, *others: str) -> list[str]:
-        raise NotImplementedError
+        async def _run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any: ...
+        def _keys(self, session_id: str, *others: str) -> list[str]: ...
 
     def items_key_for(self, session_id: str) -> str:
         return self.items_base + session_id

@@ -109,27 +109,9 @@ for _, i in ipairs(unsure) do
 end
 
 if budget > 0 and over_caps(max_sessions, max_memory, 0, 0) then
-  local over_n = 0
-  if max_sessions > 0 then
-    over_n = redis.call('ZCARD', LRU) - max_sessions
-  end
-  local over_b = 0
-  if max_memory > 0 then
-    over_b = tonumber(redis.call('HGET', SIZES, TOTAL) or '0') - max_memory
-  end
-  local head = redis.call('ZRANGE', LRU, 0, budget - 1, 'WITHSCORES')
-  local n, acc = 0, 0
-  for i = 1, #head, 2 do
-    if n >= over_n and acc >= over_b then
-      break
-    end
-    local id = head[i]
-    choose('e', id, head[i + 1])
-    n = n + 1
-    if over_b > 0 then
-      acc = acc + tonumber(redis.call('HGET', SIZES, id) or '0')
-    end
-  end
+  local n = least_recent(max_sessions, max_memory, 0, 0, budget, nil, function(id, score)
+    choose('e', id, score)
+  end)
   scanned, budget = scanned + n, budget - n
 end
 

@@ -175,6 +175,36 @@ local function over_caps(max_sessions, max_memory, adding, extra)
   return false
 end
 
+-- The least recently used sessions, among the first `limit` (never `keep`), until
+-- removing them would bring the namespace, with `adding` more sessions and `extra` more
+-- bytes, within its caps: calls take(id, LRU score) for each; returns how many.
+local function least_recent(max_sessions, max_memory, adding, extra, limit, keep, take)
+  local over_n = 0
+  if max_sessions > 0 then
+    over_n = redis.call('ZCARD', LRU) + adding - max_sessions
+  end
+  local over_b = 0
+  if max_memory > 0 then
+    over_b = tonumber(redis.call('HGET', SIZES, TOTAL) or '0') + extra - max_memory
+  end
+  local head = redis.call('ZRANGE', LRU, 0, limit - 1, 'WITHSCORES')
+  local n, acc = 0, 0
+  for i = 1, #head, 2 do
+    if n >= over_n and acc >= over_b then
+      break
+    end
+    local id = head[i]
+    if id ~= keep then
+      take(id, head[i + 1])
+      n = n + 1
+      if over_b > 0 then
+        acc = acc + tonumber(redis.call('HGET', SIZES, id) or '0')
+      end
+    end
+  end
+  return n
+end
+
 -- Sessions a write may have to remove so `adding` more and `extra` more bytes fit:
 -- first entries the index itself shows dead (idle past the TTL, past the lifetime),
 -- then the least recently used; at most `budget`, never `keep`. Nothing is changed:
@@ -198,29 +228,8 @@ local function room_candidates(now, ttl, lifetime, max_sessions, max_memory, add
   for i = 1, #idle, 2 do
     take(idle[i], idle[i + 1])
   end
-  local over_n = 0
-  if max_sessions > 0 then
-    over_n = redis.call('ZCARD', LRU) + adding - max_sessions
-  end
-  local over_b = 0
-  if max_memory > 0 then
-    over_b = tonumber(redis.call('HGET', SIZES, TOTAL) or '0') + extra - max_memory
-  end
-  local head = redis.call('ZRANGE', LRU, 0, budget, 'WITHSCORES')
-  local n, acc = 0, 0
-  for i = 1, #head, 2 do
-    if n >= over_n and acc >= over_b then
-      break
-    end
-    local id = head[i]
-    if id ~= keep then
-      take(id, head[i + 1])
-      n = n + 1
-      if over_b > 0 then
-        acc = acc + tonumber(redis.call('HGET', SIZES, id) or '0')
-      end
-    end
-  end
+  -- one more than the budget: `keep` may be among the least recently used
+  least_recent(max_sessions, max_memory, adding, extra, budget + 1, keep, take)
   return {chosen, scores}
 end
 
