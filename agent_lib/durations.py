@@ -8,6 +8,7 @@ operators write ``7d``) and refuses everything else with a reason.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 
@@ -65,6 +66,10 @@ def _parse_text(text: str, field: str) -> float:
         raise DurationError(field, "empty duration")
     if len(text) > 64:
         raise DurationError(field, "duration string is too long")
+    if text.startswith("-") and text[1:2].isdigit():
+        # a valid duration with a minus sign: the caller says it must be positive
+        with contextlib.suppress(DurationError):
+            return -_parse_text(text[1:], field)
     try:
         return float(text) if re.fullmatch(r"\d+(\.\d+)?", text) else _parse_units(text, field)
     except OverflowError:

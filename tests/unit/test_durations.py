@@ -32,7 +32,7 @@ def test_accepts_go_durations_and_seconds(text: object, seconds: float) -> None:
         ("10x", "not a duration"),
         ("1m 30s", "not a duration"),
         ("", "empty"),
-        ("-5s", "not a duration"),
+        ("-5s", "must be positive, got '-5s'"),
         (0, "positive"),
         (-1, "positive"),
         ("31d", "longer than the maximum"),
