@@ -1,15 +1,27 @@
 # The same commands as the README and .ci/run.
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# The installer's own version; everything else comes from uv.lock (refresh: make lock).
+UV_VERSION := 0.13.9
+UV := UV_PROJECT_ENVIRONMENT=$(abspath $(VENV)) $(PY) -m uv
 
-.PHONY: install run test test-slow lint bench controlplane
+.PHONY: install sync lock run test test-slow lint bench controlplane
 
 $(PY):
 	python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q uv==$(UV_VERSION)
+	$(UV) sync -q --locked --inexact --extra dev
 
 install: $(PY)
+
+# Bring an existing .venv back to exactly what uv.lock says (after a pull that moved it).
+sync: $(PY)
+	$(UV) sync -q --locked --inexact --extra dev
+
+# Refresh the lock on purpose: newest versions the pyproject ranges allow, then review
+# the diff of uv.lock and run make test before committing it.
+lock: $(PY)
+	$(UV) lock --upgrade
 
 # In CI (CI=true) the local job renders, cleans once and exits; elsewhere it runs
 # until Ctrl-C. ARGS passes more flags: make run ARGS="--state-dir /tmp/hg".

@@ -201,7 +201,7 @@ def connect(url: str, options: RedisOptions | None = None) -> tuple[AnyRedis, bo
         for name in ("password", "username"):
             if f"sentinel_{name}" in query:
                 sentinel_auth[name] = query[f"sentinel_{name}"][-1]
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        sentinel = Sentinel(
             hosts,
             sentinel_kwargs={**options.common(), **sentinel_auth, **tls},
             **options.common(),
