@@ -11,6 +11,7 @@ atomically, one round trip per call.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import logging
 import random
@@ -26,10 +27,12 @@ from agent_lib.errors import (
     InvalidPayload,
     PayloadTooLarge,
     SessionConflict,
+    SessionError,
     SessionExists,
     SessionNotFound,
 )
 from agent_lib.quantity import parse_quantity
+from agent_lib.sessions import _loops
 from agent_lib.sessions import metrics as session_metrics
 from agent_lib.sessions._ids import (
     new_session_id,
@@ -94,7 +97,12 @@ def _count(value: int | None, field: str) -> int | None:
 
 
 class SessionManager:
-    """Async session API over one namespace of a `SessionStore`."""
+    """Async session API over one namespace of a `SessionStore`.
+
+    Any event loop and any thread may call it, in turn or at once: a Redis store keeps
+    one connection pool per live loop (see `agent_lib.sessions._loops`), and the
+    periodic cleaner runs in whichever live loop called last when the previous one ended.
+    """
 
     def __init__(
         self,
@@ -109,6 +117,7 @@ class SessionManager:
         self.batch_size = _count(batch_size, "batch_size") or 500
         self.cleanup_interval = cleanup_interval
         self._cleaner: asyncio.Task[None] | None = None
+        self._cleaner_lock = threading.Lock()
         session_metrics.observe_limits(store.namespace, store.limits.max_sessions)
 
     # --- construction ---------------------------------------------------------------
@@ -292,19 +301,11 @@ class SessionManager:
         return report
 
     async def close(self) -> None:
-        """Stop the periodic cleaner and close the store; never raises a cleaner's error."""
+        """Stop the periodic cleaner and close the store (every loop's pool); never raises
+        a cleaner's error. The manager can be used again afterwards."""
         cleaner, self._cleaner = self._cleaner, None
         try:
-            if cleaner is not None:
-                cleaner.cancel()
-                try:
-                    await cleaner
-                except asyncio.CancelledError:
-                    current = asyncio.current_task()
-                    if current is not None and current.cancelling():
-                        raise
-                except Exception as error:  # the cleaner logs its own; never re-raised
-                    _log.debug("periodic session cleanup ended with %r", error)
+            await _loops.stop(cleaner)
         finally:
             await self.store.close()
 
@@ -337,8 +338,11 @@ class SessionManager:
         return estimate_session_bytes(len(self.store.key_for(sid)), value, len(sid))
 
     def _ensure_cleaner(self) -> None:
-        if self.cleanup_interval and self._cleaner is None:
-            self._cleaner = asyncio.get_running_loop().create_task(self._clean_forever())
+        """Start the periodic cleaner in this loop unless one runs (in any live loop)."""
+        if self.cleanup_interval and not _loops.running(self._cleaner):
+            with self._cleaner_lock:
+                if not _loops.running(self._cleaner):
+                    self._cleaner = asyncio.get_running_loop().create_task(self._clean_forever())
 
     async def _clean_forever(self) -> None:
         assert self.cleanup_interval
@@ -351,13 +355,20 @@ class SessionManager:
 
 
 class SyncSessionManager:
-    """Blocking facade for threaded apps: a private event loop in a daemon thread."""
+    """Blocking facade for threaded apps: a private event loop in a daemon thread.
+
+    Any number of threads may call it at once; `close` waits for the calls already
+    made, and a call after it raises `SessionError` instead of blocking forever.
+    """
 
     def __init__(self, factory: Callable[[], SessionManager]) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="hourglass-sessions", daemon=True
         )
+        self._guard = threading.Lock()
+        self._closed = False
+        self._pending: set[concurrent.futures.Future[Any]] = set()
         self._thread.start()
         self._manager = self._call(_build(factory))
 
@@ -376,7 +387,17 @@ class SyncSessionManager:
         return self._manager
 
     def _call(self, coro: Coroutine[Any, Any, _T]) -> _T:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+        if threading.current_thread() is self._thread:
+            coro.close()
+            raise SessionError("SyncSessionManager called from its own loop: await .manager")
+        with self._guard:
+            if self._closed:
+                coro.close()
+                raise SessionError("SyncSessionManager is closed")
+            future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+            self._pending.add(future)
+        future.add_done_callback(self._pending.discard)
+        return future.result()
 
     def create(self, data: Any = None, session_id: str | None = None) -> Session:
         return self._call(self._manager.create(data, session_id))
@@ -409,10 +430,15 @@ class SyncSessionManager:
         return self._call(self._manager.cleanup(**options))
 
     def close(self) -> None:
-        if not self._loop.is_running():
-            return
+        """Wait for the calls in flight, close the manager and stop the loop (once)."""
+        with self._guard:
+            if self._closed:
+                return
+            self._closed = True
+            pending = list(self._pending)
         try:
-            self._call(self._manager.close())
+            concurrent.futures.wait(pending)
+            asyncio.run_coroutine_threadsafe(self._manager.close(), self._loop).result()
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=5)

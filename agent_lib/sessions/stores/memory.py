@@ -11,7 +11,7 @@ plus the cleanup CronJob would.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 
 from agent_lib.errors import ConfigError, PayloadTooLarge, SessionConflict
+from agent_lib.sessions import _loops
 from agent_lib.sessions.stores._memory_items import MemoryItems
 from agent_lib.sessions.stores.base import (
     WRITE_EVICTION_BUDGET,
@@ -47,8 +48,9 @@ def _wall_us() -> int:
     return time.time_ns() // 1_000
 
 
+@_loops.thread_safe
 class MemoryStore(MemoryItems, SessionStore):
-    """One namespace of sessions in a dict; safe to share within one event loop."""
+    """One namespace of sessions in a dict; safe to share between loops and threads."""
 
     def __init__(
         self,
@@ -67,6 +69,7 @@ class MemoryStore(MemoryItems, SessionStore):
         self._total = 0
         self._by_writes: tuple[int, int, int] = (0, 0, 0)  # evicted, dropped dead, bytes
         self._sweeper: asyncio.Task[None] | None = None
+        self._lock = threading.RLock()  # see `_loops.thread_safe`
 
     def key_for(self, session_id: str) -> str:
         return f"memory:{self.namespace}:{session_id}"
@@ -77,7 +80,7 @@ class MemoryStore(MemoryItems, SessionStore):
         return self._total
 
     def _start_sweeper(self) -> None:
-        if self._sweeper is None and self.sweep_interval:
+        if self.sweep_interval and not _loops.running(self._sweeper):
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
 
     async def _sweep_forever(self) -> None:
@@ -283,8 +286,5 @@ class MemoryStore(MemoryItems, SessionStore):
             report.evicted = live - lim.max_sessions
 
     async def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
+        sweeper, self._sweeper = self._sweeper, None
+        await _loops.stop(sweeper)

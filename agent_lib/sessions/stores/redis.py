@@ -45,7 +45,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -72,6 +72,7 @@ from agent_lib.errors import (
     SessionStoreUnavailable,
 )
 from agent_lib.sessions._ids import validate_key_prefix, validate_namespace
+from agent_lib.sessions._loops import MAX_EVENT_LOOPS, PerLoop
 from agent_lib.sessions.stores._redis_items import RedisItems
 from agent_lib.sessions.stores._value import born as _born
 from agent_lib.sessions.stores._value import unwrap as _unwrap
@@ -150,6 +151,7 @@ class RedisOptions:
     socket_timeout: float = DEFAULT_SOCKET_TIMEOUT_S
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S
     max_connections: int = 64
+    max_event_loops: int = MAX_EVENT_LOOPS  # one pool per live event loop, at most this many
 
     def retry(self) -> Retry:
         return Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), self.retries)
@@ -256,10 +258,16 @@ class RedisStore(RedisItems, SessionStore):
         key_prefix: str = "hourglass",
         cluster: bool = False,
         retries: int = DEFAULT_RETRIES,
+        factory: Callable[[], AnyRedis] | None = None,
+        max_event_loops: int = MAX_EVENT_LOOPS,
     ) -> None:
         namespace = validate_namespace(namespace)
         key_prefix = validate_key_prefix(key_prefix)
-        self.client = client
+        # A connection belongs to one event loop: ``factory`` makes a client for each
+        # further loop (without one, ``client`` serves one loop only).
+        self._clients: PerLoop[AnyRedis] = PerLoop(
+            factory or _one_loop_only, _aclose, limit=max_event_loops, first=client
+        )
         self.limits = limits
         self.cluster = cluster
         self.namespace = namespace
@@ -290,7 +298,14 @@ class RedisStore(RedisItems, SessionStore):
             key_prefix=key_prefix,
             cluster=cluster,
             retries=options.retries,
+            factory=lambda: connect(url, options)[0],
+            max_event_loops=options.max_event_loops,
         )
+
+    @property
+    def client(self) -> AnyRedis:
+        """The client of the running event loop (made on the loop's first call)."""
+        return self._clients.get()
 
     def key_for(self, session_id: str) -> str:
         return self.session_base + session_id
@@ -542,7 +557,19 @@ class RedisStore(RedisItems, SessionStore):
         return None if value is None else int(value)
 
     async def close(self) -> None:
-        await self.client.aclose()
+        await self._clients.aclose()
+
+
+def _one_loop_only() -> AnyRedis:
+    raise ConfigError(
+        "client",
+        "a RedisStore built around one client serves one event loop; build it with "
+        "RedisStore.from_url (or give a factory) to use it from several",
+    )
+
+
+async def _aclose(client: AnyRedis) -> None:
+    await client.aclose()
 
 
 def _text(value: bytes | str) -> str:
