@@ -82,6 +82,11 @@ def cleanup(
             f"{report.evicted} evicted; {report.bytes_freed} bytes; "
             f"{report.scanned} scanned in {report.duration_s:.3f}s"
             + ("" if report.complete else " (stopped early; the next run continues)")
+            + (
+                ""
+                if report.extra.get("evictions_settled", True)
+                else "; Redis kept evicting keys meanwhile: counts may be off until the next run"
+            )
         )
 
 

@@ -88,6 +88,8 @@ from agent_lib.sessions.stores.base import (
 DEFAULT_RETRIES = 3
 DEFAULT_SOCKET_TIMEOUT_S = 5.0
 DEFAULT_CONNECT_TIMEOUT_S = 2.0
+EVICTION_RECHECKS = 4
+"""Most extra passes one cleanup makes while Redis keeps evicting keys during it."""
 _log = logging.getLogger("agent_lib.sessions")
 
 AnyRedis = aioredis.Redis | RedisCluster
@@ -506,6 +508,7 @@ class RedisStore(RedisItems, SessionStore):
             report.bytes_freed = int(reply[4])
         else:
             await self._cleanup_batches(report, batch_size, max_batches, verify)
+            await self._recheck_evictions(report, batch_size, max_batches)
         report.duration_s = time.perf_counter() - started
         return report
 
@@ -516,8 +519,9 @@ class RedisStore(RedisItems, SessionStore):
         caps = (lim.ttl_us, lim.lifetime_us, lim.max_sessions or 0, lim.max_memory or 0)
         skipped = 0
         by_writes = (0, 0, 0)
+        batches_before = report.batches
         while True:
-            first = report.batches == 0
+            first = report.batches == batches_before
             args = (*caps, batch_size, skipped, int(first), int(verify))
             reply = await self._run("cleanup", self.index_keys, args)
             scanned, expired, w_evicted, w_expired, freed, done, w_bytes = (
@@ -547,6 +551,24 @@ class RedisStore(RedisItems, SessionStore):
                 break
         if any(by_writes):
             await self._run("ack", self.index_keys, by_writes)
+
+    async def _recheck_evictions(
+        self, report: CleanupReport, batch_size: int, max_batches: int | None
+    ) -> None:
+        """At ``maxmemory`` a cleanup's own commands make Redis evict more keys while it
+        runs, behind a check that has passed them: while the eviction counter has moved
+        since the last check began, check again (at most ``EVICTION_RECHECKS`` passes,
+        within ``max_batches``). The report says whether it held still
+        (``evictions_settled``; when not, counts may be off until the next run)."""
+        rechecks = 0
+        while True:
+            moved = int(await self._run("evictions", self.index_keys, ()))
+            spent = max_batches is not None and report.batches >= max_batches
+            if not moved or rechecks == EVICTION_RECHECKS or spent or not report.complete:
+                break
+            rechecks += 1
+            await self._cleanup_batches(report, batch_size, max_batches, False)
+        report.extra.update(evictions_settled=not moved, eviction_rechecks=rechecks)
 
     async def memory_usage(self, session_id: str) -> int | None:
         """Redis' own ``MEMORY USAGE`` of a session key (for checking the estimates)."""

@@ -1,0 +1,88 @@
+"""Counts stay true when Redis evicts while a cleanup runs (real valkey-server at
+``maxmemory`` with ``volatile-lru``, left on during the cleanup).
+
+At ``maxmemory`` the cleanup's own commands (its scripts loading, its replies) make
+Redis evict more session keys while it checks the index, behind the check. Before the
+re-check, ``count()`` right after ``cleanup()`` said 102 while 90 sessions existed.
+"""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from agent_lib.sessions.manager import SessionManager
+from agent_lib.sessions.stores import redis as redis_store
+from tests.fixtures.redis_server import RedisProcess, fresh_namespace
+
+
+def _existing(sm: SessionManager, client: redis.Redis) -> int:
+    base = sm.store.session_base  # type: ignore[attr-defined]
+    pattern = base.replace("{", "\\{").replace("}", "\\}") + "*"
+    return sum(1 for _ in client.scan_iter(match=pattern, count=1000))
+
+
+async def _fill(sm: SessionManager, client: redis.Redis) -> None:
+    """More sessions than 2 MiB holds: Redis evicts some while they are written."""
+    for i in range(500):
+        await sm.create({"i": i, "text": "x" * 4000})
+    assert int(client.info("stats")["evicted_keys"]) > 0, "the test needs memory pressure"
+
+
+def _evicting_server(factory: object) -> RedisProcess:
+    return factory("--maxmemory-policy", "volatile-lru", "--maxmemory", "2mb")  # type: ignore[operator, no-any-return]
+
+
+async def test_count_after_cleanup_matches_what_exists_under_eviction(
+    redis_server_factory: object,
+) -> None:
+    server = _evicting_server(redis_server_factory)
+    async with SessionManager.from_url(server.url, namespace=fresh_namespace(), ttl=600) as sm:
+        with server.client() as client:
+            await _fill(sm, client)
+            before = int(client.info("stats")["evicted_keys"])
+            report = await sm.cleanup(batch_size=100)
+            during = int(client.info("stats")["evicted_keys"]) - before
+            client.config_set("maxmemory", 0)  # freeze what exists while the test looks
+            assert during > 0, "Redis evicted nothing during the cleanup: no test of it"
+            summary = report.to_dict()
+            assert summary["evictions_settled"] is True, summary
+            assert summary["eviction_rechecks"] >= 1, summary
+            assert await sm.count() == _existing(sm, client)
+            assert (await sm.cleanup()).removed == 0
+
+
+async def test_a_recheck_budget_that_runs_out_says_so(
+    redis_server_factory: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No re-check allowed (the old behaviour): the report says the counter did not hold
+    still, and the next run (evictions over) settles and makes the count true."""
+    monkeypatch.setattr(redis_store, "EVICTION_RECHECKS", 0)
+    server = _evicting_server(redis_server_factory)
+    async with SessionManager.from_url(server.url, namespace=fresh_namespace(), ttl=600) as sm:
+        with server.client() as client:
+            await _fill(sm, client)
+            first = await sm.cleanup(batch_size=100)
+            client.config_set("maxmemory", 0)
+            assert first.to_dict()["evictions_settled"] is False, first
+            assert first.to_dict()["eviction_rechecks"] == 0
+            second = await sm.cleanup(batch_size=100)
+            assert second.to_dict()["evictions_settled"] is True, second
+            assert await sm.count() == _existing(sm, client)
+
+
+async def test_max_batches_bounds_the_rechecks(redis_server_factory: object) -> None:
+    server = _evicting_server(redis_server_factory)
+    async with SessionManager.from_url(server.url, namespace=fresh_namespace(), ttl=600) as sm:
+        with server.client() as client:
+            await _fill(sm, client)
+            report = await sm.cleanup(batch_size=50, max_batches=2)
+            assert report.batches <= 2 and not report.complete
+            assert report.to_dict()["evictions_settled"] is False
+
+
+async def test_without_evictions_the_report_is_settled_at_once(redis_url: str) -> None:
+    async with SessionManager.from_url(redis_url, namespace=fresh_namespace(), ttl=600) as sm:
+        await sm.create({})
+        summary = (await sm.cleanup()).to_dict()
+        assert summary["evictions_settled"] is True and summary["eviction_rechecks"] == 0
