@@ -40,6 +40,7 @@ from agent_lib.sessions._ids import (
     validate_namespace,
     validate_session_id,
 )
+from agent_lib.sessions._loops import MAX_EVENT_LOOPS
 from agent_lib.sessions._memory_estimate import VALUE_HEADER_BYTES, estimate_session_bytes
 from agent_lib.sessions.settings import SessionSettings, resolve
 from agent_lib.sessions.stores.base import (
@@ -101,7 +102,8 @@ class SessionManager:
 
     Any event loop and any thread may call it, in turn or at once: a Redis store keeps
     one connection pool per live loop (see `agent_lib.sessions._loops`), and the
-    periodic cleaner runs in whichever live loop called last when the previous one ended.
+    periodic cleaner runs in one live loop, started again by the next call from any
+    loop once its own loop has ended.
     """
 
     def __init__(
@@ -138,13 +140,16 @@ class SessionManager:
         cleanup_interval: float | str | None = None,
         retries: int = 3,
         socket_timeout: float = 5.0,
+        max_event_loops: int = MAX_EVENT_LOOPS,
     ) -> SessionManager:
         """A manager for ``url``: ``memory://``, ``redis://``, ``rediss://``,
         ``redis+cluster://host:port[,host:port]`` or ``redis+sentinel://host:port[,...]/service``.
 
         Durations are seconds or strings such as ``"30m"``; ``max_memory`` is bytes or a
-        quantity such as ``"512Mi"``. No connection is made until the first call.
+        quantity such as ``"512Mi"``. No connection is made until the first call; each
+        event loop that calls gets its own pool, at most ``max_event_loops`` at once.
         """
+        loops = _count(max_event_loops, "max_event_loops") or MAX_EVENT_LOOPS
         limits = Limits(
             ttl_s=parse_duration(ttl, field="ttl"),
             max_lifetime_s=_seconds(max_lifetime, "max_lifetime"),
@@ -168,7 +173,11 @@ class SessionManager:
                 namespace=namespace,
                 limits=limits,
                 key_prefix=key_prefix,
-                options=RedisOptions(retries=retries, socket_timeout=socket_timeout),
+                options=RedisOptions(
+                    retries=retries,
+                    socket_timeout=socket_timeout,
+                    max_event_loops=loops,
+                ),
             )
         return cls(store, max_payload=max_payload, batch_size=batch_size, cleanup_interval=interval)
 
@@ -185,7 +194,7 @@ class SessionManager:
         """
         extra = {
             k: explicit.pop(k)
-            for k in ("max_payload", "retries", "socket_timeout")
+            for k in ("max_payload", "retries", "socket_timeout", "max_event_loops")
             if k in explicit
         }
         settings: SessionSettings = resolve(explicit, environ)

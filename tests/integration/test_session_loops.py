@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 
-from agent_lib.errors import SessionError
+from agent_lib.errors import ConfigError, SessionError
 from agent_lib.integrations.openai_agents import HourglassSession
 from agent_lib.sessions.manager import SessionManager, SyncSessionManager
 from agent_lib.sessions.stores.base import Limits
@@ -136,13 +136,9 @@ def test_pools_close_with_their_loops(redis_server: RedisProcess) -> None:
 def test_pool_count_is_bounded(redis_server: RedisProcess) -> None:
     """Four live loops, bound 2: the least recently used pool closes on its own loop,
     and that loop gets a new one when it calls again."""
-    store = RedisStore.from_url(
-        redis_server.url,
-        namespace=fresh_namespace(),
-        limits=Limits(ttl_s=600),
-        options=RedisOptions(max_event_loops=2),
-    )
-    sm = SessionManager(store)
+    sm = SessionManager.from_url(redis_server.url, namespace=fresh_namespace(), max_event_loops=2)
+    store = sm.store
+    assert isinstance(store, RedisStore)
     loops = [_LoopThread() for _ in range(4)]
     try:
         ids = [loop.call(sm.create({"loop": n})).id for n, loop in enumerate(loops)]
@@ -190,6 +186,12 @@ def test_the_periodic_cleaner_follows_the_live_loop(url: str) -> None:
     assert first is not None and second is not None and second is not first
     assert first.done(), "the first loop's cleaner ended with its loop"
     asyncio.run(sm.close())
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "8", True])
+def test_a_bad_loop_bound_names_the_field(bad: object) -> None:
+    with pytest.raises(ConfigError, match="max_event_loops"):
+        SessionManager.from_url("memory://", max_event_loops=bad)  # type: ignore[arg-type]
 
 
 # --- SyncSessionManager from many threads ---------------------------------------------
@@ -240,6 +242,20 @@ def test_sync_manager_close_races_calls_and_never_hangs(url: str) -> None:
     assert len(outcomes) == 6
     with pytest.raises(SessionError, match="closed"):
         sync.count()
+
+
+@pytest.mark.timeout(30)
+def test_sync_manager_called_from_its_own_loop_raises_instead_of_deadlocking(url: str) -> None:
+    with SyncSessionManager.from_url(url, namespace=fresh_namespace()) as sync:
+        made = sync.create({"n": 1})
+
+        def reentrant(data: dict[str, int]) -> dict[str, int]:
+            sync.count()  # runs on the manager's own loop thread: would wait on itself
+            return data
+
+        with pytest.raises(SessionError, match="own loop"):
+            sync.mutate(made.id, reentrant)
+        assert sync.count() == 1
 
 
 # --- the state machine ----------------------------------------------------------------
