@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import inspect
 import logging
 import threading
 from collections import OrderedDict
@@ -225,7 +226,7 @@ def thread_safe(cls: _C) -> _C:
         name
         for base in cls.__mro__
         for name in getattr(base, "__abstractmethods__", ())
-        if asyncio.iscoroutinefunction(getattr(cls, name, None)) and name != "close"
+        if inspect.iscoroutinefunction(getattr(cls, name, None)) and name != "close"
     }
     for name in names:
         setattr(cls, name, _locked(getattr(cls, name)))
