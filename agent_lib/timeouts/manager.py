@@ -36,7 +36,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType, TracebackType
@@ -52,10 +52,10 @@ from agent_lib.timeouts._layers import (
     ENV_CONFIG_DIR,
     ENV_PROFILE,
     NAMESPACE_FILE,
+    EnvTimeouts,
     builtin_bundle,
     code_overrides,
     detect_environment,
-    env_timeouts,
     read_config_file,
     select_profile,
 )
@@ -117,11 +117,14 @@ class TimeoutConfig:
             raise UnknownTimeout(name, sorted(self.timeouts)) from None
 
     def _same_values(self, other: TimeoutConfig) -> bool:
-        return (self.name, self.hash, dict(self.timeouts), self.polling) == (
+        """Same profile, values and origins (an override equal to the file's value still
+        changes where the value comes from, so it is a new snapshot)."""
+        return (self.name, self.hash, dict(self.timeouts), self.polling, dict(self.origins)) == (
             other.name,
             other.hash,
             dict(other.timeouts),
             other.polling,
+            dict(other.origins),
         )
 
 
@@ -171,8 +174,11 @@ class TimeoutManager:
         self.events = TimeoutEvents()
         self._environ = env
         self._namespace_file = namespace_file
-        self._env_values = env_timeouts(env)
+        self._env = EnvTimeouts(env)
         self._overrides = code_overrides(overrides or {})
+        self._override_blocks: dict[int, dict[str, float]] = {}
+        """The `override` calls not yet undone, oldest first (later ones win)."""
+        self._next_block = 0
         self._settings = watch or WatchSettings()
         self._callbacks: list[Callback] = []
         self._lock = threading.RLock()
@@ -256,8 +262,20 @@ class TimeoutManager:
         """Seconds left in the innermost active deadline (None outside any)."""
         return remaining()
 
-    def poll(self, check: Callable[[], T], *, name: str = "poll", **policy: float) -> T:
-        """`poll` with this profile's polling policy (keyword arguments override fields)."""
+    @overload
+    def poll(
+        self, check: Callable[[], Awaitable[T]], *, name: str = "poll", **policy: float
+    ) -> Coroutine[Any, Any, T]: ...
+    @overload
+    def poll(self, check: Callable[[], T], *, name: str = "poll", **policy: float) -> T: ...
+
+    def poll(self, check: Callable[[], Any], *, name: str = "poll", **policy: float) -> Any:
+        """`poll` with this profile's polling policy (keyword arguments override fields).
+
+        An ``async def`` check makes this return a coroutine, as the module-level `poll`.
+        """
+        if inspect.iscoroutinefunction(check):
+            return self.apoll(check, name=name, **policy)
         return poll_with(check, self._policy(policy), name=name, events=self.events)
 
     async def apoll(self, check: Callable[[], Any], *, name: str = "poll", **policy: float) -> Any:
@@ -278,18 +296,32 @@ class TimeoutManager:
     def override(
         self, values: Mapping[str, float | str] | None = None, /, **more: float | str
     ) -> _Undo:
-        """Set code overrides (the highest layer) now; leaving the result as a context undoes it."""
+        """Set code overrides (the highest layer) now; leaving the result as a context undoes it.
+
+        Each call is its own block: undoing it removes only what it set, whatever the
+        order blocks end in (nested, or concurrent in threads and tasks); where blocks
+        set the same name, the most recent one still active wins.
+        """
         parsed = code_overrides({**(values or {}), **more})
         with self._lock:
-            previous = dict(self._overrides)
-            self._overrides.update(parsed)
+            block = self._next_block
+            self._next_block += 1
+            self._override_blocks[block] = parsed
             self._swap(self._merge(self._base))
-        return _Undo(self, previous)
+        return _Undo(self, block)
 
-    def _restore_overrides(self, previous: dict[str, float]) -> None:
+    def _restore_overrides(self, block: int) -> None:
+        """Remove one `override` block (again: nothing)."""
         with self._lock:
-            self._overrides = previous
-            self._swap(self._merge(self._base))
+            if self._override_blocks.pop(block, None) is not None:
+                self._swap(self._merge(self._base))
+
+    def _code_values(self) -> dict[str, float]:
+        """The code layer: constructor overrides, then the active blocks in order."""
+        values = dict(self._overrides)
+        for block in self._override_blocks.values():
+            values.update(block)
+        return values
 
     def reload(self) -> bool:
         """Re-read the file now; True if the snapshot changed. Never raises on bad content."""
@@ -465,7 +497,10 @@ class TimeoutManager:
     def _merge(self, base: _Base) -> TimeoutConfig:
         values = dict(base.timeouts)
         origins = dict.fromkeys(values, base.layer)
-        for layer, layer_values in (("env", self._env_values), ("override", self._overrides)):
+        for layer, layer_values in (
+            ("env", self._env.resolve(values)),
+            ("override", self._code_values()),
+        ):
             values.update(layer_values)
             origins.update(dict.fromkeys(layer_values, layer))
         return TimeoutConfig(
@@ -587,14 +622,15 @@ class AsyncTimeoutManager(TimeoutManager):
 
 
 class _Undo:
-    """Returned by `TimeoutManager.override`; leaving it as a context restores the old overrides."""
+    """Returned by `TimeoutManager.override`; leaving it as a context removes what it set."""
 
-    def __init__(self, manager: TimeoutManager, previous: dict[str, float]) -> None:
+    def __init__(self, manager: TimeoutManager, block: int) -> None:
         self._manager = manager
-        self._previous = previous
+        self._block = block
 
     def undo(self) -> None:
-        self._manager._restore_overrides(self._previous)
+        """Remove this block's overrides (once; calling again does nothing)."""
+        self._manager._restore_overrides(self._block)
 
     def __enter__(self) -> _Undo:
         return self
