@@ -157,6 +157,8 @@ class EnvTimeouts:
 
     def resolve(self, known: Iterable[str]) -> dict[str, float]:
         """Timeout name -> seconds, each variable's name matched to ``known``."""
+        if not self._values:
+            return {}
         names = set(known).union(WELL_KNOWN_TIMEOUTS)
         by_folded = {name.lower(): name for name in sorted(names, reverse=True)}
         values: dict[str, float] = {}
