@@ -9,11 +9,15 @@ HTTP client's ``timeout``.
   `DeadlineExceeded` (a ``TimeoutError``) is raised.
 - ``with``: Python cannot interrupt synchronous code without signals, so the
   deadline is checked at exit, and `Deadline.check()` / `check_deadline()` let long
-  loops stop early. A ``TimeoutError`` escaping the block at the expiry (say, from
-  a socket whose timeout came from `remaining()`) counts as this deadline's expiry.
+  loops stop early. A ``TimeoutError`` escaping the block within a small slack of
+  the expiry of the budget that binds it (say, from a socket whose timeout came from
+  `remaining()`) counts as that budget's expiry; an earlier one passes through.
 
-Every expiry is reported once, by the deadline whose budget ran out, to a
-`TimeoutEvents` (counts and elapsed time per name).
+Every expiry is reported once (however often it is checked, caught, or seen from
+other tasks), by the deadline whose budget ran out, to a `TimeoutEvents` (counts and
+elapsed time per name). A deadline binds only while its block runs: a task created
+inside it that outlives the block is bound by the nearest enclosing deadline still
+running, if any.
 """
 
 from __future__ import annotations
