@@ -22,15 +22,14 @@ Reading each layer is `agent_lib.timeouts._layers`' job; this module merges and 
 
 In a pod (``HOURGLASS_CONFIG_WATCH``, default ``auto``) the same ConfigMap also arrives
 through the Kubernetes API (`agent_lib.timeouts.apiwatch`), through the same validation
-and last-good logic; the newer of the two wins (`agent_lib.timeouts._freshness`), and the
+and last-good logic. Both sources deliver a `ConfigVersion` (`agent_lib.timeouts._sources`);
+which one runs is decided in one place, by revision (`agent_lib.timeouts._arbiter`); the
 pod's annotations say what it runs (`agent_lib.timeouts._pod_report`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
 import inspect
 import logging
 import os
@@ -45,8 +44,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from agent_lib.config import CONFIG_KEY, parse_config
 from agent_lib.errors import ConfigError, UnknownTimeout
 from agent_lib.timeouts import _http
+from agent_lib.timeouts._arbiter import Arbiter, Stamp
 from agent_lib.timeouts._cluster_link import ClusterLink
-from agent_lib.timeouts._freshness import Freshness
 from agent_lib.timeouts._layers import (
     DEFAULT_CONFIG_DIR,
     ENV_CONFIG_DIR,
@@ -56,21 +55,15 @@ from agent_lib.timeouts._layers import (
     builtin_bundle,
     code_overrides,
     detect_environment,
-    read_config_file,
     select_profile,
 )
 from agent_lib.timeouts._pod_report import Applied
+from agent_lib.timeouts._sources import ConfigVersion, FileSource
 from agent_lib.timeouts.apiwatch import ENV_CONFIG_WATCH, config_watch_mode
 from agent_lib.timeouts.deadlines import Deadline, remaining
 from agent_lib.timeouts.metrics import TimeoutEvents
 from agent_lib.timeouts.polling import PollingPolicy, apoll, poll_with
-from agent_lib.timeouts.reload import (
-    FolderWatcher,
-    StopEvent,
-    WatchSettings,
-    fingerprint,
-    watch_folder_async,
-)
+from agent_lib.timeouts.reload import WatchSettings
 
 if TYPE_CHECKING:
     import aiohttp
@@ -106,6 +99,8 @@ class TimeoutConfig:
     origins: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     """Timeout name -> its layer: ``override``, ``env``, ``config`` or ``builtin``."""
     namespace: str | None = None
+    revision: int | None = None
+    """The revision its writer stored beside it; None for the built-ins and older writers."""
 
     def get(self, name: str, default: float | None = None) -> float | None:
         return self.timeouts.get(name, default)
@@ -139,6 +134,8 @@ class _Base:
     hash: str
     namespace: str | None
     layer: str
+    revision: int | None = None
+    """The writer's revision (``agent_lib.config.revision``); None for the built-ins."""
 
 
 # --- the manager ----------------------------------------------------------------------
@@ -179,16 +176,12 @@ class TimeoutManager:
         self._override_blocks: dict[int, dict[str, float]] = {}
         """The `override` calls not yet undone, oldest first (later ones win)."""
         self._next_block = 0
-        self._settings = watch or WatchSettings()
         self._callbacks: list[Callback] = []
         self._lock = threading.RLock()
         self._last_error: str | None = None
-        self._fingerprint: object = _MISSING
-        self._watcher: FolderWatcher | None = None
-        self._async_stop: threading.Event | None = None
-        self._async_task: asyncio.Task[None] | None = None
-        self._freshness = Freshness()
+        self._file = FileSource(self.config_dir, self.reload, watch or WatchSettings())
         self._link: ClusterLink | None = None
+        self._arbiter = Arbiter(Stamp("builtin", None, ""))
         self._base = self._initial_base()
         self._current = self._merge(self._base)
         self._values: dict[str, float] = dict(self._current.timeouts)
@@ -226,9 +219,7 @@ class TimeoutManager:
     @property
     def watching(self) -> str:
         """How the folder is watched now: ``inotify``, ``polling``, ``waiting`` or ``stopped``."""
-        if self._watcher is not None:
-            return self._watcher.mode
-        return "async" if self._async_task is not None else "stopped"
+        return self._file.state
 
     @property
     def api_watch(self) -> str:
@@ -331,50 +322,53 @@ class TimeoutManager:
         return changed
 
     def _reload_file(self) -> bool:
-        self._fingerprint = fingerprint(self.path)
         try:
-            raw = self._file_raw()
-            if raw is None:
-                if self._base.layer == "config" and not self._from_api():
-                    raise ConfigError(CONFIG_KEY, f"{self.path} does not exist (deleted?)")
-                return False
-            if not self._freshness.file_may_apply(_digest(raw)):
-                logger.debug("hourglass: %s is older than the config in use", self.path)
-                return False
-            base = self._parse_base(raw, str(self.path))
-            snapshot = self._merge(base)
+            version = self._file.read()
         except ConfigError as error:
             self._reject(error)
             return False
-        return self._adopt(base, snapshot)
+        if version is None:
+            if self._base.layer == "config" and not self._from_api():
+                self._reject(ConfigError(CONFIG_KEY, f"{self.path} does not exist (deleted?)"))
+            return False
+        return self._offer(version)
 
-    def _adopt(self, base: _Base, snapshot: TimeoutConfig) -> bool:
-        self._freshness.moved(self._base.hash, base.hash)
+    def _offer(self, version: ConfigVersion) -> bool:
+        """One version from either source: the arbiter decides, then validation, then swap."""
+        if not self._arbiter.offer(version, api_in_use=self._api_in_use()):
+            logger.debug("hourglass: %s is not newer than the config in use", version.label)
+            self.events.reload("unchanged")
+            return False
+        try:
+            if version.problem is not None:
+                raise version.problem
+            if version.raw is None:
+                raise ConfigError(CONFIG_KEY, f"{version.label} has no key {CONFIG_KEY}")
+            base = self._parse_base(version)
+            snapshot = self._merge(base)
+        except ConfigError as error:
+            self._reject(error, version.label)
+            return False
+        self._arbiter.adopted(version)
         self._base = base
         self._last_error = None
         changed = self._swap(snapshot)
         self.events.reload("ok" if changed else "unchanged")
         return changed
 
+    def _api_in_use(self) -> bool:
+        """Whether the file may be behind another source: an API watch runs, or ran."""
+        link = self._link
+        watching = link is not None and link.watch is not None
+        return watching or self._arbiter.resource_version is not None
+
     def _from_api(self) -> bool:
         return self._base.source.startswith("api:")
 
-    def _apply_api(self, raw: bytes | None, resource_version: str) -> None:
+    def _apply_api(self, version: ConfigVersion) -> None:
         """The API watch's callback: one version of the ConfigMap, as read from the API."""
         with self._lock:
-            if not self._freshness.api_is_newer(resource_version):
-                return
-            self._freshness.seen_api(resource_version, _digest(raw or b""))
-            source = f"api:{self._namespace_label()}/hourglass-config@{resource_version}"
-            try:
-                if raw is None:
-                    raise ConfigError(CONFIG_KEY, f"{source} has no key {CONFIG_KEY}")
-                base = self._parse_base(raw, source)
-                snapshot = self._merge(base)
-            except ConfigError as error:
-                self._reject(error, source)
-            else:
-                self._adopt(base, snapshot)
+            self._offer(version)
         self._report()
 
     def _namespace_label(self) -> str:
@@ -386,11 +380,6 @@ class TimeoutManager:
         if link is not None:
             current = self._current
             link.report(Applied(current.hash, current.name, self._last_error))
-
-    def _on_watch(self, events: bool) -> None:
-        """The watcher's callback: re-read after events; on resync only if the file changed."""
-        if events or fingerprint(self.path) != self._fingerprint:
-            self.reload()
 
     def _reject(self, error: ConfigError, source: str | None = None) -> None:
         self._last_error = f"{error.field}: {error.reason}"
@@ -408,6 +397,8 @@ class TimeoutManager:
     def _swap(self, snapshot: TimeoutConfig) -> bool:
         old = self._current
         if snapshot._same_values(old):
+            if snapshot.revision != old.revision:
+                self._current = snapshot  # the same values, written again (a revert)
             return False
         self._current = snapshot
         self._values = dict(snapshot.timeouts)
@@ -429,7 +420,7 @@ class TimeoutManager:
 
     def _schedule(self, awaitable: Any) -> None:
         """Async callbacks run on the event loop of ``async with``; elsewhere they are refused."""
-        loop = self._async_task.get_loop() if self._async_task is not None else None
+        loop = self._file.loop
         if loop is None:
             if inspect.iscoroutine(awaitable):
                 awaitable.close()
@@ -441,8 +432,11 @@ class TimeoutManager:
 
     def _initial_base(self) -> _Base:
         try:
-            self._fingerprint = fingerprint(self.path)
-            base = self._file_base()
+            version = self._file.read()
+            if version is not None:
+                base = self._parse_base(version)
+                self._arbiter.adopted(version)
+                return base
         except ConfigError as error:
             self._last_error = f"{error.field}: {error.reason}"
             logger.error(
@@ -451,30 +445,21 @@ class TimeoutManager:
                 error.field,
                 error.reason,
             )
-            base = None
-        return base if base is not None else self._builtin_base()
+        return self._builtin_base()
 
-    def _file_base(self) -> _Base | None:
-        """The profile from the mounted file; None when no file is mounted at all."""
-        raw = self._file_raw()
-        return None if raw is None else self._parse_base(raw, str(self.path))
-
-    def _file_raw(self) -> bytes | None:
-        if not self.path.exists() and not self.path.is_symlink():
-            return None
-        return read_config_file(self.path)
-
-    def _parse_base(self, raw: bytes, source: str) -> _Base:
+    def _parse_base(self, version: ConfigVersion) -> _Base:
+        raw = version.raw or b""
         bundle = parse_config(raw, CONFIG_KEY)
-        name, profile = select_profile(bundle, self.profile, source)
+        name, profile = select_profile(bundle, self.profile, version.label)
         return _Base(
             name=name,
             timeouts=profile.timeouts,
             polling=PollingPolicy.from_rendered(profile.polling),
-            source=source,
-            hash=_digest(raw),
+            source=version.label,
+            hash=version.digest,
             namespace=bundle.namespace,
             layer="config",
+            revision=version.revision,
         )
 
     def _builtin_base(self) -> _Base:
@@ -512,22 +497,20 @@ class TimeoutManager:
             loaded_at=time.time(),
             origins=MappingProxyType(origins),
             namespace=base.namespace,
+            revision=base.revision,
         )
 
     # --- watching -------------------------------------------------------------------
 
     def start(self) -> TimeoutManager:
         """Watch the folder from a background thread (returns once the watch is in place)."""
-        if self._watcher is None:
-            self._watcher = FolderWatcher(self.config_dir, self._on_watch, self._settings)
-            self._watcher.start()
+        if self._file.state == "stopped":
+            self._file.start()
             self._start_link()
         return self
 
     def stop(self) -> None:
-        watcher, self._watcher = self._watcher, None
-        if watcher is not None:
-            watcher.stop()
+        self._file.stop()
         self._stop_link()
 
     def _start_link(self) -> None:
@@ -557,32 +540,13 @@ class TimeoutManager:
 
     async def astart(self) -> TimeoutManager:
         """Watch the folder from a task on the running loop (returns once in place)."""
-        if self._async_task is None:
-            ready = asyncio.Event()
-            self._async_stop = StopEvent()
-
-            async def changed(events: bool) -> None:
-                self._on_watch(events)
-
-            self._async_task = asyncio.create_task(
-                watch_folder_async(
-                    self.config_dir, changed, self._async_stop, self._settings, ready
-                ),
-                name=f"hourglass-watch:{self.config_dir}",
-            )
-            waiter = asyncio.create_task(ready.wait())
-            await asyncio.wait({waiter, self._async_task}, return_when=asyncio.FIRST_COMPLETED)
-            waiter.cancel()
+        if self._file.state == "stopped":
+            await self._file.astart()
             self._start_link()
         return self
 
     async def astop(self) -> None:
-        task, self._async_task = self._async_task, None
-        if self._async_stop is not None:
-            self._async_stop.set()
-        if task is not None:
-            with contextlib.suppress(Exception):
-                await task
+        await self._file.astop()
         await asyncio.to_thread(self._stop_link)
 
     async def __aenter__(self) -> TimeoutManager:
@@ -637,11 +601,6 @@ class _Undo:
 
     def __exit__(self, *exc: object) -> None:
         self.undo()
-
-
-def _digest(raw: bytes) -> str:
-    """The config hash: the same digest the operator puts in ``hourglass.dev/config-hash``."""
-    return hashlib.sha256(raw).hexdigest()[:16]
 
 
 async def _await(awaitable: Any) -> None:
