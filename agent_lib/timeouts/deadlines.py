@@ -180,7 +180,8 @@ class Deadline:
             if threading.get_ident() == self._thread:
                 _reschedule(timer, when)
             else:
-                loop.call_soon_threadsafe(_reschedule, timer, when)
+                with contextlib.suppress(RuntimeError):  # that loop is closed: nothing to move
+                    loop.call_soon_threadsafe(_reschedule, timer, when)
         with _registry:
             children = list(self._children)
         for child in children:
