@@ -18,7 +18,7 @@ from agent_lib.errors import ConfigError, InvalidPayload, PayloadTooLarge, Sessi
 from agent_lib.sessions._ids import validate_session_id
 from agent_lib.sessions._memory_estimate import VALUE_HEADER_BYTES, estimate_session_bytes
 from agent_lib.sessions.manager import SessionManager
-from agent_lib.sessions.stores.items import LIST_OVERHEAD_BYTES, ItemStore
+from agent_lib.sessions.stores.items import ItemStore
 
 __all__ = ["History", "SessionItems"]
 
@@ -61,8 +61,9 @@ class SessionItems:
         self._store: ItemStore = sessions.store
 
     def _size(self, sid: str, payload: bytes) -> int:
+        """The payload's estimate, as `SessionManager` makes it; the store adds the items'."""
         key, value = len(self.sessions.store.key_for(sid)), len(payload) + VALUE_HEADER_BYTES
-        return estimate_session_bytes(key, value, len(sid)) + LIST_OVERHEAD_BYTES
+        return estimate_session_bytes(key, value, len(sid))
 
     async def append(
         self,
@@ -104,8 +105,10 @@ class SessionItems:
         with_data: bool = False,
         renew: bool = True,
     ) -> History | None:
-        """The newest ``limit`` items (all for ``None``), renewing the session's idle TTL
-        unless ``renew`` is false; ``None`` when the session does not exist (any more)."""
+        """The newest ``limit`` items, renewing the session's idle TTL unless ``renew`` is
+        false; ``None`` when the session does not exist (any more). As the Agents SDK's
+        ``SQLiteSession``: ``None``, a negative limit or one past the length reads every
+        item, ``0`` none."""
         sid = validate_session_id(session_id)
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
             raise ConfigError("limit", f"must be an integer or None, got {limit!r}")

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Sequence
 from itertools import islice
 from typing import TYPE_CHECKING
 
 from agent_lib.errors import PayloadTooLarge
+from agent_lib.sessions.stores._memory_entry import _Entry
 from agent_lib.sessions.stores.base import WRITE_EVICTION_BUDGET, Limits
-from agent_lib.sessions.stores.items import ItemStore, StoredItems, item_bytes
+from agent_lib.sessions.stores.items import ItemStore, StoredItems, item_bytes, items_part
 
 if TYPE_CHECKING:
     from collections import OrderedDict
-
-    from agent_lib.sessions.stores.memory import _Entry
 
 
 class MemoryItems(ItemStore):
@@ -47,40 +45,35 @@ class MemoryItems(ItemStore):
         replace_payload: bool = False,
         must_exist: bool = False,
     ) -> int | None:
-        from agent_lib.sessions.stores.memory import _Entry
-
         self._start_sweeper()
         now = self._clock()
         entry = self._live(session_id, now)
         if entry is None and must_exist:
             return None
-        replace_payload = replace_payload or must_exist
         added = item_bytes(items)
-        if entry is None:
-            grow = size + added
-        elif replace_payload:
-            grow = added + size - (entry.size - entry.item_bytes)
-        else:
-            grow = added
-        had = entry.size if entry else 0
+        length = (0 if entry is None else len(entry.items)) + len(items)
+        item_sum = (0 if entry is None else entry.item_sum) + added
+        data = size if entry is None or replace_payload or must_exist else entry.data_size
+        had = 0 if entry is None else entry.size
+        new_size = data + items_part(item_sum, length)
         cap = self.limits.max_memory
-        if cap and had + grow > cap:
-            raise PayloadTooLarge(size, cap)
+        if cap and new_size > cap:
+            raise PayloadTooLarge(new_size, cap)
         if entry is None:
-            self._note(self._make_room(1, grow, None, WRITE_EVICTION_BUDGET))
+            self._note(self._make_room(1, new_size, None, WRITE_EVICTION_BUDGET))
             entry = _Entry(payload, now, now, 0)
             self._by_access[session_id] = entry
             self._by_birth[session_id] = None
         else:
-            self._note(self._make_room(0, grow, session_id, WRITE_EVICTION_BUDGET))
-            if replace_payload:
+            self._note(self._make_room(0, new_size - had, session_id, WRITE_EVICTION_BUDGET))
+            if replace_payload or must_exist:
                 entry.payload = payload
             entry.version += 1
             self._renew(session_id, entry, now)
         entry.items.extend(items)
-        entry.item_bytes += added
-        entry.size += grow
-        self._total += grow
+        entry.item_sum = item_sum
+        entry.size = new_size
+        self._total += new_size - had
         return len(entry.items)
 
     async def read_items(
@@ -99,10 +92,10 @@ class MemoryItems(ItemStore):
             self._renew(session_id, entry, now)
         else:
             now = entry.last_us
-        items: deque[bytes] = entry.items
-        if limit is None:
+        items = entry.items
+        if limit is None or limit < 0 or limit >= len(items):
             chosen = list(items)
-        elif limit <= 0:
+        elif limit == 0:
             chosen = []
         else:
             chosen = list(islice(reversed(items), limit))[::-1]
@@ -117,10 +110,10 @@ class MemoryItems(ItemStore):
         self._renew(session_id, entry, now)
         if not entry.items:
             return None
+        had, data = entry.size, entry.data_size
         item = entry.items.pop()
         entry.version += 1
-        freed = item_bytes([item])
-        entry.item_bytes -= freed
-        entry.size -= freed
-        self._total -= freed
+        entry.item_sum = max(0, entry.item_sum - item_bytes([item]))
+        entry.size = max(0, data) + entry.item_part
+        self._total = max(0, self._total + entry.size - had)
         return item

@@ -14,19 +14,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from agent_lib.errors import PayloadTooLarge
-from agent_lib.sessions._memory_estimate import (
-    INDEX_OVERHEAD_BYTES,
-    KEY_OVERHEAD_BYTES,
-    VALUE_HEADER_BYTES,
-)
 from agent_lib.sessions.stores._value import unwrap
 from agent_lib.sessions.stores.base import WRITE_EVICTION_BUDGET, Limits
-from agent_lib.sessions.stores.items import (
-    ITEM_OVERHEAD_BYTES,
-    LIST_OVERHEAD_BYTES,
-    ItemStore,
-    StoredItems,
-)
+from agent_lib.sessions.stores.items import ItemStore, StoredItems
 
 
 class RedisItems(ItemStore):
@@ -66,11 +56,6 @@ class RedisItems(ItemStore):
             mode,
             payload,
             size,
-            KEY_OVERHEAD_BYTES,
-            INDEX_OVERHEAD_BYTES,
-            LIST_OVERHEAD_BYTES,
-            ITEM_OVERHEAD_BYTES,
-            VALUE_HEADER_BYTES,
             secrets.token_urlsafe(9),
             WRITE_EVICTION_BUDGET,
         )
@@ -104,7 +89,7 @@ class RedisItems(ItemStore):
                 lim.ttl_us,
                 lim.lifetime_us,
                 self.session_base,
-                -1 if limit is None else max(0, limit),
+                -1 if limit is None or limit < 0 else limit,
                 1 if with_payload else 0,
                 1 if renew else 0,
             ),
@@ -121,7 +106,6 @@ class RedisItems(ItemStore):
             lim.ttl_us,
             lim.lifetime_us,
             self.session_base,
-            ITEM_OVERHEAD_BYTES,
             secrets.token_urlsafe(9),
         )
         reply = await self._run("items_pop", self._keys(session_id), args)

@@ -45,6 +45,15 @@ class StoredSession:
     version: int = 0
 
 
+@dataclass(frozen=True)
+class Accounted:
+    """The bytes a store accounts against ``max_memory``: the running total and each
+    indexed session's figure (payload estimate plus items, see ``stores.items``)."""
+
+    total: int
+    sessions: dict[str, int]
+
+
 @dataclass
 class CleanupReport:
     """What one cleanup run did; ``to_dict`` is the JSON the CLI and the operator read.

@@ -4,6 +4,12 @@ A session may carry an ordered list of items (the turns of a conversation, the e
 of an ADK session) next to its payload. The list lives under the session's own hash
 tag, its bytes count in the session's size (so ``max_memory`` and LRU eviction see
 them), and it goes whenever the session goes: delete, expiry, lifetime, eviction.
+
+Accounting, the same on every store: a session's size is its payload's estimate (the
+``size`` a write passes) plus `items_part` of its items; ``update`` replaces only the
+payload's part, a pop takes off exactly what the append added, and no size goes below
+zero. ``limit`` of a read: ``None``, negative or at least the list's length means every
+item, ``0`` none (as the Agents SDK's ``SQLiteSession``).
 Each call is one atomic round trip (two when an append must make room under a cap, as
 for ``create``); reading the newest ``limit`` items costs O(limit). Appending and popping
 are data writes: each increments the session's version, as ``update`` does.
@@ -48,11 +54,11 @@ class ItemStore(abc.ABC):
         replace_payload: bool = False,
         must_exist: bool = False,
     ) -> int | None:
-        """Append ``items``, creating the session with ``payload`` (estimated ``size``) if
-        it does not exist; ``replace_payload`` also stores ``payload`` on a live session.
-        Returns the list's new length, or ``None`` when ``must_exist`` and the session
-        does not exist. Raises `PayloadTooLarge` when the session alone would exceed
-        ``max_memory``."""
+        """Append ``items``, creating the session with ``payload`` if it does not exist;
+        ``size`` is the payload's estimate alone (the store adds `items_part`).
+        ``replace_payload`` also stores ``payload`` on a live session. Returns the list's
+        new length, or ``None`` when ``must_exist`` and the session does not exist.
+        Raises `PayloadTooLarge` when the session alone would exceed ``max_memory``."""
 
     @abc.abstractmethod
     async def read_items(
@@ -63,8 +69,9 @@ class ItemStore(abc.ABC):
         with_payload: bool = False,
         renew: bool = True,
     ) -> StoredItems | None:
-        """The newest ``limit`` items (all for ``None``), renewing the session unless
-        ``renew`` is false; ``None`` when the session does not exist (any more)."""
+        """The newest ``limit`` items (all for ``None``, a negative limit or one past the
+        length), renewing the session unless ``renew`` is false; ``None`` when the session
+        does not exist (any more)."""
 
     @abc.abstractmethod
     async def pop_item(self, session_id: str) -> bytes | None:
@@ -74,3 +81,10 @@ class ItemStore(abc.ABC):
 def item_bytes(items: Sequence[bytes]) -> int:
     """What ``items`` add to their session's accounted size."""
     return sum(len(item) + ITEM_OVERHEAD_BYTES for item in items)
+
+
+def items_part(item_sum: int, length: int) -> int:
+    """What a list of ``length`` items whose `item_bytes` are ``item_sum`` adds to its
+    session's size: the list's own overhead counts while the list has any item (Redis
+    removes an empty list)."""
+    return item_sum + LIST_OVERHEAD_BYTES if length > 0 else 0

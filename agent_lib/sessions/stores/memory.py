@@ -13,15 +13,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from itertools import islice
 
 from agent_lib.errors import ConfigError, PayloadTooLarge, SessionConflict
+from agent_lib.sessions.stores._memory_entry import _Entry
 from agent_lib.sessions.stores._memory_items import MemoryItems
 from agent_lib.sessions.stores.base import (
     WRITE_EVICTION_BUDGET,
+    Accounted,
     CleanupReport,
     Limits,
     SessionExistsError,
@@ -30,17 +31,6 @@ from agent_lib.sessions.stores.base import (
 )
 
 DEFAULT_SWEEP_INTERVAL_S = 30.0
-
-
-@dataclass
-class _Entry:
-    payload: bytes
-    created_us: int
-    last_us: int
-    size: int
-    version: int = 1
-    items: deque[bytes] = field(default_factory=deque)
-    item_bytes: int = 0
 
 
 def _wall_us() -> int:
@@ -69,12 +59,19 @@ class MemoryStore(MemoryItems, SessionStore):
         self._sweeper: asyncio.Task[None] | None = None
 
     def key_for(self, session_id: str) -> str:
-        return f"memory:{self.namespace}:{session_id}"
+        """The key the session would have in Redis under the default prefix: sizes are
+        estimated from its length, so both stores account the same bytes."""
+        return f"hourglass:{{hourglass:{self.namespace}}}:s:{session_id}"
 
     @property
     def total_bytes(self) -> int:
         """The estimated bytes accounted against ``max_memory``."""
         return self._total
+
+    async def accounted(self) -> Accounted:
+        """The bytes accounted against ``max_memory``: the running total and each indexed
+        session's figure (as `RedisStore.accounted`)."""
+        return Accounted(self._total, {sid: e.size for sid, e in self._by_access.items()})
 
     def _start_sweeper(self) -> None:
         if self._sweeper is None and self.sweep_interval:
@@ -194,11 +191,12 @@ class MemoryStore(MemoryItems, SessionStore):
             return None
         if if_version is not None and if_version != entry.version:
             raise SessionConflict(session_id, if_version, entry.version)
-        if self.limits.max_memory and size > self.limits.max_memory:
-            raise PayloadTooLarge(size, self.limits.max_memory)
-        self._note(self._make_room(0, size - entry.size, session_id, WRITE_EVICTION_BUDGET))
-        self._total += size - entry.size
-        entry.payload, entry.size = payload, size
+        new_size = size + entry.item_part  # the items stay, and so do their bytes
+        if self.limits.max_memory and new_size > self.limits.max_memory:
+            raise PayloadTooLarge(new_size, self.limits.max_memory)
+        self._note(self._make_room(0, new_size - entry.size, session_id, WRITE_EVICTION_BUDGET))
+        self._total += new_size - entry.size
+        entry.payload, entry.size = payload, new_size
         entry.version += 1
         self._renew(session_id, entry, now)
         return StoredSession(payload, entry.created_us, now, entry.version)

@@ -77,12 +77,14 @@ from agent_lib.sessions.stores._value import born as _born
 from agent_lib.sessions.stores._value import unwrap as _unwrap
 from agent_lib.sessions.stores.base import (
     WRITE_EVICTION_BUDGET,
+    Accounted,
     CleanupReport,
     Limits,
     SessionExistsError,
     SessionStore,
     StoredSession,
 )
+from agent_lib.sessions.stores.items import ITEM_OVERHEAD_BYTES, LIST_OVERHEAD_BYTES
 
 DEFAULT_RETRIES = 3
 DEFAULT_SOCKET_TIMEOUT_S = 5.0
@@ -139,7 +141,12 @@ def _script(name: str) -> str:
     # Beside this module, not looked up by package name: the deprecated `agent_lib.stores`
     # alias can leave that name's module spec without a package path.
     folder = Path(__file__).with_name("_lua")
-    return (folder / "common.lua").read_text() + "\n" + (folder / f"{name}.lua").read_text()
+    # The item accounting's constants come from Python, so both stores use the same.
+    constants = (
+        f"local ITEM_OVERHEAD, LIST_OVERHEAD = {ITEM_OVERHEAD_BYTES}, {LIST_OVERHEAD_BYTES}\n"
+    )
+    common = (folder / "common.lua").read_text()
+    return constants + common + "\n" + (folder / f"{name}.lua").read_text()
 
 
 @dataclass(frozen=True)
@@ -532,6 +539,16 @@ class RedisStore(RedisItems, SessionStore):
                 break
         if any(by_writes):
             await self._run("ack", self.index_keys, by_writes)
+
+    async def accounted(self) -> Accounted:
+        """The bytes accounted against ``max_memory``: the running total and each indexed
+        session's figure (one read of the sizes hash, for diagnostics and tests)."""
+        try:
+            fields = await self.client.hgetall(self.index_keys[2])
+        except (rexc.RedisError, OSError) as error:
+            raise _unavailable(error) from error
+        sizes = {_text(k): int(v) for k, v in fields.items() if not _text(k).startswith("*")}
+        return Accounted(int(fields.get(b"*total", 0)), sizes)
 
     async def memory_usage(self, session_id: str) -> int | None:
         """Redis' own ``MEMORY USAGE`` of a session key (for checking the estimates)."""

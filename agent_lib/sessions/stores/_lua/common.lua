@@ -95,6 +95,48 @@ local ITEMS = string.sub(LRU, 1, -4) .. 'i:'
 local MARK = '*i:'
 local LISTED = '*listed'
 
+-- What a session's items add to its size (agent_lib.sessions.stores.items.items_part),
+-- kept in its mark field: each item's length plus ITEM_OVERHEAD, plus LIST_OVERHEAD
+-- while the list has any item. ITEM_OVERHEAD and LIST_OVERHEAD are set by the line the
+-- loader puts before this prelude. A mark of 1 was written before item bytes were kept
+-- (a real figure is 0 or over LIST_OVERHEAD): such a list is counted once, here.
+-- Returns the part and whether the session has a mark.
+local function item_part(id, list)
+  local mark = redis.call('HGET', SIZES, MARK .. id)
+  if not mark then
+    return 0, false
+  end
+  local part = tonumber(mark)
+  if part == 1 then
+    part = 0
+    for _, item in ipairs(redis.call('LRANGE', list, 0, -1)) do
+      part = part + #item + ITEM_OVERHEAD
+    end
+    if part > 0 then
+      part = part + LIST_OVERHEAD
+    end
+  end
+  return part, true
+end
+
+-- Keep `part` as the session's item part (marking it as having a list).
+local function set_item_part(id, part)
+  if redis.call('HSET', SIZES, MARK .. id, fmt(math.max(0, part))) == 1 then
+    redis.call('HINCRBY', SIZES, LISTED, 1)
+  end
+end
+
+-- Set a session's accounted bytes (its payload's estimate plus its item part), keeping
+-- the running total in step; neither goes below zero.
+local function account(id, size)
+  size = math.max(0, size)
+  local old = tonumber(redis.call('HGET', SIZES, id) or '0')
+  redis.call('HSET', SIZES, id, fmt(size))
+  if size ~= old and redis.call('HINCRBY', SIZES, TOTAL, fmt(size - old)) < 0 then
+    redis.call('HSET', SIZES, TOTAL, 0)
+  end
+end
+
 -- Drop index entries of `ids` (nothing else: no key, no item list); returns the bytes
 -- they accounted for.
 local function drop_index(ids, lru_ranks_from)
