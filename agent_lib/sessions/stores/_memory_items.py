@@ -8,14 +8,22 @@ from typing import TYPE_CHECKING
 
 from agent_lib.errors import PayloadTooLarge
 from agent_lib.sessions.stores._memory_entry import _Entry
-from agent_lib.sessions.stores.base import WRITE_EVICTION_BUDGET, Limits
-from agent_lib.sessions.stores.items import ItemStore, StoredItems, item_bytes, items_part
+from agent_lib.sessions.stores._memory_records import MemoryRecords
+from agent_lib.sessions.stores.base import WRITE_EVICTION_BUDGET, Limits, SessionExistsError
+from agent_lib.sessions.stores.items import (
+    ALREADY_STORED,
+    ItemStore,
+    StoredItems,
+    item_bytes,
+    items_part,
+)
+from agent_lib.sessions.stores.records import RecordWrite, StoredRecord
 
 if TYPE_CHECKING:
     from collections import OrderedDict
 
 
-class MemoryItems(ItemStore):
+class MemoryItems(MemoryRecords, ItemStore):
     """Mixed into `MemoryStore`: the same rules as the Redis scripts, in process (item
     writes bump the version; a write examines at most ``WRITE_EVICTION_BUDGET`` sessions)."""
 
@@ -44,12 +52,19 @@ class MemoryItems(ItemStore):
         size: int,
         replace_payload: bool = False,
         must_exist: bool = False,
+        must_not_exist: bool = False,
+        records: Sequence[RecordWrite] = (),
+        skip_stored: bool = False,
     ) -> int | None:
         self._start_sweeper()
         now = self._clock()
         entry = self._live(session_id, now)
         if entry is None and must_exist:
             return None
+        if entry is not None and must_not_exist:
+            raise SessionExistsError()
+        if entry is not None and skip_stored and items and items[0] in entry.items:
+            return ALREADY_STORED
         added = item_bytes(items)
         length = (0 if entry is None else len(entry.items)) + len(items)
         item_sum = (0 if entry is None else entry.item_sum) + added
@@ -74,6 +89,7 @@ class MemoryItems(ItemStore):
         entry.item_sum = item_sum
         entry.size = new_size
         self._total += new_size - had
+        self._write_records(session_id, records)
         return len(entry.items)
 
     async def read_items(
@@ -83,6 +99,7 @@ class MemoryItems(ItemStore):
         *,
         with_payload: bool = False,
         renew: bool = True,
+        records: Sequence[str] = (),
     ) -> StoredItems | None:
         now = self._clock()
         entry = self._live(session_id, now)
@@ -100,7 +117,11 @@ class MemoryItems(ItemStore):
         else:
             chosen = list(islice(reversed(items), limit))[::-1]
         payload = entry.payload if with_payload else None
-        return StoredItems(chosen, payload, entry.created_us, now, entry.version)
+        found = self._read_records(records)
+        return StoredItems(chosen, payload, entry.created_us, now, entry.version, found)
+
+    async def read_records(self, record_ids: Sequence[str]) -> dict[str, StoredRecord]:
+        return self._read_records(record_ids)
 
     async def pop_item(self, session_id: str) -> bytes | None:
         now = self._clock()

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from agent_lib.errors import PayloadTooLarge
 from agent_lib.sessions.stores._value import unwrap
-from agent_lib.sessions.stores.base import WRITE_EVICTION_BUDGET, Limits
-from agent_lib.sessions.stores.items import ItemStore, StoredItems
+from agent_lib.sessions.stores.base import WRITE_EVICTION_BUDGET, Limits, SessionExistsError
+from agent_lib.sessions.stores.items import ALREADY_STORED, ItemStore, StoredItems
+from agent_lib.sessions.stores.records import RecordWrite, StoredRecord
 
 
 class RedisItems(ItemStore):
@@ -25,6 +26,9 @@ class RedisItems(ItemStore):
     limits: Limits
     session_base: str
     items_base: str
+    records_base: str
+    records_set: str
+    index_keys: tuple[str, str, str]
 
     if TYPE_CHECKING:  # provided by RedisStore, as for the memory store's mixin
 
@@ -43,9 +47,20 @@ class RedisItems(ItemStore):
         size: int,
         replace_payload: bool = False,
         must_exist: bool = False,
+        must_not_exist: bool = False,
+        records: Sequence[RecordWrite] = (),
+        skip_stored: bool = False,
     ) -> int | None:
         lim = self.limits
-        mode = "update" if must_exist else "set" if replace_payload else "keep"
+        mode = (
+            "update"
+            if must_exist
+            else "create"
+            if must_not_exist
+            else "set"
+            if replace_payload
+            else "keep"
+        )
         fixed = (
             session_id,
             lim.ttl_us,
@@ -58,19 +73,52 @@ class RedisItems(ItemStore):
             size,
             secrets.token_urlsafe(9),
             WRITE_EVICTION_BUDGET,
+            1 if skip_stored else 0,
         )
-        reply = await self._run("items_add", self._keys(session_id), (*fixed, 0, *items))
+        record_keys, record_args = self._record_writes(records)
+        keys = [*self._keys(session_id), *record_keys]
+        reply = await self._run("items_add", keys, (*fixed, 0, *record_args, *items))
         if int(reply[0]) == 3:  # over a cap: again, declaring the sessions it may remove
             others = [v.decode() if isinstance(v, bytes) else v for v in reply[1]]
             scores = list(reply[2])
-            args = (*fixed, len(scores), *scores, *items)
-            reply = await self._run("items_add", self._keys(session_id, *others), args)
+            args = (*fixed, len(scores), *scores, *record_args, *items)
+            keys += self._keys(session_id, *others)[5:]
+            reply = await self._run("items_add", keys, args)
         status = int(reply[0])
+        if status == -3:
+            raise SessionExistsError(None)
+        if status == -4:
+            return ALREADY_STORED
         if status < 0:
             raise PayloadTooLarge(size, lim.max_memory or 0)
         if status == 0:
             return None
         return int(reply[3])
+
+    def record_key_for(self, record_id: str) -> str:
+        return self.records_base + record_id
+
+    def _record_writes(self, records: Sequence[RecordWrite]) -> tuple[list[str], list[Any]]:
+        """The keys an items_add call declares for ``records`` (the set naming records,
+        then each record) and their arguments (see ``common.lua``'s write_records)."""
+        if not records:
+            return [], [0]
+        keys = [self.records_set, *(self.record_key_for(w.record_id) for w in records)]
+        args: list[Any] = [len(records)]
+        for write in records:
+            owner = write.owner
+            args += [write.record_id, int(write.reset), int(owner is not None), owner or b""]
+            args.append(len(write.fields))
+            for name, value in write.fields.items():
+                args += [name, value]
+        return keys, args
+
+    async def read_records(self, record_ids: Sequence[str]) -> dict[str, StoredRecord]:
+        if not record_ids:
+            return {}
+        keys = [*self.index_keys, *(self.record_key_for(r) for r in record_ids)]
+        reply = await self._run("records_read", keys, ())
+        return _records(record_ids, reply)
 
     async def read_items(
         self,
@@ -79,11 +127,12 @@ class RedisItems(ItemStore):
         *,
         with_payload: bool = False,
         renew: bool = True,
+        records: Sequence[str] = (),
     ) -> StoredItems | None:
         lim = self.limits
         reply = await self._run(
             "items_read",
-            self._keys(session_id),
+            [*self._keys(session_id), *(self.record_key_for(r) for r in records)],
             (
                 session_id,
                 lim.ttl_us,
@@ -97,7 +146,10 @@ class RedisItems(ItemStore):
         if not reply:
             return None
         payload = unwrap(reply[0])[1] if with_payload else None
-        return StoredItems(list(reply[3]), payload, int(reply[1]), int(reply[2]), int(reply[4]))
+        found = _records(records, reply[5:])
+        return StoredItems(
+            list(reply[3]), payload, int(reply[1]), int(reply[2]), int(reply[4]), found
+        )
 
     async def pop_item(self, session_id: str) -> bytes | None:
         lim = self.limits
@@ -110,3 +162,18 @@ class RedisItems(ItemStore):
         )
         reply = await self._run("items_pop", self._keys(session_id), args)
         return reply if isinstance(reply, bytes) else None
+
+
+def _records(record_ids: Sequence[str], replies: Sequence[Any]) -> dict[str, StoredRecord]:
+    """Records from their HGETALL replies (flat name/value lists), those that exist."""
+    found = {}
+    for record_id, flat in zip(record_ids, replies, strict=True):
+        if not flat:
+            continue
+        record = StoredRecord()
+        for name, value in zip(flat[0::2], flat[1::2], strict=True):
+            text = name.decode()
+            entries = record.fields if text[0] == "=" else record.owners
+            entries[text[1:]] = value
+        found[record_id] = record
+    return found

@@ -47,11 +47,13 @@ class StoredSession:
 
 @dataclass(frozen=True)
 class Accounted:
-    """The bytes a store accounts against ``max_memory``: the running total and each
-    indexed session's figure (payload estimate plus items, see ``stores.items``)."""
+    """The bytes a store accounts against ``max_memory``: the running total, each
+    indexed session's figure (payload estimate plus items, see ``stores.items``) and
+    each shared record's (``stores.records``)."""
 
     total: int
     sessions: dict[str, int]
+    records: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass

@@ -19,13 +19,18 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from agent_lib.sessions.stores.records import RecordWrite, StoredRecord
 
 ITEM_OVERHEAD_BYTES = 11
 """Per-item cost in a Redis list (listpack entry header and backlen) besides its bytes."""
 
 LIST_OVERHEAD_BYTES = 96
 """Cost of the list key itself (key object, quicklist header, first node), accounted once."""
+
+ALREADY_STORED = -1
+"""What `ItemStore.append_items` returns when ``skip_stored`` found the item stored."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,8 @@ class StoredItems:
     created_us: int
     last_access_us: int
     version: int = 0
+    records: dict[str, StoredRecord] = field(default_factory=dict)
+    """The records asked for that exist (see ``stores.records``)."""
 
 
 class ItemStore(abc.ABC):
@@ -53,12 +60,22 @@ class ItemStore(abc.ABC):
         size: int,
         replace_payload: bool = False,
         must_exist: bool = False,
+        must_not_exist: bool = False,
+        records: Sequence[RecordWrite] = (),
+        skip_stored: bool = False,
     ) -> int | None:
         """Append ``items``, creating the session with ``payload`` if it does not exist;
         ``size`` is the payload's estimate alone (the store adds `items_part`).
         ``replace_payload`` also stores ``payload`` on a live session. Returns the list's
         new length, or ``None`` when ``must_exist`` and the session does not exist.
-        Raises `PayloadTooLarge` when the session alone would exceed ``max_memory``."""
+        Raises `PayloadTooLarge` when the session alone would exceed ``max_memory``.
+
+        In the same atomic step: ``must_not_exist`` raises `SessionExistsError` when the
+        id is a live session (this call's own write, retried after a lost reply, is not
+        one); ``records`` are written, the session listed as their owner where asked;
+        ``skip_stored`` changes nothing and returns `ALREADY_STORED` when the first item
+        is already in the list (an event appended twice). Nothing is written unless the
+        whole call succeeds."""
 
     @abc.abstractmethod
     async def read_items(
@@ -68,10 +85,15 @@ class ItemStore(abc.ABC):
         *,
         with_payload: bool = False,
         renew: bool = True,
+        records: Sequence[str] = (),
     ) -> StoredItems | None:
         """The newest ``limit`` items (all for ``None``, a negative limit or one past the
         length), renewing the session unless ``renew`` is false; ``None`` when the session
-        does not exist (any more)."""
+        does not exist (any more). ``records``: the records to read in the same step."""
+
+    @abc.abstractmethod
+    async def read_records(self, record_ids: Sequence[str]) -> dict[str, StoredRecord]:
+        """The records of ``record_ids`` that exist, without renewing anything."""
 
     @abc.abstractmethod
     async def pop_item(self, session_id: str) -> bytes | None:

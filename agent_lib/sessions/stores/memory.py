@@ -20,6 +20,7 @@ from itertools import islice
 from agent_lib.errors import ConfigError, PayloadTooLarge, SessionConflict
 from agent_lib.sessions.stores._memory_entry import _Entry
 from agent_lib.sessions.stores._memory_items import MemoryItems
+from agent_lib.sessions.stores._memory_records import _Record
 from agent_lib.sessions.stores.base import (
     WRITE_EVICTION_BUDGET,
     Accounted,
@@ -54,6 +55,7 @@ class MemoryStore(MemoryItems, SessionStore):
         self._clock = clock_us
         self._by_access: OrderedDict[str, _Entry] = OrderedDict()
         self._by_birth: OrderedDict[str, None] = OrderedDict()
+        self._records: dict[str, _Record] = {}
         self._total = 0
         self._by_writes: tuple[int, int, int] = (0, 0, 0)  # evicted, dropped dead, bytes
         self._sweeper: asyncio.Task[None] | None = None
@@ -71,7 +73,8 @@ class MemoryStore(MemoryItems, SessionStore):
     async def accounted(self) -> Accounted:
         """The bytes accounted against ``max_memory``: the running total and each indexed
         session's figure (as `RedisStore.accounted`)."""
-        return Accounted(self._total, {sid: e.size for sid, e in self._by_access.items()})
+        sizes = {sid: e.size for sid, e in self._by_access.items()}
+        return Accounted(self._total, sizes, {rid: r.size for rid, r in self._records.items()})
 
     def _start_sweeper(self) -> None:
         if self._sweeper is None and self.sweep_interval:
@@ -237,6 +240,11 @@ class MemoryStore(MemoryItems, SessionStore):
                     report.complete = False
                     break
                 await asyncio.sleep(0)
+            now = self._clock()
+            records, freed = self._compact_records(lambda sid: self._live(sid, now) is not None)
+            report.bytes_freed += freed
+            if records:
+                report.extra["records_removed"] = records
         report.duration_s = time.perf_counter() - started
         return report
 

@@ -85,6 +85,7 @@ from agent_lib.sessions.stores.base import (
     StoredSession,
 )
 from agent_lib.sessions.stores.items import ITEM_OVERHEAD_BYTES, LIST_OVERHEAD_BYTES
+from agent_lib.sessions.stores.records import FIELD_OVERHEAD_BYTES, RECORD_OVERHEAD_BYTES
 
 DEFAULT_RETRIES = 3
 DEFAULT_SOCKET_TIMEOUT_S = 5.0
@@ -144,6 +145,8 @@ def _script(name: str) -> str:
     # The item accounting's constants come from Python, so both stores use the same.
     constants = (
         f"local ITEM_OVERHEAD, LIST_OVERHEAD = {ITEM_OVERHEAD_BYTES}, {LIST_OVERHEAD_BYTES}\n"
+        f"local RECORD_OVERHEAD, FIELD_OVERHEAD = {RECORD_OVERHEAD_BYTES}, "
+        f"{FIELD_OVERHEAD_BYTES}\n"
     )
     common = (folder / "common.lua").read_text()
     return constants + common + "\n" + (folder / f"{name}.lua").read_text()
@@ -274,6 +277,8 @@ class RedisStore(RedisItems, SessionStore):
         base = f"{key_prefix}:{{{key_prefix}:{namespace}}}"
         self.session_base = f"{base}:s:"
         self.items_base = f"{base}:i:"
+        self.records_base = f"{base}:r:"
+        self.records_set = f"{base}:records"
         self.index_keys = (f"{base}:lru", f"{base}:born", f"{base}:sizes")
         self._scripts: dict[str, AsyncScript] = {}
         self._policy_checked = False
@@ -539,6 +544,28 @@ class RedisStore(RedisItems, SessionStore):
                 break
         if any(by_writes):
             await self._run("ack", self.index_keys, by_writes)
+        await self._compact_records(report, batch_size)
+
+    async def _compact_records(self, report: CleanupReport, batch_size: int) -> None:
+        """Drop record owners that are no longer live sessions, and records without one
+        (`stores.records`): one pass over the set naming them, a batch at a time."""
+        lim = self.limits
+        keys = [*self.index_keys, self.records_set]
+        cursor: bytes | int = 0
+        removed = 0
+        while True:
+            cursor, ids = await self._run("records_scan", keys, (cursor, batch_size))
+            if ids:
+                names = [_text(i) for i in ids]
+                record_keys = [*keys, *(self.record_key_for(n) for n in names)]
+                args = (lim.ttl_us, lim.lifetime_us, *names)
+                gone, freed = await self._run("records_compact", record_keys, args)
+                removed += int(gone)
+                report.bytes_freed += int(freed)
+            if int(cursor) == 0:
+                break
+        if removed:
+            report.extra["records_removed"] = removed
 
     async def accounted(self) -> Accounted:
         """The bytes accounted against ``max_memory``: the running total and each indexed
@@ -547,8 +574,10 @@ class RedisStore(RedisItems, SessionStore):
             fields = await self.client.hgetall(self.index_keys[2])
         except (rexc.RedisError, OSError) as error:
             raise _unavailable(error) from error
-        sizes = {_text(k): int(v) for k, v in fields.items() if not _text(k).startswith("*")}
-        return Accounted(int(fields.get(b"*total", 0)), sizes)
+        named = {_text(k): int(v) for k, v in fields.items() if _text(k)[:3] != "*i:"}
+        sizes = {k: v for k, v in named.items() if not k.startswith("*")}
+        records = {k[3:]: v for k, v in named.items() if k.startswith("*r:")}
+        return Accounted(named.get("*total", 0), sizes, records)
 
     async def memory_usage(self, session_id: str) -> int | None:
         """Redis' own ``MEMORY USAGE`` of a session key (for checking the estimates)."""

@@ -313,3 +313,69 @@ local function make_room(base, now, lifetime, max_sessions, max_memory, adding, 
   end
   return evicted
 end
+
+-- Shared records (agent_lib.sessions.stores.records): a hash '...:r:<rid>' under the
+-- namespace's tag, fields '=' .. name and owners '@' .. session id. Never in LRU or
+-- BORN (not a session: no max_sessions, no LRU pick, no TTL); its accounted bytes are
+-- SIZES[RSIZE .. rid], counted in the total; RECORDS names every record for cleanup,
+-- which removes one once none of its owners is a live session. RECORD_OVERHEAD and
+-- FIELD_OVERHEAD come from the loader's first line, like the item constants.
+local RSIZE = '*r:'
+
+local function entry_cost(name, value)
+  return #name + #value + FIELD_OVERHEAD
+end
+
+-- Remove a declared record with its accounting; returns the bytes freed.
+local function drop_record(records, key, rid)
+  local size = tonumber(redis.call('HGET', SIZES, RSIZE .. rid) or '0')
+  redis.call('UNLINK', key)
+  redis.call('HDEL', SIZES, RSIZE .. rid)
+  redis.call('SREM', records, rid)
+  if size ~= 0 and redis.call('HINCRBY', SIZES, TOTAL, fmt(-size)) < 0 then
+    redis.call('HSET', SIZES, TOTAL, 0)
+  end
+  return size
+end
+
+-- Apply record writes: ARGV from `at` holds, per record, rid, reset ('1'/'0'), owner
+-- ('1' then its value, or '0' then ''), n fields, then n name/value pairs; their keys
+-- are KEYS[first..] in the same order, `records` the set naming them. `sid` is the
+-- writing session. Returns the ARGV index after the last record.
+local function write_records(records, first, at, count, sid)
+  for r = 0, count - 1 do
+    local key, rid = KEYS[first + r], ARGV[at]
+    local reset, has_owner, owner = ARGV[at + 1] == '1', ARGV[at + 2] == '1', ARGV[at + 3]
+    local n = tonumber(ARGV[at + 4])
+    local from = at + 5
+    at = from + 2 * n
+    if reset then
+      drop_record(records, key, rid)
+    end
+    if n > 0 or has_owner then
+      local before = tonumber(redis.call('HGET', SIZES, RSIZE .. rid) or '0')
+      local size = before
+      if size == 0 then
+        size = RECORD_OVERHEAD + #key
+      end
+      local function put(name, value)
+        local old = redis.call('HSTRLEN', key, name)
+        if old > 0 or redis.call('HEXISTS', key, name) == 1 then
+          size = size - entry_cost(name, '') - old
+        end
+        redis.call('HSET', key, name, value)
+        size = size + entry_cost(name, value)
+      end
+      for i = from, at - 1, 2 do
+        put('=' .. ARGV[i], ARGV[i + 1])
+      end
+      if has_owner then
+        put('@' .. sid, owner)
+      end
+      redis.call('HSET', SIZES, RSIZE .. rid, fmt(size))
+      redis.call('HINCRBY', SIZES, TOTAL, fmt(size - before))
+      redis.call('SADD', records, rid)
+    end
+  end
+  return at
+end

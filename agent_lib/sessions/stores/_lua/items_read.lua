@@ -4,8 +4,10 @@
 -- with payload (1/0), renew (1/0: 0 reads without renewing, for listings). LRANGE from
 -- the tail costs O(limit), not O(length). The birth time comes from the session's own
 -- header, like access.lua's.
--- Returns {value (header and payload) or '', created, now, {items...}, version} or false
--- when the session is gone; the caller strips the header.
+-- KEYS[6..]: shared records to read with it (common.lua).
+-- Returns {value (header and payload) or '', created, now, {items...}, version, then
+-- each record's HGETALL} or false when the session is gone; the caller strips the
+-- header.
 local id, ttl, lifetime, base = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local limit = tonumber(ARGV[5])
 local value
@@ -45,4 +47,8 @@ end
 if ARGV[6] ~= '1' then
   value = ''
 end
-return {value, born, now, items, version or 0}
+local out = {value, born, now, items, version or 0}
+for k = 6, #KEYS do
+  out[#out + 1] = redis.call('HGETALL', KEYS[k])
+end
+return out

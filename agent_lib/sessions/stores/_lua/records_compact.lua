@@ -1,0 +1,44 @@
+-- Cleanup of shared records, second half: KEYS[4] the set naming them, KEYS[5..] the
+-- records records_scan.lua named. ARGV: ttl_us, lifetime_us, then each record's id.
+-- An owner is live while the index shows its session touched within the TTL and not
+-- past the lifetime; other owners are dropped, and a record left without a live owner
+-- (or without any entry) is removed. Returns {records removed, bytes freed}.
+local ttl, lifetime = tonumber(ARGV[1]), tonumber(ARGV[2])
+local now = now_us()
+local function live(sid)
+  local seen = redis.call('ZSCORE', LRU, sid)
+  if not seen or tonumber(seen) <= now - ttl then
+    return false
+  end
+  if lifetime > 0 then
+    local born = redis.call('ZSCORE', BORN, sid)
+    return born ~= false and tonumber(born) + lifetime > now
+  end
+  return true
+end
+local removed, freed = 0, 0
+for k = 5, #KEYS do
+  local key, rid = KEYS[k], ARGV[k - 2]
+  local owners, lost = 0, 0
+  local flat = redis.call('HGETALL', key)
+  for i = 1, #flat, 2 do
+    local name = flat[i]
+    if string.byte(name, 1) == 64 then
+      if live(string.sub(name, 2)) then
+        owners = owners + 1
+      else
+        redis.call('HDEL', key, name)
+        lost = lost + entry_cost(name, flat[i + 1])
+      end
+    end
+  end
+  if owners == 0 then
+    freed = freed + drop_record(KEYS[4], key, rid)
+    removed = removed + 1
+  elseif lost > 0 then
+    redis.call('HINCRBY', SIZES, RSIZE .. rid, fmt(-lost))
+    redis.call('HINCRBY', SIZES, TOTAL, fmt(-lost))
+    freed = freed + lost
+  end
+end
+return {removed, freed}
