@@ -65,7 +65,7 @@ class StoresSideBySide(RuleBasedStateMachine):
         self.pairs: list[tuple[SessionManager, SessionItems]] = []
 
     def _run(self, coro: Awaitable[_T]) -> _T:
-        return self.loop.run_until_complete(coro)  # type: ignore[arg-type]
+        return self.loop.run_until_complete(coro)
 
     def _both(self, call: Any) -> object:
         """``call(manager, items)`` on both stores; the answers must agree."""
