@@ -251,3 +251,23 @@ async def test_items_on_redis_cluster(redis_cluster: RedisCluster) -> None:
         assert await items.pop("clustered") == {"n": 29}
         assert await items.clear("clustered") is True
         assert await items.read("clustered") is None
+
+
+async def test_a_list_marked_before_item_bytes_were_kept_is_counted_once(
+    redis_server: RedisProcess,
+) -> None:
+    """Item marks of the layout before issue 25 hold 1, not the items' part: the first
+    write that needs the part counts the list once and keeps the figure."""
+    async with _manager(redis_server.url) as sm:
+        store = sm.store
+        assert isinstance(store, RedisStore)
+        items = SessionItems(sm)
+        await items.append("old", [{"n": 1}, {"n": 2}], data={"d": 1})
+        exact = await store.accounted()
+        await store.client.hset(store.index_keys[2], "*i:old", 1)  # as the old layout left it
+        await sm.update("old", {"d": 1})
+        assert await store.accounted() == exact
+        assert await items.pop("old") == {"n": 2}
+        one = len(b'{"n":2}') + ITEM_OVERHEAD_BYTES
+        after = await store.accounted()
+        assert after.sessions["old"] == exact.sessions["old"] - one == after.total

@@ -1,7 +1,8 @@
 """The in-process store and a real valkey-server, side by side: every call made on both,
 every answer and every accounted byte compared (`SessionStore.accounted`).
 
-The state machine covers create, update (with and without ``if_version``), append (keep,
+The state machine covers shared records (written with an append, read, compacted by
+cleanup), create, update (with and without ``if_version``), append (keep,
 replace the data, must exist), pop, read (``None``, negative, 0, small, past the length,
 ``2**63 - 1``, ``2**64``), get, touch, delete, count, cleanup and the caps
 (``max_sessions``, ``max_memory``) with the LRU evictions they cause. TTLs are long, so
@@ -37,7 +38,7 @@ from agent_lib.errors import (
     SessionExists,
     SessionNotFound,
 )
-from agent_lib.sessions.items import SessionItems
+from agent_lib.sessions.items import RecordUpdate, SessionItems
 from agent_lib.sessions.manager import SessionManager
 from agent_lib.sessions.stores.base import Accounted
 from tests.fixtures.redis_server import RedisProcess, fresh_namespace
@@ -45,6 +46,17 @@ from tests.fixtures.redis_server import RedisProcess, fresh_namespace
 _T = TypeVar("_T")
 IDS = st.sampled_from(["a", "b", "c", "d", "e"])
 SIZES = st.sampled_from([0, 1, 40, 300, 1200])
+RECORDS = st.sampled_from(["r1", "r2"])
+RECORD_WRITES = st.lists(
+    st.builds(
+        RecordUpdate,
+        record_id=RECORDS,
+        fields=st.dictionaries(st.sampled_from(["f", "g", "é"]), st.integers(0, 10**6), max_size=2),
+        owner=st.sampled_from([None, 1, "owner-value"]),
+        reset=st.booleans(),
+    ),
+    max_size=2,
+)
 LIMITS = st.sampled_from([None, -1, -5, 0, 1, 2, 3, 10, 2**63 - 1, 2**64])
 _EXPECTED = (SessionExists, SessionNotFound, SessionConflict, PayloadTooLarge)
 
@@ -155,6 +167,33 @@ class StoresSideBySide(RuleBasedStateMachine):
         data = {"d": "d" * (size // 2)}
         self._both(lambda _, items: items.append(sid, new, data=data, **options))
 
+    @rule(
+        sid=IDS,
+        count=st.integers(0, 2),
+        writes=RECORD_WRITES,
+        mode=st.sampled_from(["keep", "must_exist", "must_not_exist"]),
+        skip_stored=st.booleans(),
+    )
+    def append_with_records(
+        self, sid: str, count: int, writes: list[RecordUpdate], mode: str, skip_stored: bool
+    ) -> None:
+        new = [{"n": i} for i in range(count)]
+        options = {"must_exist": mode == "must_exist", "must_not_exist": mode == "must_not_exist"}
+        self._both(
+            lambda _, items: items.append(
+                sid, new, data={}, records=writes, skip_stored=skip_stored, **options
+            )
+        )
+
+    @rule(sid=IDS)
+    def read_with_records(self, sid: str) -> None:
+        async def call(_: SessionManager, items: SessionItems) -> object:
+            history = await items.read(sid, records=["r1", "r2", sid])
+            return None if history is None else history.records
+
+        self._both(call)
+        self._both(lambda _, items: items.read_records(["r1", "r2"]))
+
     @rule(sid=IDS)
     def pop(self, sid: str) -> None:
         self._both(lambda _, items: items.pop(sid))
@@ -187,7 +226,7 @@ class StoresSideBySide(RuleBasedStateMachine):
             return
         memory, redis = (self._run(_accounted(sm)) for sm, _ in self.pairs)
         assert memory == redis, f"memory accounts {memory}, Redis {redis}"
-        assert memory.total == sum(memory.sessions.values())
+        assert memory.total == sum(memory.sessions.values()) + sum(memory.records.values())
         assert memory.total >= 0
         assert all(size >= 0 for size in memory.sessions.values())
 
@@ -206,8 +245,8 @@ def test_memory_and_redis_answer_and_account_alike(redis_server: RedisProcess) -
     StoresSideBySide.url = redis_server.url
     run = StoresSideBySide.TestCase
     run.settings = settings(
-        max_examples=60,
-        stateful_step_count=25,
+        max_examples=100,
+        stateful_step_count=30,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow],
     )
