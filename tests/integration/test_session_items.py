@@ -271,3 +271,19 @@ async def test_a_list_marked_before_item_bytes_were_kept_is_counted_once(
         one = len(b'{"n":2}') + ITEM_OVERHEAD_BYTES
         after = await store.accounted()
         assert after.sessions["old"] == exact.sessions["old"] - one == after.total
+
+
+async def test_get_items_limits_follow_sqlite_session(url: str) -> None:
+    """The Agents SDK's SQLiteSession: None, negative or very large is all, 0 is none."""
+    from agents.memory import SQLiteSession
+
+    from agent_lib.integrations.openai_agents import HourglassSession
+
+    async with _manager(url) as sm:
+        ours, ref = HourglassSession("conv", sm), SQLiteSession("conv")
+        turns = [{"role": "user", "content": f"turn {n}"} for n in range(3)]
+        for session in (ours, ref):
+            await session.add_items(list(turns))
+        for limit in (None, -1, -7, 0, 1, 2, 3, 4, 2**31, 2**63 - 1):
+            assert await ours.get_items(limit) == await ref.get_items(limit), limit
+        assert await ours.get_items(2**64) == turns

@@ -1,13 +1,15 @@
 -- Cleanup of shared records, second half: KEYS[4] the set naming them, KEYS[5..] the
 -- records records_scan.lua named. ARGV: ttl_us, lifetime_us, then each record's id.
--- An owner is live while the index shows its session touched within the TTL and not
--- past the lifetime; other owners are dropped, and a record left without a live owner
--- (or without any entry) is removed. Returns {records removed, bytes freed}.
+-- An owner counts as live while the index holds its session, touched within the
+-- longest TTL any writer used (cleanup.lua's margin: its key may live that long) and
+-- not past the lifetime; other owners are dropped, and a record left without a live
+-- owner (or without any entry) is removed. Returns {records removed, bytes freed}.
 local ttl, lifetime = tonumber(ARGV[1]), tonumber(ARGV[2])
 local now = now_us()
+local idle_cut = now - 2000 - math.max(ttl, tonumber(redis.call('HGET', SIZES, TTL_MAX) or '0'))
 local function live(sid)
   local seen = redis.call('ZSCORE', LRU, sid)
-  if not seen or tonumber(seen) <= now - ttl then
+  if not seen or tonumber(seen) <= idle_cut then
     return false
   end
   if lifetime > 0 then
