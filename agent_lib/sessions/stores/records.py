@@ -19,11 +19,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-RECORD_OVERHEAD_BYTES = 72
+RECORD_OVERHEAD_BYTES = 40
 """Cost of a record's hash key besides its name (key object, listpack header)."""
 
 FIELD_OVERHEAD_BYTES = 4
-"""Per-entry cost in a small hash (listpack headers of name and value) besides the bytes."""
+"""Per-entry cost in a small hash (listpack headers of name and value) besides the bytes.
+
+Fitted against Valkey 8 ``MEMORY USAGE`` for hashes of 1..30 entries: within 8 % while
+every value is at most 64 bytes (listpack encoding); a longer value turns the hash into
+a hash table, which this under-estimates by up to a third."""
 
 
 @dataclass(frozen=True)
