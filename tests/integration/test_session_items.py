@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from agent_lib.errors import InvalidSessionId, PayloadTooLarge, SessionConflict
-from agent_lib.sessions.items import SessionItems
+from agent_lib.sessions.items import RecordUpdate, SessionItems
 from agent_lib.sessions.manager import SessionManager
 from agent_lib.sessions.stores.base import WRITE_EVICTION_BUDGET
 from agent_lib.sessions.stores.items import ITEM_OVERHEAD_BYTES, LIST_OVERHEAD_BYTES
@@ -251,6 +251,15 @@ async def test_items_on_redis_cluster(redis_cluster: RedisCluster) -> None:
         assert await items.pop("clustered") == {"n": 29}
         assert await items.clear("clustered") is True
         assert await items.read("clustered") is None
+        # shared records: written, read and compacted by single-slot scripts too
+        update = RecordUpdate("shared", {"f": 1}, owner="o")
+        await items.append("owner", [1], records=[update], must_not_exist=True)
+        found = await items.read("owner", records=["shared"])
+        assert found is not None and found.records["shared"].fields == {"f": 1}
+        await items.clear("owner")
+        report = await sm.cleanup()
+        assert report.to_dict()["records_removed"] == 1
+        assert await items.read_records(["shared"]) == {}
 
 
 async def test_a_list_marked_before_item_bytes_were_kept_is_counted_once(
