@@ -24,6 +24,7 @@ inside a Redis key.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import time
@@ -163,6 +164,8 @@ class HourglassSessionService(BaseSessionService):
         history = await self._items.read(ids[0], limit, with_data=True, records=ids)
         if history is None:
             return None
+        if history.data.get("state"):
+            await self._migrate(ids, history)
         events = [Event.model_validate(item) for item in history.items]
         if config is not None and config.after_timestamp is not None:
             # As InMemorySessionService: keep what follows the newest older event.
@@ -171,6 +174,23 @@ class HourglassSessionService(BaseSessionService):
                 i -= 1
             events = events[i + 1 :]
         return self._session(ids, history, events)
+
+    async def _migrate(self, ids: tuple[str, str, str], history: History) -> None:
+        """Move the state a session's payload held before shared records existed into its
+        own record (keys the record already has win) and list it as an owner of its app's
+        and user's records; once per such session, on its first `get_session`."""
+        data = history.data
+        own = history.records.get(ids[0])
+        kept = {k: v for k, v in data["state"].items() if own is None or k not in own.fields}
+        owner = [data["user"], data["id"]]
+        meta = {key: data[key] for key in ("app", "user", "id", "last_update_time")}
+        updates = [
+            RecordUpdate(ids[0], kept, owner=owner),
+            RecordUpdate(ids[1], owner=owner),
+            RecordUpdate(ids[2], owner=owner),
+        ]
+        with contextlib.suppress(SessionNotFound):  # ended meanwhile: nothing to move
+            await self._items.append(ids[0], [], data=meta, must_exist=True, records=updates)
 
     def _session(self, ids: tuple[str, str, str], history: History, events: list[Event]) -> Session:
         data = history.data

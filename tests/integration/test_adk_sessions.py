@@ -296,3 +296,28 @@ async def test_an_event_stored_twice_is_kept_once(url: str) -> None:
         assert got[0] == got[1] and len(got[1][4]) == 2
     finally:
         await ours.sessions.close()
+
+
+async def test_a_session_stored_by_the_earlier_layout_keeps_its_state(url: str) -> None:
+    """Before shared records, a session's own state sat in its payload: the first
+    get_session moves it into the session's record and lists the session."""
+    from agent_lib.integrations.adk import _sid
+    from agent_lib.sessions.items import SessionItems
+
+    sm = SessionManager.from_url(url, namespace=fresh_namespace())
+    ours = HourglassSessionService(sm)
+    try:
+        old = {"app": "a", "user": "u", "id": "s", "state": {"k": 1, "j": 2}}
+        event = _event(1, 1.0, {"k": 1}).model_dump(mode="json", exclude_none=True)
+        await SessionItems(sm).append(
+            _sid("s", "a", "u", "s"), [event], data={**old, "last_update_time": 1.0}
+        )
+        live = await ours.get_session(app_name="a", user_id="u", session_id="s")
+        assert live is not None and live.state == {"k": 1, "j": 2} and len(live.events) == 1
+        await ours.append_event(live, _event(2, 2.0, {"j": 3, "n": 4}))
+        again = await ours.get_session(app_name="a", user_id="u", session_id="s")
+        assert again is not None and again.state == {"k": 1, "j": 3, "n": 4}
+        listed = (await ours.list_sessions(app_name="a")).sessions
+        assert [s.id for s in listed] == ["s"] and listed[0].state == again.state
+    finally:
+        await sm.close()
