@@ -6,6 +6,9 @@ Key layout of one namespace (``P`` is the SessionPolicy's ``keyPrefix``)::
                      a string with PX = the sliding TTL (capped by the lifetime)
     P:{P:ns}:i:<id>  the session's item list, if it has one (`RedisItems`): no TTL of its
                      own, removed with the session; marked by the field '*i:<id>' of sizes
+    P:{P:ns}:r:<rid> a shared record (`stores.records`): hash of '=' fields and '@' owners,
+                     no TTL, never a session; its bytes are the field '*r:<rid>' of sizes
+    P:{P:ns}:records set of the shared records' ids, which cleanup compacts
     P:{P:ns}:lru     sorted set id -> last access (us): LRU order and idle deadlines
     P:{P:ns}:born    sorted set id -> creation (us): absolute lifetime
     P:{P:ns}:sizes   hash id -> estimated bytes, plus '*total' (their running sum),
