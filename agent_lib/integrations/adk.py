@@ -209,7 +209,7 @@ class HourglassSessionService(BaseSessionService):
         """The sessions that are owners of the app's record (of the user's, given one),
         without events; those that ended since are skipped."""
         registry = _sid("a", app_name) if user_id is None else _sid("u", app_name, user_id)
-        found = await self._items.read_records([registry])
+        found = await self._items.read_records([registry], owners=True)
         if registry not in found:
             return ListSessionsResponse()
         sessions: list[Session] = []

@@ -33,8 +33,8 @@ __all__ = ["ALREADY_STORED", "History", "Record", "RecordUpdate", "SessionItems"
 
 @dataclass(frozen=True)
 class Record:
-    """A shared record as read (see ``agent_lib.sessions.stores.records``): its fields and
-    its owners (session id -> the value each gave), JSON values."""
+    """A shared record as read (see ``agent_lib.sessions.stores.records``): its fields and,
+    when asked for, its owners (session id -> the value each gave), JSON values."""
 
     fields: dict[str, Any]
     owners: dict[str, Any]
@@ -174,10 +174,13 @@ class SessionItems:
             {rid: _record(record) for rid, record in stored.records.items()},
         )
 
-    async def read_records(self, record_ids: Sequence[str]) -> dict[str, Record]:
-        """The shared records of ``record_ids`` that exist (renewing nothing)."""
+    async def read_records(
+        self, record_ids: Sequence[str], *, owners: bool = False
+    ) -> dict[str, Record]:
+        """The shared records of ``record_ids`` that exist, their owners too with
+        ``owners`` (renewing nothing)."""
         wanted = [validate_session_id(r) for r in record_ids]
-        found = await self._store.read_records(wanted)
+        found = await self._store.read_records(wanted, owners=owners)
         return {rid: _record(record) for rid, record in found.items()}
 
     async def pop(self, session_id: str) -> Any:

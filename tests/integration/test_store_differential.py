@@ -193,6 +193,7 @@ class StoresSideBySide(RuleBasedStateMachine):
 
         self._both(call)
         self._both(lambda _, items: items.read_records(["r1", "r2"]))
+        self._both(lambda _, items: items.read_records(["r2", "r1", sid], owners=True))
 
     @rule(sid=IDS)
     def pop(self, sid: str) -> None:

@@ -120,8 +120,10 @@ class MemoryItems(MemoryRecords, ItemStore):
         found = self._read_records(records)
         return StoredItems(chosen, payload, entry.created_us, now, entry.version, found)
 
-    async def read_records(self, record_ids: Sequence[str]) -> dict[str, StoredRecord]:
-        return self._read_records(record_ids)
+    async def read_records(
+        self, record_ids: Sequence[str], *, owners: bool = False
+    ) -> dict[str, StoredRecord]:
+        return self._read_records(record_ids, owners)
 
     async def pop_item(self, session_id: str) -> bytes | None:
         now = self._clock()

@@ -19,8 +19,8 @@ class _Record:
     owners: dict[str, bytes] = field(default_factory=dict)
     size: int = 0
 
-    def stored(self) -> StoredRecord:
-        return StoredRecord(dict(self.fields), dict(self.owners))
+    def stored(self, owners: bool) -> StoredRecord:
+        return StoredRecord(dict(self.fields), dict(self.owners) if owners else {})
 
 
 class MemoryRecords:
@@ -31,7 +31,8 @@ class MemoryRecords:
     _total: int
 
     def record_key_for(self, record_id: str) -> str:
-        """The key the record would have in Redis under the default prefix."""
+        """The key of the record's fields in Redis under the default prefix (its owners'
+        has a name of the same length)."""
         return f"hourglass:{{hourglass:{self.namespace}}}:r:{record_id}"
 
     def _write_records(self, session_id: str, writes: Sequence[RecordWrite]) -> None:
@@ -43,7 +44,7 @@ class MemoryRecords:
             if not write.fields and write.owner is None:
                 continue
             if record is None:
-                key = len(self.record_key_for(write.record_id))
+                key = 2 * len(self.record_key_for(write.record_id))
                 record = self._records[write.record_id] = _Record(size=record_bytes(key, _EMPTY))
                 self._total += record.size
             had = record.size
@@ -53,9 +54,11 @@ class MemoryRecords:
                 record.size += _put(record.owners, session_id, write.owner)
             self._total += record.size - had
 
-    def _read_records(self, record_ids: Iterable[str]) -> dict[str, StoredRecord]:
+    def _read_records(
+        self, record_ids: Iterable[str], owners: bool = False
+    ) -> dict[str, StoredRecord]:
         found = {rid: self._records.get(rid) for rid in record_ids}
-        return {rid: record.stored() for rid, record in found.items() if record is not None}
+        return {rid: r.stored(owners) for rid, r in found.items() if r is not None}
 
     def _drop_record(self, record_id: str) -> int:
         record = self._records.pop(record_id, None)

@@ -27,6 +27,7 @@ class RedisItems(ItemStore):
     session_base: str
     items_base: str
     records_base: str
+    owners_base: str
     records_set: str
     index_keys: tuple[str, str, str]
 
@@ -96,14 +97,20 @@ class RedisItems(ItemStore):
         return int(reply[3])
 
     def record_key_for(self, record_id: str) -> str:
+        """The key of the record's fields (its owners are under ``...:o:<id>``)."""
         return self.records_base + record_id
+
+    def _record_keys(self, record_id: str) -> tuple[str, str]:
+        return self.records_base + record_id, self.owners_base + record_id
 
     def _record_writes(self, records: Sequence[RecordWrite]) -> tuple[list[str], list[Any]]:
         """The keys an items_add call declares for ``records`` (the set naming records,
         then each record) and their arguments (see ``common.lua``'s write_records)."""
         if not records:
             return [], [0]
-        keys = [self.records_set, *(self.record_key_for(w.record_id) for w in records)]
+        keys = [self.records_set]
+        for write in records:
+            keys += self._record_keys(write.record_id)
         args: list[Any] = [len(records)]
         for write in records:
             owner = write.owner
@@ -113,11 +120,15 @@ class RedisItems(ItemStore):
                 args += [name, value]
         return keys, args
 
-    async def read_records(self, record_ids: Sequence[str]) -> dict[str, StoredRecord]:
+    async def read_records(
+        self, record_ids: Sequence[str], *, owners: bool = False
+    ) -> dict[str, StoredRecord]:
         if not record_ids:
             return {}
-        keys = [*self.index_keys, *(self.record_key_for(r) for r in record_ids)]
-        reply = await self._run("records_read", keys, ())
+        keys: list[str] = [*self.index_keys]
+        for record_id in record_ids:
+            keys += self._record_keys(record_id)
+        reply = await self._run("records_read", keys, (int(owners),))
         return _records(record_ids, reply)
 
     async def read_items(
@@ -132,7 +143,7 @@ class RedisItems(ItemStore):
         lim = self.limits
         reply = await self._run(
             "items_read",
-            [*self._keys(session_id), *(self.record_key_for(r) for r in records)],
+            [*self._keys(session_id), *(k for r in records for k in self._record_keys(r))],
             (
                 session_id,
                 lim.ttl_us,
@@ -164,16 +175,15 @@ class RedisItems(ItemStore):
         return reply if isinstance(reply, bytes) else None
 
 
+def _pairs(flat: Sequence[Any]) -> dict[str, bytes]:
+    """A hash from its HGETALL reply (a flat name/value list)."""
+    return {name.decode(): value for name, value in zip(flat[0::2], flat[1::2], strict=True)}
+
+
 def _records(record_ids: Sequence[str], replies: Sequence[Any]) -> dict[str, StoredRecord]:
-    """Records from their HGETALL replies (flat name/value lists), those that exist."""
+    """The records that exist, from ``read_record`` replies (common.lua)."""
     found = {}
-    for record_id, flat in zip(record_ids, replies, strict=True):
-        if not flat:
-            continue
-        record = StoredRecord()
-        for name, value in zip(flat[0::2], flat[1::2], strict=True):
-            text = name.decode()
-            entries = record.fields if text[0] == "=" else record.owners
-            entries[text[1:]] = value
-        found[record_id] = record
+    for record_id, (fields, owners, exists) in zip(record_ids, replies, strict=True):
+        if int(exists):
+            found[record_id] = StoredRecord(_pairs(fields), _pairs(owners))
     return found

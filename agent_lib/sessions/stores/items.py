@@ -89,11 +89,15 @@ class ItemStore(abc.ABC):
     ) -> StoredItems | None:
         """The newest ``limit`` items (all for ``None``, a negative limit or one past the
         length), renewing the session unless ``renew`` is false; ``None`` when the session
-        does not exist (any more). ``records``: the records to read in the same step."""
+        does not exist (any more). ``records``: the records whose fields to read in the
+        same step."""
 
     @abc.abstractmethod
-    async def read_records(self, record_ids: Sequence[str]) -> dict[str, StoredRecord]:
-        """The records of ``record_ids`` that exist, without renewing anything."""
+    async def read_records(
+        self, record_ids: Sequence[str], *, owners: bool = False
+    ) -> dict[str, StoredRecord]:
+        """The records of ``record_ids`` that exist (their owners too with ``owners``),
+        renewing nothing."""
 
     @abc.abstractmethod
     async def pop_item(self, session_id: str) -> bytes | None:

@@ -19,8 +19,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-RECORD_OVERHEAD_BYTES = 40
-"""Cost of a record's hash key besides its name (key object, listpack header)."""
+RECORD_OVERHEAD_BYTES = 80
+"""Cost of a record's two hashes (fields, owners) besides their names: key objects and
+listpack headers, 40 bytes each."""
 
 FIELD_OVERHEAD_BYTES = 4
 """Per-entry cost in a small hash (listpack headers of name and value) besides the bytes.
@@ -43,19 +44,19 @@ class RecordWrite:
 
 @dataclass(frozen=True)
 class StoredRecord:
-    """A record as read: its fields and its owners (session id -> value)."""
+    """A record as read: its fields and, when asked for, its owners (session id ->
+    value; the owners of an app's record are all its sessions, so reads skip them)."""
 
     fields: dict[str, bytes] = field(default_factory=dict)
     owners: dict[str, bytes] = field(default_factory=dict)
 
 
 def entry_bytes(name: str, value: bytes) -> int:
-    """What one field or owner entry adds to its record's accounted bytes (the stored
-    name carries a one-byte kind prefix)."""
-    return len(name.encode()) + 1 + len(value) + FIELD_OVERHEAD_BYTES
+    """What one field or owner entry adds to its record's accounted bytes."""
+    return len(name.encode()) + len(value) + FIELD_OVERHEAD_BYTES
 
 
-def record_bytes(key_length: int, record: StoredRecord) -> int:
-    """The accounted bytes of a non-empty record whose key is ``key_length`` long."""
+def record_bytes(keys_length: int, record: StoredRecord) -> int:
+    """The accounted bytes of a record whose two hashes' names are ``keys_length`` long."""
     entries = [*record.fields.items(), *record.owners.items()]
-    return RECORD_OVERHEAD_BYTES + key_length + sum(entry_bytes(n, v) for n, v in entries)
+    return RECORD_OVERHEAD_BYTES + keys_length + sum(entry_bytes(n, v) for n, v in entries)

@@ -6,8 +6,9 @@ Key layout of one namespace (``P`` is the SessionPolicy's ``keyPrefix``)::
                      a string with PX = the sliding TTL (capped by the lifetime)
     P:{P:ns}:i:<id>  the session's item list, if it has one (`RedisItems`): no TTL of its
                      own, removed with the session; marked by the field '*i:<id>' of sizes
-    P:{P:ns}:r:<rid> a shared record (`stores.records`): hash of '=' fields and '@' owners,
-                     no TTL, never a session; its bytes are the field '*r:<rid>' of sizes
+    P:{P:ns}:r:<rid> a shared record's fields (`stores.records`), a hash; its owners (session
+    P:{P:ns}:o:<rid> id -> value) in a second one; no TTL, never a session; their bytes
+                     are the field '*r:<rid>' of sizes
     P:{P:ns}:records set of the shared records' ids, which cleanup compacts
     P:{P:ns}:lru     sorted set id -> last access (us): LRU order and idle deadlines
     P:{P:ns}:born    sorted set id -> creation (us): absolute lifetime
@@ -281,6 +282,7 @@ class RedisStore(RedisItems, SessionStore):
         self.session_base = f"{base}:s:"
         self.items_base = f"{base}:i:"
         self.records_base = f"{base}:r:"
+        self.owners_base = f"{base}:o:"
         self.records_set = f"{base}:records"
         self.index_keys = (f"{base}:lru", f"{base}:born", f"{base}:sizes")
         self._scripts: dict[str, AsyncScript] = {}
@@ -560,7 +562,9 @@ class RedisStore(RedisItems, SessionStore):
             cursor, ids = await self._run("records_scan", keys, (cursor, batch_size))
             if ids:
                 names = [_text(i) for i in ids]
-                record_keys = [*keys, *(self.record_key_for(n) for n in names)]
+                record_keys = list(keys)
+                for name in names:
+                    record_keys += self._record_keys(name)
                 args = (lim.ttl_us, lim.lifetime_us, *names)
                 gone, freed = await self._run("records_compact", record_keys, args)
                 removed += int(gone)

@@ -314,22 +314,23 @@ local function make_room(base, now, lifetime, max_sessions, max_memory, adding, 
   return evicted
 end
 
--- Shared records (agent_lib.sessions.stores.records): a hash '...:r:<rid>' under the
--- namespace's tag, fields '=' .. name and owners '@' .. session id. Never in LRU or
--- BORN (not a session: no max_sessions, no LRU pick, no TTL); its accounted bytes are
--- SIZES[RSIZE .. rid], counted in the total; RECORDS names every record for cleanup,
--- which removes one once none of its owners is a live session. RECORD_OVERHEAD and
--- FIELD_OVERHEAD come from the loader's first line, like the item constants.
+-- Shared records (agent_lib.sessions.stores.records): two hashes under the namespace's
+-- tag, '...:r:<rid>' its fields and '...:o:<rid>' its owners (session id -> value), so
+-- reading the fields never reads the owners. Never in LRU or BORN (not a session: no
+-- max_sessions, no LRU pick, no TTL); its accounted bytes are SIZES[RSIZE .. rid],
+-- counted in the total; RECORDS names every record for cleanup, which removes one once
+-- none of its owners is a live session. RECORD_OVERHEAD and FIELD_OVERHEAD come from
+-- the loader's first line, like the item constants.
 local RSIZE = '*r:'
 
 local function entry_cost(name, value)
   return #name + #value + FIELD_OVERHEAD
 end
 
--- Remove a declared record with its accounting; returns the bytes freed.
-local function drop_record(records, key, rid)
+-- Remove a declared record (both hashes) with its accounting; returns the bytes freed.
+local function drop_record(records, key, owners_key, rid)
   local size = tonumber(redis.call('HGET', SIZES, RSIZE .. rid) or '0')
-  redis.call('UNLINK', key)
+  redis.call('UNLINK', key, owners_key)
   redis.call('HDEL', SIZES, RSIZE .. rid)
   redis.call('SREM', records, rid)
   if size ~= 0 and redis.call('HINCRBY', SIZES, TOTAL, fmt(-size)) < 0 then
@@ -338,44 +339,56 @@ local function drop_record(records, key, rid)
   return size
 end
 
+-- A record as records_read.lua returns it: {fields, owners (if asked), exists}.
+local function read_record(key, owners_key, with_owners)
+  local fields, owners = redis.call('HGETALL', key), {}
+  if with_owners then
+    owners = redis.call('HGETALL', owners_key)
+  end
+  local exists = 0
+  if #fields > 0 or #owners > 0 or redis.call('EXISTS', owners_key) == 1 then
+    exists = 1
+  end
+  return {fields, owners, exists}
+end
+
 -- Apply record writes: ARGV from `at` holds, per record, rid, reset ('1'/'0'), owner
--- ('1' then its value, or '0' then ''), n fields, then n name/value pairs; their keys
--- are KEYS[first..] in the same order, `records` the set naming them. `sid` is the
--- writing session. Returns the ARGV index after the last record.
+-- ('1' then its value, or '0' then ''), n fields, then n name/value pairs; KEYS[first..]
+-- hold each record's two hashes (fields, owners) in the same order, `records` the set
+-- naming them. `sid` is the writing session.
 local function write_records(records, first, at, count, sid)
   for r = 0, count - 1 do
-    local key, rid = KEYS[first + r], ARGV[at]
+    local key, owners_key, rid = KEYS[first + 2 * r], KEYS[first + 2 * r + 1], ARGV[at]
     local reset, has_owner, owner = ARGV[at + 1] == '1', ARGV[at + 2] == '1', ARGV[at + 3]
     local n = tonumber(ARGV[at + 4])
     local from = at + 5
     at = from + 2 * n
     if reset then
-      drop_record(records, key, rid)
+      drop_record(records, key, owners_key, rid)
     end
     if n > 0 or has_owner then
       local before = tonumber(redis.call('HGET', SIZES, RSIZE .. rid) or '0')
       local size = before
       if size == 0 then
-        size = RECORD_OVERHEAD + #key
+        size = RECORD_OVERHEAD + #key + #owners_key
       end
-      local function put(name, value)
-        local old = redis.call('HSTRLEN', key, name)
-        if old > 0 or redis.call('HEXISTS', key, name) == 1 then
+      local function put(hash, name, value)
+        local old = redis.call('HSTRLEN', hash, name)
+        if old > 0 or redis.call('HEXISTS', hash, name) == 1 then
           size = size - entry_cost(name, '') - old
         end
-        redis.call('HSET', key, name, value)
+        redis.call('HSET', hash, name, value)
         size = size + entry_cost(name, value)
       end
       for i = from, at - 1, 2 do
-        put('=' .. ARGV[i], ARGV[i + 1])
+        put(key, ARGV[i], ARGV[i + 1])
       end
       if has_owner then
-        put('@' .. sid, owner)
+        put(owners_key, sid, owner)
       end
       redis.call('HSET', SIZES, RSIZE .. rid, fmt(size))
       redis.call('HINCRBY', SIZES, TOTAL, fmt(size - before))
       redis.call('SADD', records, rid)
     end
   end
-  return at
 end

@@ -1,7 +1,7 @@
 -- Append items to a session's list, creating the session when it does not exist (or
 -- has ended), in one script: a data write, so the session's version goes up by one.
 -- KEYS[4] session key, KEYS[5] its item list, then, when records are written, the set
--- naming records and each record's key (common.lua's write_records), then sessions this
+-- naming records and each record's two hashes (common.lua's write_records), then sessions this
 -- write may remove to stay under the caps, in pairs of key and item list (none on the
 -- first call). ARGV: id, ttl_us, lifetime_us, max_sessions, max_memory, key base, mode
 -- ('keep' | 'set': also replace the payload | 'update': replace it, only on a live
@@ -29,7 +29,7 @@ end
 -- declared keys: the records' set and keys, when written, come before the candidates
 local CANDIDATES = 6
 if n_records > 0 then
-  CANDIDATES = 7 + n_records
+  CANDIDATES = 7 + 2 * n_records
 end
 local now = now_us()
 local head = peek(KEYS[4])

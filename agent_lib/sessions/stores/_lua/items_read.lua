@@ -4,9 +4,9 @@
 -- with payload (1/0), renew (1/0: 0 reads without renewing, for listings). LRANGE from
 -- the tail costs O(limit), not O(length). The birth time comes from the session's own
 -- header, like access.lua's.
--- KEYS[6..]: shared records to read with it (common.lua).
+-- KEYS[6..]: shared records to read with it, each as its two hashes (common.lua).
 -- Returns {value (header and payload) or '', created, now, {items...}, version, then
--- each record's HGETALL} or false when the session is gone; the caller strips the
+-- each record as read_record returns it, without owners} or false when the session is gone; the caller strips the
 -- header.
 local id, ttl, lifetime, base = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local limit = tonumber(ARGV[5])
@@ -48,7 +48,7 @@ if ARGV[6] ~= '1' then
   value = ''
 end
 local out = {value, born, now, items, version or 0}
-for k = 6, #KEYS do
-  out[#out + 1] = redis.call('HGETALL', KEYS[k])
+for k = 6, #KEYS, 2 do
+  out[#out + 1] = read_record(KEYS[k], KEYS[k + 1], false)
 end
 return out

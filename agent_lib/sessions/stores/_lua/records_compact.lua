@@ -1,5 +1,6 @@
--- Cleanup of shared records, second half: KEYS[4] the set naming them, KEYS[5..] the
--- records records_scan.lua named. ARGV: ttl_us, lifetime_us, then each record's id.
+-- Cleanup of shared records, second half: KEYS[4] the set naming them, KEYS[5..] the two
+-- hashes (fields, owners) of each record records_scan.lua named. ARGV: ttl_us,
+-- lifetime_us, then each record's id.
 -- An owner counts as live while the index holds its session, touched within the
 -- longest TTL any writer used (cleanup.lua's margin: its key may live that long) and
 -- not past the lifetime; other owners are dropped, and a record left without a live
@@ -19,23 +20,20 @@ local function live(sid)
   return true
 end
 local removed, freed = 0, 0
-for k = 5, #KEYS do
-  local key, rid = KEYS[k], ARGV[k - 2]
+for k = 5, #KEYS, 2 do
+  local key, owners_key, rid = KEYS[k], KEYS[k + 1], ARGV[3 + (k - 5) / 2]
   local owners, lost = 0, 0
-  local flat = redis.call('HGETALL', key)
+  local flat = redis.call('HGETALL', owners_key)
   for i = 1, #flat, 2 do
-    local name = flat[i]
-    if string.byte(name, 1) == 64 then
-      if live(string.sub(name, 2)) then
-        owners = owners + 1
-      else
-        redis.call('HDEL', key, name)
-        lost = lost + entry_cost(name, flat[i + 1])
-      end
+    if live(flat[i]) then
+      owners = owners + 1
+    else
+      redis.call('HDEL', owners_key, flat[i])
+      lost = lost + entry_cost(flat[i], flat[i + 1])
     end
   end
   if owners == 0 then
-    freed = freed + drop_record(KEYS[4], key, rid)
+    freed = freed + drop_record(KEYS[4], key, owners_key, rid)
     removed = removed + 1
   elseif lost > 0 then
     redis.call('HINCRBY', SIZES, RSIZE .. rid, fmt(-lost))
