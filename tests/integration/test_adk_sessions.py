@@ -242,7 +242,7 @@ async def test_app_state_lives_while_any_session_does(redis_server: RedisProcess
         await asyncio.sleep(0.6)
         report = await sm.cleanup()
         assert report.to_dict()["records_removed"] == 3  # app, user, the second's own state
-        accounted = await sm.store.accounted()  # type: ignore[attr-defined]
+        accounted = await sm.store.accounted()
         assert accounted.total == 0 and accounted.records == {} and accounted.sessions == {}
         assert (await ours.list_sessions(app_name="a")).sessions == []
     finally:

@@ -238,7 +238,7 @@ async def _version(made: Awaitable[Any]) -> object:
 
 
 async def _accounted(sm: SessionManager) -> Accounted:
-    accounted: Accounted = await sm.store.accounted()  # type: ignore[attr-defined]
+    accounted: Accounted = await sm.store.accounted()
     return accounted
 
 

@@ -156,6 +156,10 @@ class SessionStore(abc.ABC):
         """Remove what expired, ended or is over a cap, in atomic batches; with
         ``verify``, also check every index entry against its key."""
 
+    async def accounted(self) -> Accounted:
+        """The bytes accounted against ``max_memory`` (for diagnostics and tests)."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no byte accounting")
+
     @abc.abstractmethod
     def key_for(self, session_id: str) -> str:
         """The backend key of a session (for diagnostics and size estimates)."""
