@@ -5,6 +5,7 @@ listing without events), on a real valkey-server and on the in-process store."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 import pytest
@@ -319,5 +320,25 @@ async def test_a_session_stored_by_the_earlier_layout_keeps_its_state(url: str) 
         assert again is not None and again.state == {"k": 1, "j": 3, "n": 4}
         listed = (await ours.list_sessions(app_name="a")).sessions
         assert [s.id for s in listed] == ["s"] and listed[0].state == again.state
+    finally:
+        await sm.close()
+
+
+async def test_every_write_adds_to_the_namespace_total(url: str) -> None:
+    """app: writes once replaced a record's size and could lower the total (issue 25)."""
+    sm = SessionManager.from_url(url, namespace=fresh_namespace())
+    ours = HourglassSessionService(sm)
+    try:
+        totals = [0]
+        for n in range(4):
+            state = {"app:big": "x" * (400 - 100 * n), f"user:k{n}": n, "k": n}
+            live = await ours.create_session(app_name="a", user_id="u", state=state)
+            await ours.append_event(live, _event(n, float(n), {"app:n": n}))
+            accounted = await sm.store.accounted()
+            assert accounted.total == sum(accounted.sessions.values()) + sum(
+                accounted.records.values()
+            )
+            totals.append(accounted.total)
+        assert all(after > before for before, after in itertools.pairwise(totals))
     finally:
         await sm.close()
