@@ -6,6 +6,10 @@ Key layout of one namespace (``P`` is the SessionPolicy's ``keyPrefix``)::
                      a string with PX = the sliding TTL (capped by the lifetime)
     P:{P:ns}:i:<id>  the session's item list, if it has one (`RedisItems`): no TTL of its
                      own, removed with the session; marked by the field '*i:<id>' of sizes
+    P:{P:ns}:r:<rid> a shared record's fields (`stores.records`), a hash; its owners (session
+    P:{P:ns}:o:<rid> id -> value) in a second one; no TTL, never a session; their bytes
+                     are the field '*r:<rid>' of sizes
+    P:{P:ns}:records set of the shared records' ids, which cleanup compacts
     P:{P:ns}:lru     sorted set id -> last access (us): LRU order and idle deadlines
     P:{P:ns}:born    sorted set id -> creation (us): absolute lifetime
     P:{P:ns}:sizes   hash id -> estimated bytes, plus '*total' (their running sum),
@@ -77,12 +81,15 @@ from agent_lib.sessions.stores._value import born as _born
 from agent_lib.sessions.stores._value import unwrap as _unwrap
 from agent_lib.sessions.stores.base import (
     WRITE_EVICTION_BUDGET,
+    Accounted,
     CleanupReport,
     Limits,
     SessionExistsError,
     SessionStore,
     StoredSession,
 )
+from agent_lib.sessions.stores.items import ITEM_OVERHEAD_BYTES, LIST_OVERHEAD_BYTES
+from agent_lib.sessions.stores.records import FIELD_OVERHEAD_BYTES, RECORD_OVERHEAD_BYTES
 
 DEFAULT_RETRIES = 3
 DEFAULT_SOCKET_TIMEOUT_S = 5.0
@@ -139,7 +146,14 @@ def _script(name: str) -> str:
     # Beside this module, not looked up by package name: the deprecated `agent_lib.stores`
     # alias can leave that name's module spec without a package path.
     folder = Path(__file__).with_name("_lua")
-    return (folder / "common.lua").read_text() + "\n" + (folder / f"{name}.lua").read_text()
+    # The item accounting's constants come from Python, so both stores use the same.
+    constants = (
+        f"local ITEM_OVERHEAD, LIST_OVERHEAD = {ITEM_OVERHEAD_BYTES}, {LIST_OVERHEAD_BYTES}\n"
+        f"local RECORD_OVERHEAD, FIELD_OVERHEAD = {RECORD_OVERHEAD_BYTES}, "
+        f"{FIELD_OVERHEAD_BYTES}\n"
+    )
+    common = (folder / "common.lua").read_text()
+    return constants + common + "\n" + (folder / f"{name}.lua").read_text()
 
 
 @dataclass(frozen=True)
@@ -267,6 +281,9 @@ class RedisStore(RedisItems, SessionStore):
         base = f"{key_prefix}:{{{key_prefix}:{namespace}}}"
         self.session_base = f"{base}:s:"
         self.items_base = f"{base}:i:"
+        self.records_base = f"{base}:r:"
+        self.owners_base = f"{base}:o:"
+        self.records_set = f"{base}:records"
         self.index_keys = (f"{base}:lru", f"{base}:born", f"{base}:sizes")
         self._scripts: dict[str, AsyncScript] = {}
         self._policy_checked = False
@@ -532,6 +549,42 @@ class RedisStore(RedisItems, SessionStore):
                 break
         if any(by_writes):
             await self._run("ack", self.index_keys, by_writes)
+        await self._compact_records(report, batch_size)
+
+    async def _compact_records(self, report: CleanupReport, batch_size: int) -> None:
+        """Drop record owners that are no longer live sessions, and records without one
+        (`stores.records`): one pass over the set naming them, a batch at a time."""
+        lim = self.limits
+        keys = [*self.index_keys, self.records_set]
+        cursor: bytes | int = 0
+        removed = 0
+        while True:
+            cursor, ids = await self._run("records_scan", keys, (cursor, batch_size))
+            if ids:
+                names = [_text(i) for i in ids]
+                record_keys = list(keys)
+                for name in names:
+                    record_keys += self._record_keys(name)
+                args = (lim.ttl_us, lim.lifetime_us, *names)
+                gone, freed = await self._run("records_compact", record_keys, args)
+                removed += int(gone)
+                report.bytes_freed += int(freed)
+            if int(cursor) == 0:
+                break
+        if removed:
+            report.extra["records_removed"] = removed
+
+    async def accounted(self) -> Accounted:
+        """The bytes accounted against ``max_memory``: the running total and each indexed
+        session's figure (one read of the sizes hash, for diagnostics and tests)."""
+        try:
+            fields = await self.client.hgetall(self.index_keys[2])
+        except (rexc.RedisError, OSError) as error:
+            raise _unavailable(error) from error
+        named = {_text(k): int(v) for k, v in fields.items() if _text(k)[:3] != "*i:"}
+        sizes = {k: v for k, v in named.items() if not k.startswith("*")}
+        records = {k[3:]: v for k, v in named.items() if k.startswith("*r:")}
+        return Accounted(named.get("*total", 0), sizes, records)
 
     async def memory_usage(self, session_id: str) -> int | None:
         """Redis' own ``MEMORY USAGE`` of a session key (for checking the estimates)."""
