@@ -177,6 +177,7 @@ class TimeoutManager:
         self._callbacks: list[Callback] = []
         self._lock = threading.RLock()
         self._last_error: str | None = None
+        self._rejected_hash: str | None = None
         self._fingerprint: object = _MISSING
         self._watcher: FolderWatcher | None = None
         self._async_stop: threading.Event | None = None
@@ -300,6 +301,7 @@ class TimeoutManager:
 
     def _reload_file(self) -> bool:
         self._fingerprint = fingerprint(self.path)
+        raw: bytes | None = None
         try:
             raw = self._file_raw()
             if raw is None:
@@ -312,14 +314,14 @@ class TimeoutManager:
             base = self._parse_base(raw, str(self.path))
             snapshot = self._merge(base)
         except ConfigError as error:
-            self._reject(error)
+            self._reject(error, raw=raw)
             return False
         return self._adopt(base, snapshot)
 
     def _adopt(self, base: _Base, snapshot: TimeoutConfig) -> bool:
         self._freshness.moved(self._base.hash, base.hash)
         self._base = base
-        self._last_error = None
+        self._last_error = self._rejected_hash = None
         changed = self._swap(snapshot)
         self.events.reload("ok" if changed else "unchanged")
         return changed
@@ -340,7 +342,7 @@ class TimeoutManager:
                 base = self._parse_base(raw, source)
                 snapshot = self._merge(base)
             except ConfigError as error:
-                self._reject(error, source)
+                self._reject(error, source, raw)
             else:
                 self._adopt(base, snapshot)
         self._report()
@@ -353,15 +355,18 @@ class TimeoutManager:
         link = self._link
         if link is not None:
             current = self._current
-            link.report(Applied(current.hash, current.name, self._last_error))
+            link.report(Applied(current.hash, current.name, self._last_error, self._rejected_hash))
 
     def _on_watch(self, events: bool) -> None:
         """The watcher's callback: re-read after events; on resync only if the file changed."""
         if events or fingerprint(self.path) != self._fingerprint:
             self.reload()
 
-    def _reject(self, error: ConfigError, source: str | None = None) -> None:
+    def _reject(
+        self, error: ConfigError, source: str | None = None, raw: bytes | None = None
+    ) -> None:
         self._last_error = f"{error.field}: {error.reason}"
+        self._rejected_hash = _digest(raw) if raw else None
         self.events.reload("error")
         logger.error(
             "hourglass: rejected %s: field=%s reason=%s; keeping profile %s (hash %s)",
@@ -502,7 +507,7 @@ class TimeoutManager:
             self._link = link
             with self._lock:
                 current, error = self._current, self._last_error
-            link.start(Applied(current.hash, current.name, error))
+            link.start(Applied(current.hash, current.name, error, self._rejected_hash))
 
     def _stop_link(self) -> None:
         link, self._link = self._link, None
