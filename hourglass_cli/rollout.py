@@ -117,8 +117,12 @@ class Unreachable(click.ClickException):
 
     exit_code = EXIT_UNREACHABLE
 
-    def __init__(self, server: str, why: str) -> None:
-        super().__init__(f"cannot reach or read the Kubernetes API at {server}: {why}")
+    def __init__(self, server: str | None, why: str) -> None:
+        where = f" at {server}" if server else ""
+        super().__init__(f"cannot reach or read the Kubernetes API{where}: {why}")
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
 
 
 def _client(kubeconfig: str | None, context: str | None) -> Any:
@@ -137,7 +141,7 @@ def _client(kubeconfig: str | None, context: str | None) -> Any:
         )
     except (kubernetes.config.ConfigException, OSError, ValueError) as error:
         where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
-        raise Unreachable(f"(kubeconfig {where})", _one_line(error)) from None
+        raise Unreachable(None, f"kubeconfig {where}: {_one_line(error)}") from None
 
 
 def _read(what: str, call: Any, *args: Any, **kwargs: Any) -> Any:

@@ -124,12 +124,12 @@ def test_a_refused_configmap_write_keeps_the_written_hash(
             return ready if ready.get("reason") == "WriteRefused" else {}
 
         ready = cluster.wait_for(refused, timeout=60, what="Ready=False WriteRefused")
-        assert "no config changes today (test)" in ready["message"]
-        assert f"it keeps hash {first}" in ready["message"]
         assert _hash(cluster, ns) == first
         status = _profile(cluster, ns)["status"]
         assert status["configHash"] == first, status
         assert status["rollout"]["hash"] == first and status["rollout"]["applied"] == "3/3"
+        assert "no config changes today (test)" in ready["message"]
+        assert f"it keeps hash {first}" in ready["message"]
 
         result = _rollout_status(cluster, ns, timeout="20s")
         assert result.returncode == 1, result.stdout + result.stderr
@@ -323,7 +323,7 @@ def test_an_api_server_that_cannot_be_reached_or_read_exits_4(real_cluster: Clus
     assert unreachable.returncode == 4, unreachable.stdout + unreachable.stderr
     lines = unreachable.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in unreachable.stderr, unreachable.stderr
-    assert server in lines[0] and "cannot reach or read the Kubernetes API" in lines[0]
+    assert lines[0].startswith(f"error: cannot reach or read the Kubernetes API at {server}: ")
 
     # Reachable, but not readable: a token the API server does not accept (401).
     unread = _cli(_kubeconfig(real_cluster, token="not-a-valid-token"))

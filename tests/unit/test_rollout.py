@@ -22,7 +22,7 @@ from hourglass_operator.rollout_handlers import index_entry
 from hourglass_operator.rollout_tracker import Resource, RolloutTracker
 from hourglass_operator.status import Condition, build_status
 
-from hourglass_cli._rollout_progress import Snapshot
+from hourglass_cli._rollout_progress import Snapshot, Verdict, judge
 
 NEW, OLD, FIXED = "aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb", "cccccccccccccccc"
 
@@ -275,3 +275,32 @@ def test_restarted_tracker_takes_the_hash_the_statuses_agree_on() -> None:
     tracker = RolloutTracker()
     assert tracker.target("ns", None, [{"configHash": NEW}, {"configHash": NEW}, {}]) == NEW
     assert tracker.target("ns", None, []) is None
+
+
+def test_the_hash_on_the_configmap_wins_over_the_statuses() -> None:
+    tracker = RolloutTracker()
+    assert tracker.target("ns", OLD, [{"configHash": NEW}]) == OLD
+    assert tracker.target("ns", None, [{"configHash": NEW}]) == OLD, "remembered"
+
+
+def _resource_body(ready: Condition, config_hash: str) -> dict[str, Any]:
+    status = build_status(
+        {},
+        generation=2,
+        conditions=[Condition("Valid", True, "SpecValid", "spec is valid"), ready],
+        config_hash=config_hash,
+        now="T",
+    )
+    return {"kind": "TimeoutProfile", "metadata": {"name": "p", "generation": 2}, "status": status}
+
+
+def test_the_cli_fails_on_a_refused_write_with_the_reason() -> None:
+    """Issue 24, repro 2: the CLI waited on the unwritten hash and timed out (exit 3)."""
+    message = f"the API server refused to write ConfigMap hourglass-config with hash {NEW}"
+    refused = Condition("Ready", False, "WriteRefused", message)
+    progress = judge(Snapshot.of("ns", [_resource_body(refused, OLD)], OLD, [_pod("a", OLD)]))
+    assert progress.verdict is Verdict.FAILED
+    assert progress.errors == [f"TimeoutProfile/p is not ready (WriteRefused): {message}"]
+    ready = Condition("Ready", True, "Rendered", "rendered")
+    applied = judge(Snapshot.of("ns", [_resource_body(ready, OLD)], OLD, [_pod("a", OLD)]))
+    assert applied.verdict is Verdict.APPLIED
