@@ -172,7 +172,7 @@ class Controller:
                 planned[key] = with_condition(base, condition, generation, now)
         try:
             await self._write_statuses(plan.namespace, live, planned)
-        except ApiRequestError as status_error:
+        except Exception as status_error:  # the reconcile's retry reports it again
             _log.error("could not report the refusal on %s: %s", plan.namespace, status_error)
         for body in live:
             if key_of(body) in concerned:
