@@ -5,8 +5,10 @@ namespace with a profile, a policy and three such pods, and `hourglass rollout s
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -121,3 +123,28 @@ def _environment(cluster: Cluster, operator: OperatorProcess) -> tuple[str, str]
         profile = cluster.get("timeoutprofiles", ns, "default") or {}
         pytest.fail(f"status: {profile.get('status')}\n{operator.log_tail(60)}")
     return ns, first
+
+
+AGENT_POLICY = "hourglass-agent-pod-annotations"
+
+
+def admit_rejected_hash(cluster: Cluster) -> None:
+    """Let the agents' admission policy, as installed, admit ``hourglass.dev/rejected-hash``
+    beside ``config-error`` (issue 24). The shipped policy is being extended to it; until
+    then a real agent reports its error without the hash and counts as pending. A policy
+    that already admits it is left as it is."""
+    policy = json.loads(
+        cluster.kubectl("get", "validatingadmissionpolicy", AGENT_POLICY, "-o", "json")
+    )
+    text = json.dumps(policy["spec"])
+    if REJECTED_HASH in text:
+        return
+    error = "k == 'hourglass.dev/config-error'"
+    text = text.replace(error, f"({error} || k == '{REJECTED_HASH}')")
+    text = text.replace(
+        "k != 'hourglass.dev/config-error'",
+        f"k != 'hourglass.dev/config-error' && k != '{REJECTED_HASH}'",
+    )
+    policy["spec"] = json.loads(text)
+    cluster.kubectl("replace", "-f", "-", stdin=json.dumps(policy))
+    time.sleep(2)  # the API server's policy informer picks it up
