@@ -180,6 +180,7 @@ class TimeoutManager:
         self._lock = threading.RLock()
         self._last_error: str | None = None
         self._file = FileSource(self.config_dir, self.reload, watch or WatchSettings())
+        self._rejected_hash: str | None = None
         self._link: ClusterLink | None = None
         self._arbiter = Arbiter(Stamp("builtin", None, ""))
         self._base = self._initial_base()
@@ -347,11 +348,11 @@ class TimeoutManager:
             base = self._parse_base(version)
             snapshot = self._merge(base)
         except ConfigError as error:
-            self._reject(error, version.label)
+            self._reject(error, version.label, version)
             return False
         self._arbiter.adopted(version)
         self._base = base
-        self._last_error = None
+        self._last_error = self._rejected_hash = None
         changed = self._swap(snapshot)
         self.events.reload("ok" if changed else "unchanged")
         return changed
@@ -379,10 +380,13 @@ class TimeoutManager:
         link = self._link
         if link is not None:
             current = self._current
-            link.report(Applied(current.hash, current.name, self._last_error))
+            link.report(Applied(current.hash, current.name, self._last_error, self._rejected_hash))
 
-    def _reject(self, error: ConfigError, source: str | None = None) -> None:
+    def _reject(
+        self, error: ConfigError, source: str | None = None, version: ConfigVersion | None = None
+    ) -> None:
         self._last_error = f"{error.field}: {error.reason}"
+        self._rejected_hash = version.digest if version is not None and version.raw else None
         self.events.reload("error")
         logger.error(
             "hourglass: rejected %s: field=%s reason=%s; keeping profile %s (hash %s)",
@@ -520,7 +524,7 @@ class TimeoutManager:
             self._link = link
             with self._lock:
                 current, error = self._current, self._last_error
-            link.start(Applied(current.hash, current.name, error))
+            link.start(Applied(current.hash, current.name, error, self._rejected_hash))
 
     def _stop_link(self) -> None:
         link, self._link = self._link, None
