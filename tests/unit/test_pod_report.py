@@ -23,6 +23,7 @@ from agent_lib.timeouts._pod_report import (
     Applied,
     PodReporter,
 )
+from agent_lib.timeouts._sources import ConfigVersion
 
 POLLING = {"interval": 1, "maxInterval": 5, "multiplier": 2, "jitter": 0, "maxDuration": 30}
 
@@ -42,6 +43,7 @@ class _Link:
     """Stands in for `ClusterLink`: keeps what the manager asks to report."""
 
     cluster = None
+    watch = None
     state = "off"
 
     def __init__(self) -> None:
@@ -55,6 +57,10 @@ def _annotations(state: Applied) -> dict[str, Any]:
     return state.patch()["metadata"]["annotations"]  # type: ignore[index, no-any-return]
 
 
+def _api(raw: bytes, rv: str) -> ConfigVersion:
+    return ConfigVersion("api", raw, None, f"api:-/hourglass-config@{rv}", rv)
+
+
 def test_a_rejection_names_its_hash_and_a_good_reload_removes_both(tmp_path: Path) -> None:
     folder = tmp_path / "hourglass"
     good, bad, fixed = _bundle(10), b"profiles: [", _bundle(30)
@@ -63,12 +69,12 @@ def test_a_rejection_names_its_hash_and_a_good_reload_removes_both(tmp_path: Pat
     link = _Link()
     tm._link = link  # type: ignore[assignment]
 
-    tm._apply_api(bad, "5")
+    tm._apply_api(_api(bad, "5"))
     notes = _annotations(link.reports[-1])
     assert notes[REJECTED_HASH] == _digest(bad)
     assert notes[CONFIG_ERROR] and notes["hourglass.dev/applied-hash"] == _digest(good)
 
-    tm._apply_api(fixed, "6")
+    tm._apply_api(_api(fixed, "6"))
     notes = _annotations(link.reports[-1])
     assert notes[REJECTED_HASH] is None and notes[CONFIG_ERROR] is None
     assert notes["hourglass.dev/applied-hash"] == _digest(fixed)
@@ -78,7 +84,7 @@ def test_a_rejection_names_its_hash_and_a_good_reload_removes_both(tmp_path: Pat
     atomic_swap(folder, {CONFIG_KEY: worse})
     tm.reload()
     assert _annotations(link.reports[-1])[REJECTED_HASH] == _digest(worse)
-    tm._apply_api(_bundle(40), "7")
+    tm._apply_api(_api(_bundle(40), "7"))
     assert _annotations(link.reports[-1])[REJECTED_HASH] is None
 
 
