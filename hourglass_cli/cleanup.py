@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from agent_lib.errors import ConfigError, SessionError
 from agent_lib.sessions.settings import (
@@ -23,13 +24,19 @@ from agent_lib.sessions.settings import (
     mounted_policy,
     policy_file,
 )
+from agent_lib.sessions.store_url import check_store_url, url_source
 from agent_lib.sessions.stores.base import CleanupReport
 
 TERMINATION_LOG = Path("/dev/termination-log")
 
 
 @click.command()
-@click.option("--redis-url", envvar="REDIS_URL", required=True, help="Session store URL.")
+@click.option(
+    "--redis-url",
+    envvar="REDIS_URL",
+    required=True,
+    help="Session store URL (default: $REDIS_URL), such as redis://host:6379/0.",
+)
 @click.option(
     "--namespace", "-n", envvar="HOURGLASS_NAMESPACE", required=True, help="Session namespace."
 )
@@ -59,8 +66,13 @@ def cleanup(
     verify: bool,
     as_json: bool,
 ) -> None:
-    """Remove expired, lifetime-ended and over-cap sessions of NAMESPACE."""
+    """Remove expired, lifetime-ended and over-cap sessions of NAMESPACE.
+
+    The store's URL comes from --redis-url or REDIS_URL. Exit codes: 0 done, 1 the store
+    was unreachable or refused, 2 bad input (the message names the flag or variable).
+    """
     try:
+        check_store_url(redis_url, _url_source(click.get_current_context()))
         settings = _settings(redis_url, namespace, policy, batch_size)
         report = asyncio.run(_run(settings, max_batches, dry_run, verify))
     except ConfigError as error:
@@ -83,6 +95,13 @@ def cleanup(
             f"{report.scanned} scanned in {report.duration_s:.3f}s"
             + ("" if report.complete else " (stopped early; the next run continues)")
         )
+
+
+def _url_source(ctx: click.Context) -> str:
+    """``--redis-url`` or the variable it came from (the operator names its Secret)."""
+    if ctx.get_parameter_source("redis_url") is ParameterSource.COMMANDLINE:
+        return "--redis-url"
+    return url_source({}, os.environ)
 
 
 def _settings(

@@ -41,8 +41,10 @@ def _wait_for(predicate: object, what: str, timeout: float = WAIT_S) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _env_lines(stdout: str) -> dict[str, str]:
-    lines = stdout.splitlines()[:2]
+def _env_lines(stderr: str) -> dict[str, str]:
+    """The two env lines, which ``--once`` prints on stderr (its stdout is the JSON)."""
+    names = ("HOURGLASS_CONFIG_DIR=", "REDIS_URL=")
+    lines = [line for line in stderr.splitlines() if line.startswith(names)]
     return dict(line.split("=", 1) for line in lines)
 
 
@@ -109,10 +111,10 @@ def local_factory(tmp_path: Path) -> Iterator[object]:
 def test_once_renders_what_the_operator_renders_and_exits(specs: Path, tmp_path: Path) -> None:
     result = _run("local", str(specs), "--state-dir", str(tmp_path / "st"), "--once", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    env = _env_lines(result.stdout)
+    env = _env_lines(result.stderr)
     config_dir = Path(env["HOURGLASS_CONFIG_DIR"])
     assert config_dir == tmp_path / "st" / "config"
-    summary = json.loads(result.stdout.split("\n", 2)[2])
+    summary = json.loads(result.stdout)
     assert summary["namespace"] == "local"
     assert summary["defaultProfile"] == "dev"
     assert set(summary["profiles"]) == {"base", "dev", "staging", "prod"}
@@ -182,7 +184,7 @@ def test_once_cleans_expired_sessions_on_an_external_redis(
         "--namespace", "cleanup-test", "--once", cwd=tmp_path,
     )  # fmt: skip
     assert second.returncode == 0, second.stderr
-    summary = json.loads(second.stdout.split("\n", 2)[2])
+    summary = json.loads(second.stdout)
     assert summary["namespace"] == "cleanup-test"
     assert summary["cleanup"]["expired"] == 12
     assert summary["sessions"] == 0
@@ -269,7 +271,7 @@ def test_without_a_session_policy_cleanup_is_skipped(specs: Path, tmp_path: Path
     (specs / "session_settings.yaml").unlink()
     result = _run("local", str(specs), "--state-dir", str(tmp_path / "st"), "--once", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    summary = json.loads(result.stdout.split("\n", 2)[2])
+    summary = json.loads(result.stdout)
     assert summary["cleanup"] is None
     assert "cleanup skipped: no SessionPolicy" in result.stderr
 
