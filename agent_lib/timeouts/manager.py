@@ -58,6 +58,7 @@ from agent_lib.timeouts._layers import (
     env_timeouts,
     read_config_file,
     select_profile,
+    unknown_builtin,
 )
 from agent_lib.timeouts._pod_report import Applied
 from agent_lib.timeouts.apiwatch import ENV_CONFIG_WATCH, config_watch_mode
@@ -168,6 +169,7 @@ class TimeoutManager:
         self.config_dir = Path(config_dir or env.get(ENV_CONFIG_DIR) or DEFAULT_CONFIG_DIR)
         self.path = self.config_dir / CONFIG_KEY
         self.profile = profile or env.get(ENV_PROFILE, "").strip() or None
+        self._profile_field = "profile" if profile else ENV_PROFILE
         self.events = TimeoutEvents()
         self._environ = env
         self._namespace_file = namespace_file
@@ -414,7 +416,7 @@ class TimeoutManager:
         except ConfigError as error:
             self._last_error = f"{error.field}: {error.reason}"
             logger.error(
-                "hourglass: %s is invalid (field=%s reason=%s); using the built-in profile",
+                "hourglass: cannot use %s (field=%s reason=%s); using the built-in profile",
                 self.path,
                 error.field,
                 error.reason,
@@ -428,13 +430,17 @@ class TimeoutManager:
         return None if raw is None else self._parse_base(raw, str(self.path))
 
     def _file_raw(self) -> bytes | None:
-        if not self.path.exists() and not self.path.is_symlink():
-            return None
+        try:
+            if not self.path.exists() and not self.path.is_symlink():
+                return None
+        except OSError as error:  # such as a folder this process may not search
+            reason = f"cannot read {self.config_dir}: {error.strerror or error}"
+            raise ConfigError(CONFIG_KEY, reason) from None
         return read_config_file(self.path)
 
     def _parse_base(self, raw: bytes, source: str) -> _Base:
         bundle = parse_config(raw, CONFIG_KEY)
-        name, profile = select_profile(bundle, self.profile, source)
+        name, profile = select_profile(bundle, self.profile, source, self._profile_field)
         return _Base(
             name=name,
             timeouts=profile.timeouts,
@@ -452,6 +458,10 @@ class TimeoutManager:
             environ[ENV_PROFILE] = self.profile
         name = detect_environment(environ, self._namespace_file)
         profile = bundle.profiles[name]
+        unknown = unknown_builtin(self.profile or "", self._profile_field)
+        if unknown is not None and self._last_error is None:
+            self._last_error = f"{unknown.field}: {unknown.reason}"
+            logger.warning("hourglass: %s; using the built-in profile %s", unknown, name)
         return _Base(
             name=name,
             timeouts=profile.timeouts,
