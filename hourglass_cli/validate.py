@@ -30,7 +30,7 @@ def validate(
     """
     parsed = load_specs(paths, namespace)
     problems = list(parsed.problems)
-    if not parsed.read and not allow_empty:
+    if not parsed.read and not problems and not allow_empty:
         where = f" in namespace {namespace}" if namespace else ""
         problems.append(
             Problem(

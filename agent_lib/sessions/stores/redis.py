@@ -133,7 +133,8 @@ def _unavailable(error: BaseException) -> SessionError:
     for raised, ours, reason in _ERROR_CLASSES:
         if isinstance(error, raised):
             if reason == "auth":  # never a reply's text: it may quote what was sent
-                missing = "authentication required" in str(error).lower()
+                text = str(error).lower()
+                missing = "authentication required" in text or "must be called with" in text
                 return ours(_AUTH_MISSING if missing else _AUTH_FAILED, reason)
             verb = "unreachable" if reason in ("connection", "timeout") else "refused"
             return ours(f"session store {verb} ({reason}): {error}", reason)
