@@ -316,3 +316,60 @@ def test_on_a_terminal_it_shows_the_live_panel_and_ctrl_c_stops_everything(
     for expected in ("HOURGLASS_CONFIG_DIR=", "REDIS_URL=", "last reload", "sessions", "prod"):
         assert expected in text
     assert not _pid_alive(valkey_pid)
+
+
+def test_a_later_run_with_bad_specs_serves_nothing_of_an_earlier_run(
+    specs: Path, tmp_path: Path
+) -> None:
+    """Only the inputs of this run are ever served: before, the second run logged
+    "invalid edit (kept ...)", kept publishing the first run's profiles and printed the
+    env lines as if ready."""
+    state = tmp_path / "st"
+    first = _run("local", str(specs), "--state-dir", str(state), "--once", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "p.yaml").write_text(
+        "apiVersion: hourglass.dev/v1alpha1\nkind: TimeoutProfile\n"
+        "metadata:\n  name: x\nspec:\n  timeouts:\n    llmCall: soon\n"
+    )
+    second = _run("local", str(bad), "--state-dir", str(state), cwd=tmp_path, timeout=30)
+    assert second.returncode == 1, second.stdout + second.stderr
+    assert "render failed:" in second.stderr
+    assert "invalid edit" not in second.stderr
+    assert "the first render failed, nothing is served" in second.stderr
+    assert "HOURGLASS_CONFIG_DIR=" not in second.stdout + second.stderr
+    assert "REDIS_URL=" not in second.stdout + second.stderr
+    assert not (state / "env").exists()
+
+
+def test_once_prints_json_alone_on_stdout(specs: Path, tmp_path: Path) -> None:
+    result = _run("local", str(specs), "--state-dir", str(tmp_path / "st"), "--once", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["configDir"] == str(tmp_path / "st" / "config")
+    assert set(_env_lines(result.stderr)) == {"HOURGLASS_CONFIG_DIR", "REDIS_URL"}
+
+
+def test_two_runs_never_share_one_state_dir(specs: Path, local_factory, tmp_path: Path) -> None:
+    local = local_factory(specs)
+    second = _run("local", str(specs), "--state-dir", str(local.state), "--once", cwd=tmp_path)
+    assert second.returncode == 1
+    assert second.stderr.strip().endswith(
+        f"--state-dir {local.state} is in use by another 'hourglass local'; "
+        "stop it or pass another --state-dir"
+    )
+    assert (local.state / "env").exists()  # the first run is untouched
+
+
+def test_a_password_in_redis_url_is_masked_in_what_local_prints(
+    specs: Path, tmp_path: Path, redis_url: str
+) -> None:
+    with_password = redis_url.replace("redis://", "redis://user:hunter2-pw@")
+    result = _run(
+        "local", str(specs), "--state-dir", str(tmp_path / "st"), "--once",
+        "--redis-url", with_password, cwd=tmp_path,
+    )  # fmt: skip
+    assert "hunter2-pw" not in result.stdout + result.stderr
+    masked = redis_url.replace("redis://", "redis://user:***@")
+    assert json.loads(result.stdout)["redisUrl"] == masked
+    assert f"REDIS_URL={masked}" in result.stderr.splitlines()

@@ -280,3 +280,74 @@ def test_every_hourglass_command_in_the_docs_uses_real_verbs_and_flags() -> None
                         assert word.split("=", 1)[0] in known, f"{where}: unknown option {word}"
                 checked += 1
     assert checked >= 10
+
+
+_NOT_RUNNABLE = re.compile(r"^\s*<!--\s*not runnable:\s*(\S.*?)\s*-->\s*$")
+_NEEDS_CLUSTER = re.compile(r"(^|[\s$(])(kubectl|helm)\s", re.M)
+
+
+def _unclassified_blocks(text: str) -> list[int]:
+    """Lines of shell blocks that neither run here, nor need a cluster (kubectl, helm),
+    nor say why not (``<!-- not runnable: REASON -->`` on the line before)."""
+    found: list[int] = []
+    lines = text.splitlines()
+    index = 0
+    while index < len(lines):
+        fence = _FENCE.match(lines[index])
+        if not fence:
+            index += 1
+            continue
+        before = next((row for row in reversed(lines[:index]) if row.strip()), "")
+        body, end = _read_fence(lines, index + 1, fence.group(2))
+        marked = _MARKER.match(before) or _NOT_RUNNABLE.match(before)
+        runnable = "runnable" in fence.group(4).split()
+        cluster = _NEEDS_CLUSTER.search("\n".join(body))
+        if fence.group(3) in SHELLS and not (marked or runnable or cluster):
+            found.append(index + 1)
+        index = end + 1
+    return found
+
+
+def test_every_shell_block_runs_or_says_why_not() -> None:
+    """So a new command in the docs runs in CI unless it needs a cluster or says why it
+    cannot run here."""
+    unclassified = [
+        f"{path.relative_to(REPO)}:{line}"
+        for path in DOC_FILES
+        if path.exists()
+        for line in _unclassified_blocks(path.read_text())
+    ]
+    assert unclassified == [], (
+        "mark these blocks <!-- runnable --> or <!-- not runnable: REASON -->: "
+        + ", ".join(unclassified)
+    )
+
+
+def test_the_block_classifier_sees_markers_and_clusters() -> None:
+    text = "\n".join(
+        [
+            "```bash",
+            "hourglass validate config/",
+            "```",
+            "<!-- not runnable: needs a live Redis -->",
+            "```bash",
+            "hourglass cleanup -n x",
+            "```",
+            "```bash",
+            "kubectl get tp",
+            "```",
+            "<!-- runnable -->",
+            "```bash",
+            "true",
+            "```",
+        ]
+    )
+    assert _unclassified_blocks(text) == [1]
+
+
+def test_the_architecture_page_lists_every_cli_verb() -> None:
+    from hourglass_cli.main import _VERBS
+
+    text = (REPO / "docs" / "architecture.md").read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| `hourglass_cli/` |"))
+    assert [verb for verb in sorted(_VERBS) if f"`{verb}`" not in row] == []
