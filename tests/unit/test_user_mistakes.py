@@ -19,12 +19,14 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from hourglass_operator.cronjob import url_source_label
 
 from agent_lib import SessionManager, TimeoutManager
 from agent_lib.config.cron import CronError, check_schedule
 from agent_lib.durations import parse_duration
 from agent_lib.errors import ConfigError
 from agent_lib.quantity import parse_quantity
+from agent_lib.sessions.store_url import SOURCE_VARIABLE
 from hourglass_cli.main import cli
 
 BAD_INPUT = 2  # the session guide's code for bad input (click's usage errors too)
@@ -103,6 +105,18 @@ CLI_MISTAKES = [
         "Error: REDIS_URL: not a URL: it has no scheme such as redis:// (10 characters, "
         "not shown; is it only a password, or the wrong Secret key?)",
         env={"REDIS_URL": "hunter2-pw"},
+    ),
+    Mistake(
+        "cleanup-in-the-cronjob-names-the-secret",
+        ["cleanup", "-n", "demo"],
+        BAD_INPUT,
+        "Error: REDIS_URL (Secret db-creds, key password, from spec.store.urlSecretRef): "
+        "not a URL: it has no scheme such as redis:// (26 characters, not shown; is it only "
+        "a password, or the wrong Secret key?)",
+        env={
+            "REDIS_URL": "TOPSECRET-db-password-9f8e",
+            "HOURGLASS_REDIS_URL_SOURCE": url_source_label("db-creds", "password"),
+        },
     ),
     Mistake(
         "cleanup-cluster-host-without-port",
@@ -271,7 +285,7 @@ def test_each_cli_mistake_gets_its_exact_answer(
 ) -> None:
     _write(tmp_path, mistake.files)
     monkeypatch.chdir(tmp_path)
-    for variable in ("REDIS_URL", "SESSION_TTL_SECONDS", "HOURGLASS_CONFIG_DIR"):
+    for variable in ("REDIS_URL", "SESSION_TTL_SECONDS", "HOURGLASS_CONFIG_DIR", SOURCE_VARIABLE):
         monkeypatch.delenv(variable, raising=False)
     result = CliRunner().invoke(cli, mistake.args, env=mistake.env)
     output = result.stdout + result.stderr
