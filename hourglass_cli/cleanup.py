@@ -18,6 +18,7 @@ import click
 from click.core import ParameterSource
 
 from agent_lib.errors import ConfigError, SessionError
+from agent_lib.sessions._ids import validate_namespace
 from agent_lib.sessions.settings import (
     SessionSettings,
     from_environment,
@@ -72,7 +73,9 @@ def cleanup(
     was unreachable or refused, 2 bad input (the message names the flag or variable).
     """
     try:
-        check_store_url(redis_url, _url_source(click.get_current_context()))
+        context = click.get_current_context()
+        check_store_url(redis_url, _url_source(context))
+        validate_namespace(namespace, _flag_or_variable(context, "namespace"))
         settings = _settings(redis_url, namespace, policy, batch_size)
         report = asyncio.run(_run(settings, max_batches, dry_run, verify))
     except ConfigError as error:
@@ -102,6 +105,14 @@ def _url_source(ctx: click.Context) -> str:
     if ctx.get_parameter_source("redis_url") is ParameterSource.COMMANDLINE:
         return "--redis-url"
     return url_source({}, os.environ)
+
+
+def _flag_or_variable(ctx: click.Context, name: str) -> str:
+    """What the user wrote for option ``name``: its flag, or the variable it came from."""
+    option = next(p for p in ctx.command.params if p.name == name)
+    if ctx.get_parameter_source(name) is ParameterSource.ENVIRONMENT and option.envvar:
+        return str(option.envvar)
+    return max(option.opts, key=len)
 
 
 def _settings(

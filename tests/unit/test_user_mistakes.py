@@ -27,7 +27,7 @@ from agent_lib.durations import parse_duration
 from agent_lib.errors import ConfigError
 from agent_lib.quantity import parse_quantity
 from agent_lib.sessions.store_url import SOURCE_VARIABLE
-from hourglass_cli.main import cli
+from hourglass_cli.main import cli, main
 
 BAD_INPUT = 2  # the session guide's code for bad input (click's usage errors too)
 PROBLEMS = 1  # validate: problems found; local: nothing could be served
@@ -146,6 +146,20 @@ CLI_MISTAKES = [
         "Error: p.yaml: spec.maxMemory: '12XB' is not a quantity: use a number with an "
         "optional suffix (Ki, Mi, Gi, Ti, k, M, G, T), such as '512Mi'",
         files={"p.yaml": _policy("  maxMemory: 12XB\n")},
+    ),
+    Mistake(
+        "cleanup-bad-namespace-flag",
+        ["cleanup", "-n", "bad/ns", "--redis-url", "memory://"],
+        BAD_INPUT,
+        "Error: --namespace: allowed characters are A-Z a-z 0-9 _ . -, starting alphanumeric",
+    ),
+    Mistake(
+        "cleanup-bad-namespace-variable",
+        ["cleanup", "--redis-url", "memory://"],
+        BAD_INPUT,
+        "Error: HOURGLASS_NAMESPACE: allowed characters are A-Z a-z 0-9 _ . -, starting "
+        "alphanumeric",
+        env={"HOURGLASS_NAMESPACE": "bad/ns"},
     ),
     Mistake(
         "cleanup-batch-size-zero",
@@ -285,7 +299,13 @@ def test_each_cli_mistake_gets_its_exact_answer(
 ) -> None:
     _write(tmp_path, mistake.files)
     monkeypatch.chdir(tmp_path)
-    for variable in ("REDIS_URL", "SESSION_TTL_SECONDS", "HOURGLASS_CONFIG_DIR", SOURCE_VARIABLE):
+    for variable in (
+        "REDIS_URL",
+        "SESSION_TTL_SECONDS",
+        "HOURGLASS_CONFIG_DIR",
+        "HOURGLASS_NAMESPACE",
+        SOURCE_VARIABLE,
+    ):
         monkeypatch.delenv(variable, raising=False)
     result = CliRunner().invoke(cli, mistake.args, env=mistake.env)
     output = result.stdout + result.stderr
@@ -472,3 +492,28 @@ def test_an_unreadable_config_folder_is_a_clear_error_and_agents_carry_on(
     with pytest.raises(ConfigError) as raised:
         SessionManager.from_env({"HOURGLASS_CONFIG_DIR": str(folder)})
     assert str(raised.value) == f"{folder / 'hourglass.yaml'}: cannot read: Permission denied"
+
+
+def test_a_bug_is_one_line_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A stand-in bug: `validate`'s loader raising with a secret in its message."""
+    import hourglass_cli.validate
+
+    def broken(*_args: object) -> None:
+        raise RuntimeError("hunter2-pw")
+
+    monkeypatch.setattr(hourglass_cli.validate, "load_specs", broken)
+    monkeypatch.setattr(sys, "argv", ["hourglass", "validate", "config/"])
+    monkeypatch.delenv("HOURGLASS_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 70
+    err = capsys.readouterr().err
+    assert err == (
+        "Error: unexpected RuntimeError: a bug in hourglass, not in your input (run again "
+        "with HOURGLASS_DEBUG=1 for the traceback, and report it)\n"
+    )
+    monkeypatch.setenv("HOURGLASS_DEBUG", "1")
+    with pytest.raises(RuntimeError):
+        main()
