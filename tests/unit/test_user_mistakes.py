@@ -517,3 +517,10 @@ def test_a_bug_is_one_line_without_a_traceback(
     monkeypatch.setenv("HOURGLASS_DEBUG", "1")
     with pytest.raises(RuntimeError):
         main()
+
+
+def test_cleanup_help_says_where_the_url_comes_from() -> None:
+    result = CliRunner().invoke(cli, ["cleanup", "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    assert "REDIS_URL" in result.stdout
+    assert "2 bad input" in " ".join(result.stdout.split())
