@@ -7,8 +7,11 @@ helm/. Blocks that cannot run here (a cluster, a live Redis) are still checked: 
 A block is runnable when the line before its fence (blank lines aside) is
 ``<!-- runnable -->`` (optionally ``<!-- runnable timeout=90 -->``), or when its info
 string says so (```` ```bash runnable ````). Each runs with ``bash -euo pipefail`` in a
-fresh copy of the repository (its ``.venv`` linked in), with the project's virtualenv
+fresh copy of the repository as a clone has it: the files git tracks or does not
+ignore (its ``.venv`` linked in), with the project's virtualenv
 first on PATH, bounded in time; its process group is killed by PID when it overruns.
+Every other shell block needs a cluster (``kubectl``, ``helm``) or says why it cannot
+run here, with ``<!-- not runnable: REASON -->`` on the line before its fence.
 """
 
 from __future__ import annotations
@@ -156,10 +159,38 @@ def test_each_guide_has_runnable_commands(doc: str) -> None:
     assert any(block.file == doc for block in BLOCKS), f"{doc} has no runnable block"
 
 
+def _clone_files() -> list[str] | None:
+    """What a clone of this working tree holds: the tracked files and the new ones git
+    does not ignore (so a block cannot lean on ignored local state); None without git."""
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return [name for name in listed.stdout.decode().split("\0") if name]
+
+
 @pytest.fixture
 def repo_copy(tmp_path: Path) -> Path:
+    """The repository as a fresh clone has it (its .venv linked in)."""
     target = tmp_path / "repo"
-    shutil.copytree(REPO, target, ignore=_IGNORED, symlinks=True)
+    files = _clone_files()
+    if files is None:
+        shutil.copytree(REPO, target, ignore=_IGNORED, symlinks=True)
+    for name in files or ():
+        source, copy = REPO / name, target / name
+        if not source.exists() and not source.is_symlink():
+            continue  # deleted in the working tree, not yet committed
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_symlink():
+            copy.symlink_to(os.readlink(source))
+        else:
+            shutil.copy2(source, copy)
     if (REPO / ".venv").is_dir():  # so that `. .venv/bin/activate` works in a block
         (target / ".venv").symlink_to(REPO / ".venv")
     return target
