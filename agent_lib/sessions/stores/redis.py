@@ -102,6 +102,7 @@ _ERROR_CLASSES: tuple[tuple[type[Exception], type[SessionStoreUnavailable], str]
     (rexc.ClusterDownError, SessionStoreResharding, "clusterdown"),
     (rexc.AuthenticationError, SessionStoreUnavailable, "auth"),
     (rexc.AuthenticationWrongNumberOfArgsError, SessionStoreUnavailable, "auth"),
+    (rexc.AuthorizationError, SessionStoreUnavailable, "noperm"),
     (rexc.TimeoutError, SessionStoreUnavailable, "timeout"),
     (rexc.ConnectionError, SessionStoreUnavailable, "connection"),
     (rexc.ClusterError, SessionStoreResharding, "clusterdown"),
