@@ -41,6 +41,19 @@ class _LazyGroup(click.Group):
         return command
 
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """An unknown verb names the closest one, as kubectl does."""
+        name = click.utils.make_str(args[0]) if args else ""
+        if args and name not in _VERBS and not name.startswith("-"):
+            from agent_lib.config.suggest import did_you_mean
+
+            hint = did_you_mean(name, _VERBS, list_all=True)
+            raise click.UsageError(f"No such command {name!r}{hint}", ctx)
+        return super().resolve_command(ctx, args)
+
+
 def _unavailable(name: str) -> click.Command:
     @click.command(name=name, help="(not available in this build)")
     def _stub() -> None:

@@ -62,6 +62,12 @@ class Mistake:
 
 
 CLI_MISTAKES = [
+    Mistake(
+        "misspelled-verb",
+        ["valdate", "config/"],
+        BAD_INPUT,
+        "Error: No such command 'valdate'; did you mean 'validate'?",
+    ),
     # --- hourglass cleanup: the store URL and the session settings ---------------------
     Mistake(
         "cleanup-port-out-of-range",
