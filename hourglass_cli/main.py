@@ -40,7 +40,6 @@ class _LazyGroup(click.Group):
         command: click.Command = getattr(module, attribute)
         return command
 
-
     def resolve_command(
         self, ctx: click.Context, args: list[str]
     ) -> tuple[str | None, click.Command | None, list[str]]:
