@@ -55,8 +55,12 @@ def mask_url(url: str) -> str:
     is not shown: it may be a secret put in the wrong place.
     """
     parts = _split(url)
-    if parts is None:
+    if parts is None or parts.scheme not in SCHEMES:
         return "(not a URL)"
+    try:
+        check_store_url(url)
+    except ConfigError:  # a password with a raw '/', '?' or '#' can land anywhere
+        return f"{parts.scheme}://(not shown: not a valid URL)"
     userinfo = ""
     if parts.userinfo is not None:
         user, colon, _ = parts.userinfo.partition(":")
