@@ -56,6 +56,7 @@ from agent_lib.timeouts._layers import (
     code_overrides,
     detect_environment,
     select_profile,
+    unknown_builtin,
 )
 from agent_lib.timeouts._pod_report import Applied
 from agent_lib.timeouts._sources import ConfigVersion, FileSource
@@ -168,6 +169,7 @@ class TimeoutManager:
         self.config_dir = Path(config_dir or env.get(ENV_CONFIG_DIR) or DEFAULT_CONFIG_DIR)
         self.path = self.config_dir / CONFIG_KEY
         self.profile = profile or env.get(ENV_PROFILE, "").strip() or None
+        self._profile_field = "profile" if profile else ENV_PROFILE
         self.events = TimeoutEvents()
         self._environ = env
         self._namespace_file = namespace_file
@@ -444,7 +446,7 @@ class TimeoutManager:
         except ConfigError as error:
             self._last_error = f"{error.field}: {error.reason}"
             logger.error(
-                "hourglass: %s is invalid (field=%s reason=%s); using the built-in profile",
+                "hourglass: cannot use %s (field=%s reason=%s); using the built-in profile",
                 self.path,
                 error.field,
                 error.reason,
@@ -454,7 +456,7 @@ class TimeoutManager:
     def _parse_base(self, version: ConfigVersion) -> _Base:
         raw = version.raw or b""
         bundle = parse_config(raw, CONFIG_KEY)
-        name, profile = select_profile(bundle, self.profile, version.label)
+        name, profile = select_profile(bundle, self.profile, version.label, self._profile_field)
         return _Base(
             name=name,
             timeouts=profile.timeouts,
@@ -473,6 +475,10 @@ class TimeoutManager:
             environ[ENV_PROFILE] = self.profile
         name = detect_environment(environ, self._namespace_file)
         profile = bundle.profiles[name]
+        unknown = unknown_builtin(self.profile or "", self._profile_field)
+        if unknown is not None and self._last_error is None:
+            self._last_error = f"{unknown.field}: {unknown.reason}"
+            logger.warning("hourglass: %s; using the built-in profile %s", unknown, name)
         return _Base(
             name=name,
             timeouts=profile.timeouts,

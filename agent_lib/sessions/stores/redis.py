@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 import time
 from collections.abc import Sequence
@@ -106,6 +107,9 @@ _ERROR_CLASSES: tuple[tuple[type[Exception], type[SessionStoreUnavailable], str]
     (rexc.MasterDownError, SessionStoreLoading, "masterdown"),
     (rexc.TryAgainError, SessionStoreResharding, "tryagain"),
     (rexc.ClusterDownError, SessionStoreResharding, "clusterdown"),
+    (rexc.AuthenticationError, SessionStoreUnavailable, "auth"),
+    (rexc.AuthenticationWrongNumberOfArgsError, SessionStoreUnavailable, "auth"),
+    (rexc.AuthorizationError, SessionStoreUnavailable, "noperm"),
     (rexc.TimeoutError, SessionStoreUnavailable, "timeout"),
     (rexc.ConnectionError, SessionStoreUnavailable, "connection"),
     (rexc.ClusterError, SessionStoreResharding, "clusterdown"),
@@ -120,6 +124,10 @@ _RETRY_BACKOFF = EqualJitterBackoff(cap=2.0, base=0.1)
 _TRANSIENT = ("tryagain", "clusterdown", "masterdown", "loading", "readonly", "connection")
 
 
+_AUTH_FAILED = "session store refused the credentials (auth): the user or password is wrong"
+_AUTH_MISSING = "session store needs a password (auth): the URL gives none"
+
+
 def _worth_retrying(error: SessionError) -> bool:
     return isinstance(error, SessionStoreUnavailable) and error.reason in _TRANSIENT
 
@@ -132,6 +140,10 @@ def _unavailable(error: BaseException) -> SessionError:
     """Our exception for a redis-py one, chosen by its class (replies lose their prefix)."""
     for raised, ours, reason in _ERROR_CLASSES:
         if isinstance(error, raised):
+            if reason == "auth":  # never a reply's text: it may quote what was sent
+                text = str(error).lower()
+                missing = "authentication required" in text or "must be called with" in text
+                return ours(_AUTH_MISSING if missing else _AUTH_FAILED, reason)
             verb = "unreachable" if reason in ("connection", "timeout") else "refused"
             return ours(f"session store {verb} ({reason}): {error}", reason)
     if isinstance(error, rexc.ResponseError) and str(error).startswith("BUSY"):
@@ -184,13 +196,16 @@ def connect(url: str, options: RedisOptions | None = None) -> tuple[AnyRedis, bo
     if scheme in ("redis", "rediss", "unix"):
         # A blocking pool makes a burst of concurrent calls wait for a connection
         # (bounded by the socket timeout) instead of failing with "too many connections".
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url,
-            max_connections=options.max_connections,
-            timeout=options.socket_timeout,
-            retry_on_error=[rexc.ConnectionError, rexc.TimeoutError],
-            **options.common(),
-        )
+        try:
+            pool = aioredis.BlockingConnectionPool.from_url(
+                url,
+                max_connections=options.max_connections,
+                timeout=options.socket_timeout,
+                retry_on_error=[rexc.ConnectionError, rexc.TimeoutError],
+                **options.common(),
+            )
+        except (ValueError, TypeError) as error:
+            raise ConfigError("url", _rejected_option(error)) from None
         return aioredis.Redis.from_pool(pool), False
     if scheme in ("redis+cluster", "rediss+cluster"):
         hosts, auth, _, query = _split_multi_host(rest, "url")
@@ -229,6 +244,13 @@ def connect(url: str, options: RedisOptions | None = None) -> tuple[AnyRedis, bo
     )
 
 
+def _rejected_option(error: Exception) -> str:
+    """redis-py's complaint about a URL, by the option's name only (values may be secret)."""
+    named = re.search(r"Invalid value for '(\w+)'", str(error))
+    option = f" {named.group(1)}" if named else "s"
+    return f"redis-py does not accept the URL's query option{option}"
+
+
 def _flag(query: dict[str, list[str]], name: str) -> bool:
     return query.get(name, ["false"])[-1].lower() in ("1", "true", "yes")
 
@@ -251,7 +273,7 @@ def _split_multi_host(
     for item in filter(None, hostlist.split(",")):
         host, _, port = item.rpartition(":")
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ConfigError(field, f"{item!r} is not host:port")
+            raise ConfigError(field, "every host must be host:port with a port from 1 to 65535")
         hosts.append((host.strip("[]"), int(port)))
     if not hosts:
         raise ConfigError(field, "at least one host:port is required")
