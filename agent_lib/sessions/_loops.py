@@ -214,20 +214,22 @@ async def stop(task: asyncio.Task[Any] | None) -> None:
 
 
 def thread_safe(cls: _C) -> _C:
-    """Class decorator: every abstract coroutine method of the store's bases (the store
-    and item contracts) runs under the instance's re-entrant ``_lock``.
+    """Class decorator: every public coroutine method but ``close`` (the store, item and
+    record calls, whichever class defines them) runs under the instance's re-entrant
+    ``_lock``.
 
     The in-process store keeps its state in dicts whose updates span several
     statements; one lock makes each call atomic between threads. The lock is held
     across an ``await`` only by cleanup's yields between batches: re-entrant, so other
     calls of the same thread's loop go on meanwhile, as they did before.
     """
-    names = {
+    names = [
         name
-        for base in cls.__mro__
-        for name in getattr(base, "__abstractmethods__", ())
-        if inspect.iscoroutinefunction(getattr(cls, name, None)) and name != "close"
-    }
+        for name in dir(cls)
+        if not name.startswith("_")
+        and name != "close"
+        and inspect.iscoroutinefunction(getattr(cls, name))
+    ]
     for name in names:
         setattr(cls, name, _locked(getattr(cls, name)))
     return cls
