@@ -243,10 +243,10 @@ def test_a_rejected_config_shows_on_the_pod_and_clears_after_a_good_one(
     _annotated(real_cluster, pods[:2], dropped, "without canary")
     canary = pods[2]
     real_cluster.wait_for(
-        lambda: "profiles.canary" in canary.annotations().get(CONFIG_ERROR, ""),
+        lambda: "no profile 'canary'" in canary.annotations().get(CONFIG_ERROR, ""),
         what="the canary pod's config-error",
     )
-    assert "no such profile" in canary.annotations()[CONFIG_ERROR]
+    assert canary.annotations()[CONFIG_ERROR].startswith("HOURGLASS_PROFILE: ")
     assert canary.annotations()[APPLIED_HASH] == good, "the last good config stays in use"
     assert canary.last()["timeouts"]["request"] == 5
     assert all(CONFIG_ERROR not in p.annotations() for p in pods[:2])
@@ -435,7 +435,7 @@ def test_real_agents_drive_the_rollout_status(
         refused = _rollout_status(real_cluster, ns)
         assert refused.returncode == 1, refused.stdout + refused.stderr
         assert "agent-canary" in refused.stdout + refused.stderr
-        assert "profiles.canary" in refused.stdout + refused.stderr
+        assert "no profile 'canary'" in refused.stdout + refused.stderr
 
         def rejected() -> bool:
             tp = real_cluster.get("timeoutprofiles", ns, "prod") or {}
