@@ -100,6 +100,23 @@ class PodReporter:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
 
+    def _patch(self, state: Applied) -> None:
+        """One PATCH; any failure at all becomes a `ClusterApiError`, so this thread lives on.
+
+        Only the error's type is kept for the unexpected ones: their text may quote the
+        request, and so the token.
+        """
+        try:
+            self.client.request(
+                "PATCH", self.path, state.patch(), content_type="application/merge-patch+json"
+            )
+        except ClusterApiError:
+            raise
+        except Exception as error:  # the reporting thread must never die
+            raise ClusterApiError(
+                self.path, f"{type(error).__name__} (details withheld: they may quote the request)"
+            ) from None
+
     def _run(self) -> None:
         while True:
             self._wake.wait()
@@ -116,9 +133,7 @@ class PodReporter:
 
     def _write(self, state: Applied) -> bool:
         try:
-            self.client.request(
-                "PATCH", self.path, state.patch(), content_type="application/merge-patch+json"
-            )
+            self._patch(state)
         except ClusterApiError as error:
             if not self._failing:
                 logger.warning(
