@@ -78,3 +78,15 @@ def test_the_chart_renders_the_same_rules_for_its_account_and_image(scope: str) 
 def test_the_chart_policies_can_be_turned_off() -> None:
     docs = _chart({"rbac": {"admissionPolicy": False, "sessionStoreOptIn": False}})
     assert not [d for d in docs if d["kind"].startswith("ValidatingAdmissionPolicy")]
+
+
+def test_the_webhook_configuration_guard_comes_with_the_webhook() -> None:
+    """Tested on the real control plane in test_cp_operator_webhook_helm.py."""
+    names = {
+        d["metadata"]["name"]
+        for d in _chart({"operator": {"webhook": {"enabled": True}}})
+        if d["kind"] == "ValidatingAdmissionPolicy"
+    }
+    assert "hg-hourglass-operator-webhook" in names
+    without = {d["metadata"]["name"] for d in _chart() if d["kind"] == "ValidatingAdmissionPolicy"}
+    assert "hg-hourglass-operator-webhook" not in without
