@@ -22,8 +22,9 @@ from typing import Any
 from croniter import croniter
 from watchfiles import awatch
 
-from agent_lib.config import CONFIG_KEY, RenderedConfig, parse_config
+from agent_lib.config import CONFIG_KEY, REVISION_KEY, RenderedConfig, parse_config
 from agent_lib.config.bundle import RenderedSessionPolicy
+from agent_lib.config.revision import revision_to_write
 from agent_lib.errors import ConfigError
 from agent_lib.sessions.manager import SessionManager
 from agent_lib.timeouts.reload import atomic_swap
@@ -78,8 +79,13 @@ class LocalRuntime:
         if self.rendered is not None and rendered.hash == self.rendered.hash:
             self.view.refresh()
             return False
-        if _published(self.options.config_dir) != rendered.content:
-            atomic_swap(self.options.config_dir, {CONFIG_KEY: rendered.content})
+        published = _published_data(self.options.config_dir)
+        if published.get(CONFIG_KEY) != rendered.content or REVISION_KEY not in published:
+            revision = revision_to_write(published, rendered.content, time.time())
+            atomic_swap(
+                self.options.config_dir,
+                {CONFIG_KEY: rendered.content, REVISION_KEY: str(revision)},
+            )
         previous, self.rendered = self.rendered, rendered
         self._publish_status(rendered)
         if previous is None or previous.config.session_policy != rendered.config.session_policy:
@@ -269,6 +275,15 @@ def _published(config_dir: Path) -> str | None:
         return (config_dir / CONFIG_KEY).read_text()
     except OSError:
         return None
+
+
+def _published_data(config_dir: Path) -> dict[str, str]:
+    """The folder's files as ConfigMap data: its content and the revision stored with it."""
+    data: dict[str, str] = {}
+    for key in (CONFIG_KEY, REVISION_KEY):
+        with contextlib.suppress(OSError):
+            data[key] = (config_dir / key).read_text()
+    return data
 
 
 def _short(error: BaseException) -> str:

@@ -20,13 +20,14 @@ from agent_lib.config._base import API_VERSION
 from agent_lib.config.documents import load_text
 from agent_lib.config.inheritance import resolve_profiles
 from agent_lib.config.problems import Problem
+from agent_lib.config.revision import CONFIG_KEY as CONFIG_KEY
+from agent_lib.config.revision import REVISION_KEY
 from agent_lib.config.session_config import SessionPolicy
 from agent_lib.config.specs import Resource, check_namespace
 from agent_lib.config.timeout_profiles import TimeoutName, TimeoutProfile
 from agent_lib.errors import ConfigError
 
 CONFIGMAP_NAME = "hourglass-config"
-CONFIG_KEY = "hourglass.yaml"
 HASH_ANNOTATION = "hourglass.dev/config-hash"
 BUNDLE_KIND: Final = "HourglassConfig"
 LABELS = {
@@ -137,8 +138,18 @@ class RenderedConfig:
 
     @property
     def yaml(self) -> str:
-        """The ConfigMap as YAML, what ``hourglass render`` prints."""
+        """The ConfigMap as YAML, what ``hourglass render`` prints (no revision: see below)."""
         return dump_yaml(self.configmap)
+
+    def configmap_at(self, revision: int) -> dict[str, Any]:
+        """The ConfigMap as a writer stores it: ``configmap`` plus ``data.revision``.
+
+        The revision orders versions (``agent_lib.config.revision``); it is left out of
+        ``configmap`` so that ``hourglass render`` stays byte-for-byte reproducible.
+        """
+        metadata = dict(self.configmap["metadata"])
+        data = {**self.configmap["data"], REVISION_KEY: str(revision)}
+        return {**self.configmap, "metadata": metadata, "data": data}
 
 
 def render_config(

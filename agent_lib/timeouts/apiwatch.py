@@ -23,17 +23,18 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from agent_lib.config import CONFIG_KEY
+from agent_lib.config import CONFIG_KEY, REVISION_KEY, parse_revision
 from agent_lib.config.bundle import CONFIGMAP_NAME
 from agent_lib.errors import ClusterApiError, ConfigError
 from agent_lib.timeouts._kube import InCluster, KubeClient, WatchSession
+from agent_lib.timeouts._sources import ConfigVersion, Origin
 
 ENV_CONFIG_WATCH: Final = "HOURGLASS_CONFIG_WATCH"
 
 logger = logging.getLogger("agent_lib.timeouts.apiwatch")
 
-BundleCallback = Callable[[bytes | None, str], None]
-"""``(content of hourglass.yaml or None when the key is missing, resourceVersion)``."""
+BundleCallback = Callable[[ConfigVersion], None]
+"""Called with every version of the ConfigMap, in the API's order."""
 
 
 class WatchMode(enum.Enum):
@@ -91,6 +92,7 @@ class ConfigMapWatch:
     """Calls ``on_bundle`` from a background thread for every version of the ConfigMap.
 
     ``state`` says how it goes: ``connecting``, ``watching``, ``retrying`` or ``stopped``.
+    It is the manager's API `ConfigSource` (``origin`` ``api``).
     """
 
     def __init__(
@@ -106,6 +108,7 @@ class ConfigMapWatch:
         self.on_bundle = on_bundle
         self.name = name
         self.watch_seconds = watch_seconds
+        self.origin: Origin = "api"
         self.backoff = backoff or Backoff()
         namespace = urllib.parse.quote(client.cluster.namespace, safe="")
         self.path = f"/api/v1/namespaces/{namespace}/configmaps"
@@ -239,9 +242,18 @@ class ConfigMapWatch:
         data = obj.get("data") or {}
         content = data.get(CONFIG_KEY) if isinstance(data, dict) else None
         raw = content.encode() if isinstance(content, str) else None
+        revision_text = data.get(REVISION_KEY) if isinstance(data, dict) else None
         self.resource_version = version
+        namespace = self.client.cluster.namespace
+        label = f"api:{namespace}/{self.name}@{version}"
+        problem: ConfigError | None = None
+        revision: int | None = None
         try:
-            self.on_bundle(raw, version)
+            revision = parse_revision(revision_text if isinstance(revision_text, str) else None)
+        except ConfigError as error:
+            problem = error  # rejected (and reported) like any other invalid version
+        try:
+            self.on_bundle(ConfigVersion("api", raw, revision, label, version, problem))
         except Exception:
             logger.exception("hourglass: applying ConfigMap %s@%s failed", self.name, version)
 

@@ -22,21 +22,20 @@ Reading each layer is `agent_lib.timeouts._layers`' job; this module merges and 
 
 In a pod (``HOURGLASS_CONFIG_WATCH``, default ``auto``) the same ConfigMap also arrives
 through the Kubernetes API (`agent_lib.timeouts.apiwatch`), through the same validation
-and last-good logic; the newer of the two wins (`agent_lib.timeouts._freshness`), and the
+and last-good logic. Both sources deliver a `ConfigVersion` (`agent_lib.timeouts._sources`);
+which one runs is decided in one place, by revision (`agent_lib.timeouts._arbiter`); the
 pod's annotations say what it runs (`agent_lib.timeouts._pod_report`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
 import inspect
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType, TracebackType
@@ -45,32 +44,26 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from agent_lib.config import CONFIG_KEY, parse_config
 from agent_lib.errors import ConfigError, UnknownTimeout
 from agent_lib.timeouts import _http
+from agent_lib.timeouts._arbiter import Arbiter, Stamp
 from agent_lib.timeouts._cluster_link import ClusterLink
-from agent_lib.timeouts._freshness import Freshness
 from agent_lib.timeouts._layers import (
     DEFAULT_CONFIG_DIR,
     ENV_CONFIG_DIR,
     ENV_PROFILE,
     NAMESPACE_FILE,
+    EnvTimeouts,
     builtin_bundle,
     code_overrides,
     detect_environment,
-    env_timeouts,
-    read_config_file,
     select_profile,
 )
 from agent_lib.timeouts._pod_report import Applied
+from agent_lib.timeouts._sources import ConfigVersion, FileSource
 from agent_lib.timeouts.apiwatch import ENV_CONFIG_WATCH, config_watch_mode
 from agent_lib.timeouts.deadlines import Deadline, remaining
 from agent_lib.timeouts.metrics import TimeoutEvents
 from agent_lib.timeouts.polling import PollingPolicy, apoll, poll_with
-from agent_lib.timeouts.reload import (
-    FolderWatcher,
-    StopEvent,
-    WatchSettings,
-    fingerprint,
-    watch_folder_async,
-)
+from agent_lib.timeouts.reload import WatchSettings
 
 if TYPE_CHECKING:
     import aiohttp
@@ -106,6 +99,8 @@ class TimeoutConfig:
     origins: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     """Timeout name -> its layer: ``override``, ``env``, ``config`` or ``builtin``."""
     namespace: str | None = None
+    revision: int | None = None
+    """The revision its writer stored beside it; None for the built-ins and older writers."""
 
     def get(self, name: str, default: float | None = None) -> float | None:
         return self.timeouts.get(name, default)
@@ -117,11 +112,14 @@ class TimeoutConfig:
             raise UnknownTimeout(name, sorted(self.timeouts)) from None
 
     def _same_values(self, other: TimeoutConfig) -> bool:
-        return (self.name, self.hash, dict(self.timeouts), self.polling) == (
+        """Same profile, values and origins (an override equal to the file's value still
+        changes where the value comes from, so it is a new snapshot)."""
+        return (self.name, self.hash, dict(self.timeouts), self.polling, dict(self.origins)) == (
             other.name,
             other.hash,
             dict(other.timeouts),
             other.polling,
+            dict(other.origins),
         )
 
 
@@ -136,6 +134,8 @@ class _Base:
     hash: str
     namespace: str | None
     layer: str
+    revision: int | None = None
+    """The writer's revision (``agent_lib.config.revision``); None for the built-ins."""
 
 
 # --- the manager ----------------------------------------------------------------------
@@ -171,18 +171,17 @@ class TimeoutManager:
         self.events = TimeoutEvents()
         self._environ = env
         self._namespace_file = namespace_file
-        self._env_values = env_timeouts(env)
+        self._env = EnvTimeouts(env)
         self._overrides = code_overrides(overrides or {})
-        self._settings = watch or WatchSettings()
+        self._override_blocks: dict[int, dict[str, float]] = {}
+        """The `override` calls not yet undone, oldest first (later ones win)."""
+        self._next_block = 0
         self._callbacks: list[Callback] = []
         self._lock = threading.RLock()
         self._last_error: str | None = None
-        self._fingerprint: object = _MISSING
-        self._watcher: FolderWatcher | None = None
-        self._async_stop: threading.Event | None = None
-        self._async_task: asyncio.Task[None] | None = None
-        self._freshness = Freshness()
+        self._file = FileSource(self.config_dir, self.reload, watch or WatchSettings())
         self._link: ClusterLink | None = None
+        self._arbiter = Arbiter(Stamp("builtin", None, ""))
         self._base = self._initial_base()
         self._current = self._merge(self._base)
         self._values: dict[str, float] = dict(self._current.timeouts)
@@ -220,9 +219,7 @@ class TimeoutManager:
     @property
     def watching(self) -> str:
         """How the folder is watched now: ``inotify``, ``polling``, ``waiting`` or ``stopped``."""
-        if self._watcher is not None:
-            return self._watcher.mode
-        return "async" if self._async_task is not None else "stopped"
+        return self._file.state
 
     @property
     def api_watch(self) -> str:
@@ -256,8 +253,20 @@ class TimeoutManager:
         """Seconds left in the innermost active deadline (None outside any)."""
         return remaining()
 
-    def poll(self, check: Callable[[], T], *, name: str = "poll", **policy: float) -> T:
-        """`poll` with this profile's polling policy (keyword arguments override fields)."""
+    @overload
+    def poll(
+        self, check: Callable[[], Awaitable[T]], *, name: str = "poll", **policy: float
+    ) -> Coroutine[Any, Any, T]: ...
+    @overload
+    def poll(self, check: Callable[[], T], *, name: str = "poll", **policy: float) -> T: ...
+
+    def poll(self, check: Callable[[], Any], *, name: str = "poll", **policy: float) -> Any:
+        """`poll` with this profile's polling policy (keyword arguments override fields).
+
+        An ``async def`` check makes this return a coroutine, as the module-level `poll`.
+        """
+        if inspect.iscoroutinefunction(check):
+            return self.apoll(check, name=name, **policy)
         return poll_with(check, self._policy(policy), name=name, events=self.events)
 
     async def apoll(self, check: Callable[[], Any], *, name: str = "poll", **policy: float) -> Any:
@@ -278,18 +287,32 @@ class TimeoutManager:
     def override(
         self, values: Mapping[str, float | str] | None = None, /, **more: float | str
     ) -> _Undo:
-        """Set code overrides (the highest layer) now; leaving the result as a context undoes it."""
+        """Set code overrides (the highest layer) now; leaving the result as a context undoes it.
+
+        Each call is its own block: undoing it removes only what it set, whatever the
+        order blocks end in (nested, or concurrent in threads and tasks); where blocks
+        set the same name, the most recent one still active wins.
+        """
         parsed = code_overrides({**(values or {}), **more})
         with self._lock:
-            previous = dict(self._overrides)
-            self._overrides.update(parsed)
+            block = self._next_block
+            self._next_block += 1
+            self._override_blocks[block] = parsed
             self._swap(self._merge(self._base))
-        return _Undo(self, previous)
+        return _Undo(self, block)
 
-    def _restore_overrides(self, previous: dict[str, float]) -> None:
+    def _restore_overrides(self, block: int) -> None:
+        """Remove one `override` block (again: nothing)."""
         with self._lock:
-            self._overrides = previous
-            self._swap(self._merge(self._base))
+            if self._override_blocks.pop(block, None) is not None:
+                self._swap(self._merge(self._base))
+
+    def _code_values(self) -> dict[str, float]:
+        """The code layer: constructor overrides, then the active blocks in order."""
+        values = dict(self._overrides)
+        for block in self._override_blocks.values():
+            values.update(block)
+        return values
 
     def reload(self) -> bool:
         """Re-read the file now; True if the snapshot changed. Never raises on bad content."""
@@ -299,50 +322,53 @@ class TimeoutManager:
         return changed
 
     def _reload_file(self) -> bool:
-        self._fingerprint = fingerprint(self.path)
         try:
-            raw = self._file_raw()
-            if raw is None:
-                if self._base.layer == "config" and not self._from_api():
-                    raise ConfigError(CONFIG_KEY, f"{self.path} does not exist (deleted?)")
-                return False
-            if not self._freshness.file_may_apply(_digest(raw)):
-                logger.debug("hourglass: %s is older than the config in use", self.path)
-                return False
-            base = self._parse_base(raw, str(self.path))
-            snapshot = self._merge(base)
+            version = self._file.read()
         except ConfigError as error:
             self._reject(error)
             return False
-        return self._adopt(base, snapshot)
+        if version is None:
+            if self._base.layer == "config" and not self._from_api():
+                self._reject(ConfigError(CONFIG_KEY, f"{self.path} does not exist (deleted?)"))
+            return False
+        return self._offer(version)
 
-    def _adopt(self, base: _Base, snapshot: TimeoutConfig) -> bool:
-        self._freshness.moved(self._base.hash, base.hash)
+    def _offer(self, version: ConfigVersion) -> bool:
+        """One version from either source: the arbiter decides, then validation, then swap."""
+        if not self._arbiter.offer(version, api_in_use=self._api_in_use()):
+            logger.debug("hourglass: %s is not newer than the config in use", version.label)
+            self.events.reload("unchanged")
+            return False
+        try:
+            if version.problem is not None:
+                raise version.problem
+            if version.raw is None:
+                raise ConfigError(CONFIG_KEY, f"{version.label} has no key {CONFIG_KEY}")
+            base = self._parse_base(version)
+            snapshot = self._merge(base)
+        except ConfigError as error:
+            self._reject(error, version.label)
+            return False
+        self._arbiter.adopted(version)
         self._base = base
         self._last_error = None
         changed = self._swap(snapshot)
         self.events.reload("ok" if changed else "unchanged")
         return changed
 
+    def _api_in_use(self) -> bool:
+        """Whether the file may be behind another source: an API watch runs, or ran."""
+        link = self._link
+        watching = link is not None and link.watch is not None
+        return watching or self._arbiter.resource_version is not None
+
     def _from_api(self) -> bool:
         return self._base.source.startswith("api:")
 
-    def _apply_api(self, raw: bytes | None, resource_version: str) -> None:
+    def _apply_api(self, version: ConfigVersion) -> None:
         """The API watch's callback: one version of the ConfigMap, as read from the API."""
         with self._lock:
-            if not self._freshness.api_is_newer(resource_version):
-                return
-            self._freshness.seen_api(resource_version, _digest(raw or b""))
-            source = f"api:{self._namespace_label()}/hourglass-config@{resource_version}"
-            try:
-                if raw is None:
-                    raise ConfigError(CONFIG_KEY, f"{source} has no key {CONFIG_KEY}")
-                base = self._parse_base(raw, source)
-                snapshot = self._merge(base)
-            except ConfigError as error:
-                self._reject(error, source)
-            else:
-                self._adopt(base, snapshot)
+            self._offer(version)
         self._report()
 
     def _namespace_label(self) -> str:
@@ -354,11 +380,6 @@ class TimeoutManager:
         if link is not None:
             current = self._current
             link.report(Applied(current.hash, current.name, self._last_error))
-
-    def _on_watch(self, events: bool) -> None:
-        """The watcher's callback: re-read after events; on resync only if the file changed."""
-        if events or fingerprint(self.path) != self._fingerprint:
-            self.reload()
 
     def _reject(self, error: ConfigError, source: str | None = None) -> None:
         self._last_error = f"{error.field}: {error.reason}"
@@ -376,6 +397,8 @@ class TimeoutManager:
     def _swap(self, snapshot: TimeoutConfig) -> bool:
         old = self._current
         if snapshot._same_values(old):
+            if snapshot.revision != old.revision:
+                self._current = snapshot  # the same values, written again (a revert)
             return False
         self._current = snapshot
         self._values = dict(snapshot.timeouts)
@@ -397,7 +420,7 @@ class TimeoutManager:
 
     def _schedule(self, awaitable: Any) -> None:
         """Async callbacks run on the event loop of ``async with``; elsewhere they are refused."""
-        loop = self._async_task.get_loop() if self._async_task is not None else None
+        loop = self._file.loop
         if loop is None:
             if inspect.iscoroutine(awaitable):
                 awaitable.close()
@@ -409,8 +432,11 @@ class TimeoutManager:
 
     def _initial_base(self) -> _Base:
         try:
-            self._fingerprint = fingerprint(self.path)
-            base = self._file_base()
+            version = self._file.read()
+            if version is not None:
+                base = self._parse_base(version)
+                self._arbiter.adopted(version)
+                return base
         except ConfigError as error:
             self._last_error = f"{error.field}: {error.reason}"
             logger.error(
@@ -419,30 +445,21 @@ class TimeoutManager:
                 error.field,
                 error.reason,
             )
-            base = None
-        return base if base is not None else self._builtin_base()
+        return self._builtin_base()
 
-    def _file_base(self) -> _Base | None:
-        """The profile from the mounted file; None when no file is mounted at all."""
-        raw = self._file_raw()
-        return None if raw is None else self._parse_base(raw, str(self.path))
-
-    def _file_raw(self) -> bytes | None:
-        if not self.path.exists() and not self.path.is_symlink():
-            return None
-        return read_config_file(self.path)
-
-    def _parse_base(self, raw: bytes, source: str) -> _Base:
+    def _parse_base(self, version: ConfigVersion) -> _Base:
+        raw = version.raw or b""
         bundle = parse_config(raw, CONFIG_KEY)
-        name, profile = select_profile(bundle, self.profile, source)
+        name, profile = select_profile(bundle, self.profile, version.label)
         return _Base(
             name=name,
             timeouts=profile.timeouts,
             polling=PollingPolicy.from_rendered(profile.polling),
-            source=source,
-            hash=_digest(raw),
+            source=version.label,
+            hash=version.digest,
             namespace=bundle.namespace,
             layer="config",
+            revision=version.revision,
         )
 
     def _builtin_base(self) -> _Base:
@@ -465,7 +482,10 @@ class TimeoutManager:
     def _merge(self, base: _Base) -> TimeoutConfig:
         values = dict(base.timeouts)
         origins = dict.fromkeys(values, base.layer)
-        for layer, layer_values in (("env", self._env_values), ("override", self._overrides)):
+        for layer, layer_values in (
+            ("env", self._env.resolve(values)),
+            ("override", self._code_values()),
+        ):
             values.update(layer_values)
             origins.update(dict.fromkeys(layer_values, layer))
         return TimeoutConfig(
@@ -477,22 +497,20 @@ class TimeoutManager:
             loaded_at=time.time(),
             origins=MappingProxyType(origins),
             namespace=base.namespace,
+            revision=base.revision,
         )
 
     # --- watching -------------------------------------------------------------------
 
     def start(self) -> TimeoutManager:
         """Watch the folder from a background thread (returns once the watch is in place)."""
-        if self._watcher is None:
-            self._watcher = FolderWatcher(self.config_dir, self._on_watch, self._settings)
-            self._watcher.start()
+        if self._file.state == "stopped":
+            self._file.start()
             self._start_link()
         return self
 
     def stop(self) -> None:
-        watcher, self._watcher = self._watcher, None
-        if watcher is not None:
-            watcher.stop()
+        self._file.stop()
         self._stop_link()
 
     def _start_link(self) -> None:
@@ -522,32 +540,13 @@ class TimeoutManager:
 
     async def astart(self) -> TimeoutManager:
         """Watch the folder from a task on the running loop (returns once in place)."""
-        if self._async_task is None:
-            ready = asyncio.Event()
-            self._async_stop = StopEvent()
-
-            async def changed(events: bool) -> None:
-                self._on_watch(events)
-
-            self._async_task = asyncio.create_task(
-                watch_folder_async(
-                    self.config_dir, changed, self._async_stop, self._settings, ready
-                ),
-                name=f"hourglass-watch:{self.config_dir}",
-            )
-            waiter = asyncio.create_task(ready.wait())
-            await asyncio.wait({waiter, self._async_task}, return_when=asyncio.FIRST_COMPLETED)
-            waiter.cancel()
+        if self._file.state == "stopped":
+            await self._file.astart()
             self._start_link()
         return self
 
     async def astop(self) -> None:
-        task, self._async_task = self._async_task, None
-        if self._async_stop is not None:
-            self._async_stop.set()
-        if task is not None:
-            with contextlib.suppress(Exception):
-                await task
+        await self._file.astop()
         await asyncio.to_thread(self._stop_link)
 
     async def __aenter__(self) -> TimeoutManager:
@@ -587,25 +586,21 @@ class AsyncTimeoutManager(TimeoutManager):
 
 
 class _Undo:
-    """Returned by `TimeoutManager.override`; leaving it as a context restores the old overrides."""
+    """Returned by `TimeoutManager.override`; leaving it as a context removes what it set."""
 
-    def __init__(self, manager: TimeoutManager, previous: dict[str, float]) -> None:
+    def __init__(self, manager: TimeoutManager, block: int) -> None:
         self._manager = manager
-        self._previous = previous
+        self._block = block
 
     def undo(self) -> None:
-        self._manager._restore_overrides(self._previous)
+        """Remove this block's overrides (once; calling again does nothing)."""
+        self._manager._restore_overrides(self._block)
 
     def __enter__(self) -> _Undo:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.undo()
-
-
-def _digest(raw: bytes) -> str:
-    """The config hash: the same digest the operator puts in ``hourglass.dev/config-hash``."""
-    return hashlib.sha256(raw).hexdigest()[:16]
 
 
 async def _await(awaitable: Any) -> None:

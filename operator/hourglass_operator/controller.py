@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from agent_lib.config.bundle import CONFIGMAP_NAME
+from agent_lib.config.revision import revision_to_write
 from hourglass_operator import metrics
 from hourglass_operator.cronjob import (
     CRONJOB_NAME,
@@ -187,7 +188,14 @@ class Controller:
             return False
         if plan.rendered is None:
             return False
-        desired = plan.rendered.configmap
+        known = self._known.get(namespace)
+        current = known if known is not None else await self._kube.get(path)
+        # A revision orders versions for the agents (a revert is a new version too);
+        # unchanged content keeps the revision it has, so nothing is rewritten.
+        revision = revision_to_write(
+            (current or {}).get("data"), plan.rendered.content, time.time()
+        )
+        desired = plan.rendered.configmap_at(revision)
         size = configmap_size(desired)
         if size > MAX_CONFIGMAP_BYTES:
             raise ApiRequestError(
@@ -197,8 +205,6 @@ class Controller:
                 f"the rendered ConfigMap is {size} bytes, over the API server's limit of "
                 f"{MAX_CONFIGMAP_BYTES} (1 MiB): split the profiles across namespaces",
             )
-        known = self._known.get(namespace)
-        current = known if known is not None else await self._kube.get(path)
         wrote = True
         if current is None:
             await self._kube.create(configmap_path(namespace), desired)

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from agent_lib.config import REVISION_KEY
 from agent_lib.config.bundle import CONFIG_KEY, CONFIGMAP_NAME, HASH_ANNOTATION
 from agent_lib.timeouts.reload import atomic_swap
 from tests.fixtures.agent_pods import (
@@ -184,6 +185,44 @@ def test_a_profile_patch_reaches_three_pods_through_the_api(
         assert pod.annotations()[APPLIED_HASH] == second
         assert CONFIG_ERROR not in pod.annotations()
         assert sum(c["hash"] == second for c in pod.changes()) == 1, pod.changes()
+
+
+def test_a_revert_reaches_agents_through_the_api_the_file_and_both(
+    real_cluster: Any, ns: str, pods: list[AgentPod]
+) -> None:
+    """The operator renders 10, 20, then 10 again. Before revisions, an agent reading the
+    file stayed on 20: the revert's content had been seen before, so it looked old. Now
+    the revert is a new revision, and every path applies it."""
+    real_cluster.apply(agent_rbac(ns))
+    real_cluster.apply(
+        _yaml(_profile(ns, "prod", {"default": True, "timeouts": {"request": "10s"}}))
+    )
+    operator = OperatorProcess(real_cluster, name="revert").start(timeout=60)
+    try:
+        _start(real_cluster, ns, ["via-api"], pods)
+        _start(real_cluster, ns, ["via-file"], pods, env={"HOURGLASS_CONFIG_WATCH": "file"})
+        _start(real_cluster, ns, ["via-both"], pods)
+        kubelet_fed = [p for p in pods if p.name != "via-api"]
+        revisions: list[int] = []
+        for seconds in (10, 20, 10):
+            if seconds != 10 or revisions:
+                real_cluster.patch(
+                    "timeoutprofiles",
+                    ns,
+                    "prod",
+                    {"spec": {"timeouts": {"request": f"{seconds}s"}}},
+                )
+            digest, _ = _rendered(real_cluster, ns, seconds)
+            cm = real_cluster.get("configmaps", ns, CONFIGMAP_NAME)
+            revisions.append(int(cm["data"][REVISION_KEY]))
+            for pod in kubelet_fed:  # kubelet: the ConfigMap's data, revision included
+                atomic_swap(pod.config_dir, cm["data"])
+            _running(real_cluster, pods, digest, f"on request={seconds}s")
+            assert all(p.last()["timeouts"]["request"] == seconds for p in pods)
+        assert revisions == sorted(set(revisions)), revisions
+        _annotated(real_cluster, [pods[0], pods[2]], digest, "after the revert")
+    finally:
+        operator.stop()
 
 
 def test_a_rejected_config_shows_on_the_pod_and_clears_after_a_good_one(

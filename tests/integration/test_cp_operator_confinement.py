@@ -106,7 +106,7 @@ def test_a_leaked_operator_token_cannot_touch_what_the_operator_does_not_own(
             lambda: real_cluster.request(
                 "POST", real_cluster.path("configmaps", "kube-system"), sneaky, token=token
             ),
-            "only the key hourglass.yaml",
+            "only the keys hourglass.yaml and revision",
             "mapRoles",
         )
         assert real_cluster.get("configmaps", "kube-system", "hourglass-config") is None

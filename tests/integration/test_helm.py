@@ -131,8 +131,8 @@ def test_chart_profiles_match_the_manifest_samples(chart: helm.Chart) -> None:
 
 def test_chart_crds_are_the_manifest_crds(chart: helm.Chart) -> None:
     shipped = {c["filename"].removeprefix("hourglass/crds/"): c["data"] for c in chart.crds}
-    expected = {p.name: p for p in (MANIFESTS / "crds").glob("*.yaml")}
-    expected["kopf/peering-crds.yaml"] = MANIFESTS / "operator" / "kopf-peering-crds.yaml"
+    expected = {p.name: p for p in (MANIFESTS / "crds").glob("*.hourglass.dev.yaml")}
+    expected["kopf/peering-crds.yaml"] = MANIFESTS / "crds" / "kopf" / "peering-crds.yaml"
     assert shipped.keys() == expected.keys()
     for name, path in expected.items():
         assert shipped[name] == path.read_text(encoding="utf-8"), name

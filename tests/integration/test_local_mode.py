@@ -213,6 +213,27 @@ def test_live_edit_reloads_invalid_edit_keeps_last_good(specs: Path, local_facto
     _wait_for(lambda: "llmCall: 41" in local.config_file.read_text(), "the fix to be published")
 
 
+def test_a_revert_in_local_mode_reaches_a_watching_agent(specs: Path, local_factory) -> None:
+    """45s, 40s, then 45s again: before revisions the agent stayed on 40 (the revert's
+    content had been seen before). Each version now carries a growing revision."""
+    from agent_lib import TimeoutManager
+    from agent_lib.config import REVISION_KEY
+
+    local = local_factory(specs)
+    folder = local.config_file.parent
+    profiles = specs / "timeout_profiles.yaml"
+    revisions = [int((folder / REVISION_KEY).read_text())]
+    with TimeoutManager(folder, "prod", environ={}) as agent:
+        assert agent.get("llmCall") == 45
+        for old, new in (("45s", "40s"), ("40s", "45s")):
+            profiles.write_text(profiles.read_text().replace(f"llmCall: {old}", f"llmCall: {new}"))
+            seconds = float(new.rstrip("s"))
+            _wait_for(lambda s=seconds: agent.get("llmCall") == s, f"the agent on {new}")
+            revisions.append(int((folder / REVISION_KEY).read_text()))
+        assert agent.last_error is None and agent.current.revision == revisions[-1]
+    assert revisions == sorted(set(revisions)), revisions
+
+
 def test_sigterm_stops_valkey_and_sessions_survive_a_restart(
     specs: Path, local_factory, tmp_path: Path
 ) -> None:

@@ -73,30 +73,40 @@ def test_kustomize_builds_every_listed_file(root: str) -> None:
     result = _kubectl("kustomize", root)
     assert result.returncode == 0, result.stderr
     built = load_all(result.stdout)
-    listed = yaml.safe_load((REPO / root / "kustomization.yaml").read_text())["resources"]
-    expected = [d for f in listed for d in load_all((REPO / root / f).read_text())]
+    expected = [d for path in _listed(REPO / root) for d in load_all(path.read_text())]
     assert sorted(map(doc_id, built)) == sorted(map(doc_id, expected))
     for doc in built:
         assert_valid(doc, f"kustomize {root}")
 
 
-def test_the_two_kustomizations_cover_every_file_except_namespaced_rbac() -> None:
+def _listed(root: Path) -> set[Path]:
+    """Every file a kustomization pulls in, through the kustomizations it names."""
     listed = set()
-    for root in (MANIFESTS, MANIFESTS / "samples"):
-        for entry in yaml.safe_load((root / "kustomization.yaml").read_text())["resources"]:
-            listed.add((root / entry).resolve())
+    for entry in yaml.safe_load((root / "kustomization.yaml").read_text())["resources"]:
+        path = (root / entry).resolve()
+        listed |= _listed(path) if path.is_dir() else {path}
+    return listed
+
+
+def test_the_kustomizations_cover_every_file_except_namespaced_rbac() -> None:
+    listed = _listed(MANIFESTS) | _listed(MANIFESTS / "samples")
     files = {p.resolve() for p in yaml_files(MANIFESTS)}
     assert files - listed == set((MANIFESTS / "rbac" / "namespaced").glob("*.yaml"))
+    crds = _listed(MANIFESTS / "crds")
+    assert {p.name for p in crds} == {
+        "timeoutprofiles.hourglass.dev.yaml",
+        "sessionpolicies.hourglass.dev.yaml",
+        "peering-crds.yaml",
+    }, "the CRDs' own kustomization (installed first) holds every CRD and nothing else"
 
 
 def test_folders_apply_with_dash_f_one_by_one() -> None:
-    """`kubectl apply -f <folder>` would send a kustomization.yaml as an object."""
+    """`kubectl apply -f <folder>` would send a kustomization.yaml as an object (the CRDs and
+    each sample environment have one of their own, for `kubectl apply -k`)."""
     for folder in (
-        "crds",
         "rbac/cluster-wide",
         "rbac/namespaced",
         "operator",
-        *(f"samples/{env}" for env in ENVIRONMENTS),
     ):
         assert not (MANIFESTS / folder / "kustomization.yaml").exists(), folder
         assert list((MANIFESTS / folder).glob("*.yaml")), folder
@@ -110,7 +120,7 @@ def test_committed_crds_are_what_hourglass_crds_prints() -> None:
         "regenerate with: hourglass crds --output-dir manifests/crds (and helm/hourglass/crds)"
     )
     for folder in (MANIFESTS / "crds", CHART / "crds"):
-        files = sorted(folder.glob("*.yaml"))
+        files = sorted(folder.glob("*.hourglass.dev.yaml"))
         assert [f.name for f in files] == sorted(crds.file_name(d) for d in crds.crd_documents())
         joined = "".join(
             (folder / crds.file_name(d)).read_bytes().decode() for d in crds.crd_documents()
@@ -124,7 +134,7 @@ def test_committed_crds_are_what_hourglass_crds_prints() -> None:
 def test_crds_output_dir_reproduces_the_committed_files(tmp_path: Path) -> None:
     result = _hourglass("crds", "--output-dir", str(tmp_path))
     assert result.returncode == 0, result.stderr
-    for path in (MANIFESTS / "crds").glob("*.yaml"):
+    for path in (MANIFESTS / "crds").glob("*.hourglass.dev.yaml"):
         assert (tmp_path / path.name).read_bytes() == path.read_bytes()
 
 
@@ -334,6 +344,15 @@ def expected_config(files: list[Path], namespace: str) -> dict[str, Any]:
     return dict(render_config(namespace, profiles, policies).configmap)
 
 
+def without_revision(data: dict[str, str]) -> dict[str, str]:
+    """A written ConfigMap's data as `hourglass render` prints it: the revision, which the
+    operator adds when it writes (it orders versions for the agents), left out."""
+    from agent_lib.config import REVISION_KEY
+
+    assert int(data[REVISION_KEY]) > 0
+    return {k: v for k, v in data.items() if k != REVISION_KEY}
+
+
 def check_environment(cluster: Any, namespace: str, files: list[Path]) -> None:
     """The ConfigMap and the CronJob the operator made from ``files`` in ``namespace``."""
     from agent_lib.config import CONFIG_KEY, CONFIGMAP_NAME, HASH_ANNOTATION
@@ -342,7 +361,7 @@ def check_environment(cluster: Any, namespace: str, files: list[Path]) -> None:
 
     def rendered() -> dict[str, Any] | None:
         found = cluster.get("configmaps", namespace, CONFIGMAP_NAME)
-        return found if found and found["data"] == expected["data"] else None
+        return found if found and without_revision(found["data"]) == expected["data"] else None
 
     configmap = cluster.wait_for(
         rendered, timeout=45, what=f"{namespace}/{CONFIGMAP_NAME} with every sample rendered"

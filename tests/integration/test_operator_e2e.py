@@ -17,6 +17,7 @@ import kubernetes
 import pytest
 import yaml
 
+from agent_lib.config import REVISION_KEY
 from agent_lib.config.bundle import CONFIG_KEY, CONFIGMAP_NAME, HASH_ANNOTATION, render_config
 from agent_lib.config.session_config import SessionPolicy
 from agent_lib.config.timeout_profiles import TimeoutProfile
@@ -31,8 +32,18 @@ from tests.integration._resources import (
     _wait_timeout,
     _yaml,
 )
+from tests.integration.test_manifests import without_revision
 
 pytestmark = pytest.mark.timeout(120)
+
+
+def _content(configmap: dict[str, Any] | None) -> dict[str, str] | None:
+    """What a ConfigMap says, without the revision that orders its versions."""
+    if configmap is None:
+        return None
+    return {k: v for k, v in (configmap.get("data") or {}).items() if k != REVISION_KEY}
+
+
 _AUDIT_MARK = 0
 """Where this module's operator started in the audit log (other modules share the server)."""
 
@@ -105,7 +116,7 @@ def test_samples_render_byte_for_byte(
         nonlocal expected
         expected = _expected(k8s_cluster, docs, ns)
         cm = _configmap(k8s_cluster, ns)
-        return cm is not None and cm["data"] == expected.configmap["data"]
+        return cm is not None and without_revision(cm["data"]) == expected.configmap["data"]
 
     k8s_cluster.wait_for(matches, what="the samples' ConfigMap")
     assert expected is not None
@@ -323,9 +334,12 @@ def test_hand_edited_or_deleted_configmap_is_put_back(
     edit = json.dumps({"data": {CONFIG_KEY: "profiles: {}\n", "extra": "x"}})
     k8s_cluster.kubectl("patch", "configmap", CONFIGMAP_NAME, "-n", ns, "--type=merge", "-p", edit)
     k8s_cluster.wait_for(
-        lambda: (_configmap(k8s_cluster, ns) or {}).get("data") == good["data"],
+        lambda: _content(_configmap(k8s_cluster, ns)) == _content(good),
         what="hand edit reverted",
     )
+    # Put back as a new version: agents that took the hand edit through the API go back too.
+    repaired = _configmap(k8s_cluster, ns)
+    assert int(repaired["data"][REVISION_KEY]) > int(good["data"][REVISION_KEY])
     core = kubernetes.client.CoreV1Api(k8s_cluster.client())
     core.patch_namespaced_config_map(
         CONFIGMAP_NAME,
@@ -342,7 +356,7 @@ def test_hand_edited_or_deleted_configmap_is_put_back(
     )
     k8s_cluster.kubectl("delete", "configmap", CONFIGMAP_NAME, "-n", ns)
     k8s_cluster.wait_for(
-        lambda: (_configmap(k8s_cluster, ns) or {}).get("data") == good["data"],
+        lambda: _content(_configmap(k8s_cluster, ns)) == _content(good),
         what="deleted ConfigMap recreated",
     )
     shown = k8s_cluster.kubectl(

@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from agent_lib import TimeoutManager, atomic_swap
-from agent_lib.config import CONFIG_KEY
+from agent_lib.config import CONFIG_KEY, REVISION_KEY
 from agent_lib.errors import ConfigError
-from agent_lib.timeouts._freshness import Freshness
+from agent_lib.timeouts._arbiter import Arbiter, Stamp
 from agent_lib.timeouts._kube import InCluster
 from agent_lib.timeouts._pod_report import (
     APPLIED_HASH,
@@ -24,6 +24,7 @@ from agent_lib.timeouts._pod_report import (
     MAX_ERROR_CHARS,
     Applied,
 )
+from agent_lib.timeouts._sources import ConfigVersion
 from agent_lib.timeouts.apiwatch import (
     ConfigMapWatch,
     WatchMode,
@@ -108,23 +109,22 @@ def test_auto_uses_the_api_only_in_a_pod_and_api_says_why_not(
 
 
 def test_api_versions_order_by_resource_version() -> None:
-    fresh = Freshness()
-    assert fresh.api_is_newer("7")
-    fresh.seen_api("7", "a")
-    assert not fresh.api_is_newer("7") and not fresh.api_is_newer("6")
-    assert fresh.api_is_newer("10")  # numerically, not as text
+    arbiter = Arbiter(Stamp("builtin", None, ""))
+    assert arbiter.offer(_api(b"a", "7"), api_in_use=True)
+    assert not arbiter.offer(_api(b"b", "7"), api_in_use=True)
+    assert not arbiter.offer(_api(b"b", "6"), api_in_use=True)
+    assert arbiter.offer(_api(b"b", "10"), api_in_use=True)  # numerically, not as text
 
 
-def test_a_file_with_replaced_content_never_applies() -> None:
-    fresh = Freshness()
-    fresh.moved("file-v1", "api-v2")
-    assert not fresh.file_may_apply("file-v1")
-    assert fresh.file_may_apply("api-v2") and fresh.file_may_apply("unseen")
-    fresh.seen_api("3", "rejected")
-    fresh.seen_api("4", "api-v2")
-    assert not fresh.file_may_apply("rejected"), "an older API version, even never applied"
-    fresh.moved("api-v2", "file-v1")  # only the API can bring content back
-    assert fresh.file_may_apply("file-v1") and not fresh.file_may_apply("api-v2")
+def test_without_revisions_a_file_with_replaced_content_never_applies_beside_the_api() -> None:
+    """Bundles from operators older than revisions keep the rule they had."""
+    arbiter = Arbiter(Stamp("builtin", None, ""))
+    v1, v2 = _file(b"file-v1"), _api(b"api-v2", "4")
+    arbiter.adopted(v1)
+    arbiter.adopted(v2)
+    assert not arbiter.offer(v1, api_in_use=True)
+    assert arbiter.offer(_file(b"unseen"), api_in_use=True)
+    assert arbiter.offer(v1, api_in_use=False), "the file alone: every new version applies"
 
 
 # --- watch events -----------------------------------------------------------------------
@@ -132,10 +132,10 @@ def test_a_file_with_replaced_content_never_applies() -> None:
 
 class _Recorder:
     def __init__(self) -> None:
-        self.seen: list[tuple[bytes | None, str]] = []
+        self.seen: list[tuple[bytes | None, str | None, int | None]] = []
 
-    def __call__(self, raw: bytes | None, version: str) -> None:
-        self.seen.append((raw, version))
+    def __call__(self, version: ConfigVersion) -> None:
+        self.seen.append((version.raw, version.resource_version, version.revision))
 
 
 def _watch(recorder: _Recorder, tmp_path: Path) -> ConfigMapWatch:
@@ -144,9 +144,19 @@ def _watch(recorder: _Recorder, tmp_path: Path) -> ConfigMapWatch:
     return ConfigMapWatch(KubeClient(InCluster("h", 1, tmp_path, "ns", None)), recorder)
 
 
-def _cm(version: str, content: str | None = "x") -> dict[str, Any]:
+def _cm(version: str, content: str | None = "x", revision: str | None = None) -> dict[str, Any]:
     data = {CONFIG_KEY: content} if content is not None else {}
+    if revision is not None:
+        data[REVISION_KEY] = revision
     return {"metadata": {"name": "hourglass-config", "resourceVersion": version}, "data": data}
+
+
+def _api(raw: bytes | None, rv: str, revision: int | None = None) -> ConfigVersion:
+    return ConfigVersion("api", raw, revision, f"api:-/hourglass-config@{rv}", rv)
+
+
+def _file(raw: bytes, revision: int | None = None) -> ConfigVersion:
+    return ConfigVersion("file", raw, revision, "/etc/hourglass/hourglass.yaml")
 
 
 def test_events_deliver_versions_bookmarks_move_on_and_410_reads_again(tmp_path: Path) -> None:
@@ -154,11 +164,12 @@ def test_events_deliver_versions_bookmarks_move_on_and_410_reads_again(tmp_path:
     watch = _watch(recorder, tmp_path)
     watch._event({"type": "ADDED", "object": _cm("5")})
     watch._event({"type": "MODIFIED", "object": _cm("6", None)})
+    watch._event({"type": "MODIFIED", "object": _cm("7", "y", revision="42")})
     watch._event({"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "9"}}})
-    assert recorder.seen == [(b"x", "5"), (None, "6")]
+    assert recorder.seen == [(b"x", "5", None), (None, "6", None), (b"y", "7", 42)]
     assert watch.resource_version == "9"
     watch._event({"type": "DELETED", "object": _cm("10")})
-    assert len(recorder.seen) == 2 and watch.resource_version == "10"
+    assert len(recorder.seen) == 3 and watch.resource_version == "10"
     with pytest.raises(_Gone):
         watch._event({"type": "ERROR", "object": {"code": 410, "message": "too old"}})
     from agent_lib.errors import ClusterApiError
@@ -199,15 +210,15 @@ def test_api_versions_go_through_the_same_last_good_logic(tmp_path: Path) -> Non
     changes: list[float] = []
     tm.on_change(lambda old, new: changes.append(new["request"]))
 
-    tm._apply_api(v2, "5")
+    tm._apply_api(_api(v2, "5"))
     assert tm["request"] == 20 and tm.current.source == "api:-/hourglass-config@5"
     assert tm.current.hash == _digest(v2)
-    tm._apply_api(v1, "4")  # an older resourceVersion
+    tm._apply_api(_api(v1, "4"))  # an older resourceVersion
     assert tm["request"] == 20
 
-    tm._apply_api(bad, "6")
+    tm._apply_api(_api(bad, "6"))
     assert tm["request"] == 20 and tm.last_error is not None
-    tm._apply_api(None, "7")
+    tm._apply_api(_api(None, "7"))
     assert tm.last_error is not None and CONFIG_KEY in tm.last_error
 
     # kubelet's folder, behind the API: v1 (replaced) and the rejected content change nothing.
@@ -217,7 +228,7 @@ def test_api_versions_go_through_the_same_last_good_logic(tmp_path: Path) -> Non
     atomic_swap(folder, {CONFIG_KEY: v2})
     assert tm.reload() is False
 
-    tm._apply_api(v3, "8")
+    tm._apply_api(_api(v3, "8"))
     assert tm["request"] == 30 and tm.last_error is None
     assert changes == [20, 30]
     # The API is the source now: a folder that disappears is not an error.
