@@ -39,6 +39,7 @@ from agent_lib.sessions._ids import (
 )
 from agent_lib.sessions._memory_estimate import VALUE_HEADER_BYTES, estimate_session_bytes
 from agent_lib.sessions.settings import SessionSettings, resolve
+from agent_lib.sessions.store_url import check_store_url, url_source
 from agent_lib.sessions.stores.base import (
     CleanupReport,
     Limits,
@@ -145,8 +146,7 @@ class SessionManager:
         namespace = validate_namespace(namespace)
         key_prefix = validate_key_prefix(key_prefix, field="key_prefix")
         interval = _seconds(cleanup_interval, "cleanup_interval")
-        if not isinstance(url, str) or "://" not in url:
-            raise ConfigError("url", f"expected a URL such as redis://host:6379, got {url!r:.60}")
+        url = check_store_url(url, "url")
         store: SessionStore
         if url.split("://", 1)[0].lower() == "memory":
             store = MemoryStore(namespace=namespace, limits=limits, sweep_interval=interval or 30.0)
@@ -180,6 +180,8 @@ class SessionManager:
             if k in explicit
         }
         settings: SessionSettings = resolve(explicit, environ)
+        # Checked here too, so that an error names REDIS_URL when that is where it came from.
+        check_store_url(settings.url, url_source(explicit, environ))
         return cls.from_url(settings.url, **settings.manager_options(), **extra)
 
     # --- the session API ------------------------------------------------------------

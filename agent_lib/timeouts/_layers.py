@@ -22,6 +22,7 @@ from typing import Final
 from agent_lib.config import CONFIG_KEY, HourglassConfig, load_text
 from agent_lib.config.bundle import RenderedPolling, RenderedProfile
 from agent_lib.config.documents import MAX_FILE_BYTES
+from agent_lib.config.suggest import did_you_mean
 from agent_lib.config.timeout_profiles import TIMEOUT_NAME_PATTERN, TimeoutProfile
 from agent_lib.durations import parse_duration
 from agent_lib.errors import ConfigError
@@ -211,8 +212,9 @@ def code_overrides(values: Mapping[str, float | str]) -> dict[str, float]:
 
 
 def select_profile(
-    bundle: HourglassConfig, wanted: str | None, source: str
+    bundle: HourglassConfig, wanted: str | None, source: str, field: str = ENV_PROFILE
 ) -> tuple[str, RenderedProfile]:
+    """The profile ``wanted`` (named by ``field``), else the file's default."""
     name = wanted or bundle.default_profile
     if name is None:
         if len(bundle.profiles) == 1:
@@ -225,12 +227,26 @@ def select_profile(
             )
     profile = bundle.profiles.get(name)
     if profile is None:
+        hint = did_you_mean(name, bundle.profiles)
         raise ConfigError(
-            f"profiles.{name}",
-            f"no such profile in {source} "
+            field if wanted else "defaultProfile",
+            f"no profile {name!r} in {source}{hint} "
             f"(available: {', '.join(sorted(bundle.profiles)) or 'none'})",
         )
     return name, profile
+
+
+def unknown_builtin(wanted: str, field: str = ENV_PROFILE) -> ConfigError | None:
+    """The error to report (not raise) when ``wanted`` names no built-in profile: with no
+    file mounted yet, the profile may still come with it, so the agent carries on."""
+    known = builtin_profiles()
+    if not wanted or wanted in known:
+        return None
+    return ConfigError(
+        field,
+        f"{wanted!r} is not a built-in profile{did_you_mean(wanted, known)} "
+        f"(built-in: {', '.join(known)}); a mounted hourglass.yaml may define it",
+    )
 
 
 def read_config_file(path: Path) -> bytes:

@@ -56,6 +56,7 @@ from agent_lib.timeouts._layers import (
     code_overrides,
     detect_environment,
     select_profile,
+    unknown_builtin,
 )
 from agent_lib.timeouts._pod_report import Applied
 from agent_lib.timeouts._sources import ConfigVersion, FileSource
@@ -168,6 +169,7 @@ class TimeoutManager:
         self.config_dir = Path(config_dir or env.get(ENV_CONFIG_DIR) or DEFAULT_CONFIG_DIR)
         self.path = self.config_dir / CONFIG_KEY
         self.profile = profile or env.get(ENV_PROFILE, "").strip() or None
+        self._profile_field = "profile" if profile else ENV_PROFILE
         self.events = TimeoutEvents()
         self._environ = env
         self._namespace_file = namespace_file
@@ -180,6 +182,7 @@ class TimeoutManager:
         self._lock = threading.RLock()
         self._last_error: str | None = None
         self._file = FileSource(self.config_dir, self.reload, watch or WatchSettings())
+        self._rejected_hash: str | None = None
         self._link: ClusterLink | None = None
         self._arbiter = Arbiter(Stamp("builtin", None, ""))
         self._base = self._initial_base()
@@ -347,11 +350,11 @@ class TimeoutManager:
             base = self._parse_base(version)
             snapshot = self._merge(base)
         except ConfigError as error:
-            self._reject(error, version.label)
+            self._reject(error, version.label, version)
             return False
         self._arbiter.adopted(version)
         self._base = base
-        self._last_error = None
+        self._last_error = self._rejected_hash = None
         changed = self._swap(snapshot)
         self.events.reload("ok" if changed else "unchanged")
         return changed
@@ -379,10 +382,13 @@ class TimeoutManager:
         link = self._link
         if link is not None:
             current = self._current
-            link.report(Applied(current.hash, current.name, self._last_error))
+            link.report(Applied(current.hash, current.name, self._last_error, self._rejected_hash))
 
-    def _reject(self, error: ConfigError, source: str | None = None) -> None:
+    def _reject(
+        self, error: ConfigError, source: str | None = None, version: ConfigVersion | None = None
+    ) -> None:
         self._last_error = f"{error.field}: {error.reason}"
+        self._rejected_hash = version.digest if version is not None and version.raw else None
         self.events.reload("error")
         logger.error(
             "hourglass: rejected %s: field=%s reason=%s; keeping profile %s (hash %s)",
@@ -440,7 +446,7 @@ class TimeoutManager:
         except ConfigError as error:
             self._last_error = f"{error.field}: {error.reason}"
             logger.error(
-                "hourglass: %s is invalid (field=%s reason=%s); using the built-in profile",
+                "hourglass: cannot use %s (field=%s reason=%s); using the built-in profile",
                 self.path,
                 error.field,
                 error.reason,
@@ -450,7 +456,7 @@ class TimeoutManager:
     def _parse_base(self, version: ConfigVersion) -> _Base:
         raw = version.raw or b""
         bundle = parse_config(raw, CONFIG_KEY)
-        name, profile = select_profile(bundle, self.profile, version.label)
+        name, profile = select_profile(bundle, self.profile, version.label, self._profile_field)
         return _Base(
             name=name,
             timeouts=profile.timeouts,
@@ -469,6 +475,10 @@ class TimeoutManager:
             environ[ENV_PROFILE] = self.profile
         name = detect_environment(environ, self._namespace_file)
         profile = bundle.profiles[name]
+        unknown = unknown_builtin(self.profile or "", self._profile_field)
+        if unknown is not None and self._last_error is None:
+            self._last_error = f"{unknown.field}: {unknown.reason}"
+            logger.warning("hourglass: %s; using the built-in profile %s", unknown, name)
         return _Base(
             name=name,
             timeouts=profile.timeouts,
@@ -520,7 +530,7 @@ class TimeoutManager:
             self._link = link
             with self._lock:
                 current, error = self._current, self._last_error
-            link.start(Applied(current.hash, current.name, error))
+            link.start(Applied(current.hash, current.name, error, self._rejected_hash))
 
     def _stop_link(self) -> None:
         link, self._link = self._link, None

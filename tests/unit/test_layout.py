@@ -140,7 +140,16 @@ LAYERS = {
         "_cluster_link",
         "manager",
     ],
-    "sessions": ["_ids", "_memory_estimate", "stores", "metrics", "settings", "manager", "items"],
+    "sessions": [
+        "_ids",
+        "_memory_estimate",
+        "store_url",
+        "stores",
+        "metrics",
+        "settings",
+        "manager",
+        "items",
+    ],
 }
 
 

@@ -110,7 +110,7 @@ def test_profile_missing_from_the_file_falls_back_and_says_why(kube_folder: Path
     assert tm.current.source == "builtin"
     assert tm.current.name == "dev"
     assert tm.last_error is not None
-    assert tm.last_error.startswith("profiles.canary:")
+    assert tm.last_error.startswith("HOURGLASS_PROFILE: no profile 'canary' in ")
 
 
 def test_invalid_file_at_startup_uses_builtin_and_sets_last_error(tmp_path: Path) -> None:

@@ -78,7 +78,7 @@ def test_many_swaps_end_on_the_last_content(kube_folder: Path) -> None:
         (bundle(300)[: len(bundle(300)) // 2] + "\n  weird: [", "hourglass.yaml"),
         ("", "hourglass.yaml"),
         ("   \n", "hourglass.yaml"),
-        (bundle(300).replace("defaultProfile: dev", "defaultProfile: nope"), "profiles.nope"),
+        (bundle(300).replace("defaultProfile: dev", "defaultProfile: nope"), "defaultProfile"),
         ("just a string\n", "hourglass.yaml"),
     ],
     ids=["invalid-value", "half-written", "empty", "blank", "bad-default", "not-a-mapping"],

@@ -6,6 +6,10 @@ Key layout of one namespace (``P`` is the SessionPolicy's ``keyPrefix``)::
                      a string with PX = the sliding TTL (capped by the lifetime)
     P:{P:ns}:i:<id>  the session's item list, if it has one (`RedisItems`): no TTL of its
                      own, removed with the session; marked by the field '*i:<id>' of sizes
+    P:{P:ns}:r:<rid> a shared record's fields (`stores.records`), a hash; its owners (session
+    P:{P:ns}:o:<rid> id -> value) in a second one; no TTL, never a session; their bytes
+                     are the field '*r:<rid>' of sizes
+    P:{P:ns}:records set of the shared records' ids, which cleanup compacts
     P:{P:ns}:lru     sorted set id -> last access (us): LRU order and idle deadlines
     P:{P:ns}:born    sorted set id -> creation (us): absolute lifetime
     P:{P:ns}:sizes   hash id -> estimated bytes, plus '*total' (their running sum),
@@ -43,6 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 import time
 from collections.abc import Sequence
@@ -77,12 +82,15 @@ from agent_lib.sessions.stores._value import born as _born
 from agent_lib.sessions.stores._value import unwrap as _unwrap
 from agent_lib.sessions.stores.base import (
     WRITE_EVICTION_BUDGET,
+    Accounted,
     CleanupReport,
     Limits,
     SessionExistsError,
     SessionStore,
     StoredSession,
 )
+from agent_lib.sessions.stores.items import ITEM_OVERHEAD_BYTES, LIST_OVERHEAD_BYTES
+from agent_lib.sessions.stores.records import FIELD_OVERHEAD_BYTES, RECORD_OVERHEAD_BYTES
 
 DEFAULT_RETRIES = 3
 DEFAULT_SOCKET_TIMEOUT_S = 5.0
@@ -99,6 +107,9 @@ _ERROR_CLASSES: tuple[tuple[type[Exception], type[SessionStoreUnavailable], str]
     (rexc.MasterDownError, SessionStoreLoading, "masterdown"),
     (rexc.TryAgainError, SessionStoreResharding, "tryagain"),
     (rexc.ClusterDownError, SessionStoreResharding, "clusterdown"),
+    (rexc.AuthenticationError, SessionStoreUnavailable, "auth"),
+    (rexc.AuthenticationWrongNumberOfArgsError, SessionStoreUnavailable, "auth"),
+    (rexc.AuthorizationError, SessionStoreUnavailable, "noperm"),
     (rexc.TimeoutError, SessionStoreUnavailable, "timeout"),
     (rexc.ConnectionError, SessionStoreUnavailable, "connection"),
     (rexc.ClusterError, SessionStoreResharding, "clusterdown"),
@@ -113,6 +124,10 @@ _RETRY_BACKOFF = EqualJitterBackoff(cap=2.0, base=0.1)
 _TRANSIENT = ("tryagain", "clusterdown", "masterdown", "loading", "readonly", "connection")
 
 
+_AUTH_FAILED = "session store refused the credentials (auth): the user or password is wrong"
+_AUTH_MISSING = "session store needs a password (auth): the URL gives none"
+
+
 def _worth_retrying(error: SessionError) -> bool:
     return isinstance(error, SessionStoreUnavailable) and error.reason in _TRANSIENT
 
@@ -125,6 +140,10 @@ def _unavailable(error: BaseException) -> SessionError:
     """Our exception for a redis-py one, chosen by its class (replies lose their prefix)."""
     for raised, ours, reason in _ERROR_CLASSES:
         if isinstance(error, raised):
+            if reason == "auth":  # never a reply's text: it may quote what was sent
+                text = str(error).lower()
+                missing = "authentication required" in text or "must be called with" in text
+                return ours(_AUTH_MISSING if missing else _AUTH_FAILED, reason)
             verb = "unreachable" if reason in ("connection", "timeout") else "refused"
             return ours(f"session store {verb} ({reason}): {error}", reason)
     if isinstance(error, rexc.ResponseError) and str(error).startswith("BUSY"):
@@ -139,7 +158,14 @@ def _script(name: str) -> str:
     # Beside this module, not looked up by package name: the deprecated `agent_lib.stores`
     # alias can leave that name's module spec without a package path.
     folder = Path(__file__).with_name("_lua")
-    return (folder / "common.lua").read_text() + "\n" + (folder / f"{name}.lua").read_text()
+    # The item accounting's constants come from Python, so both stores use the same.
+    constants = (
+        f"local ITEM_OVERHEAD, LIST_OVERHEAD = {ITEM_OVERHEAD_BYTES}, {LIST_OVERHEAD_BYTES}\n"
+        f"local RECORD_OVERHEAD, FIELD_OVERHEAD = {RECORD_OVERHEAD_BYTES}, "
+        f"{FIELD_OVERHEAD_BYTES}\n"
+    )
+    common = (folder / "common.lua").read_text()
+    return constants + common + "\n" + (folder / f"{name}.lua").read_text()
 
 
 @dataclass(frozen=True)
@@ -170,13 +196,16 @@ def connect(url: str, options: RedisOptions | None = None) -> tuple[AnyRedis, bo
     if scheme in ("redis", "rediss", "unix"):
         # A blocking pool makes a burst of concurrent calls wait for a connection
         # (bounded by the socket timeout) instead of failing with "too many connections".
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url,
-            max_connections=options.max_connections,
-            timeout=options.socket_timeout,
-            retry_on_error=[rexc.ConnectionError, rexc.TimeoutError],
-            **options.common(),
-        )
+        try:
+            pool = aioredis.BlockingConnectionPool.from_url(
+                url,
+                max_connections=options.max_connections,
+                timeout=options.socket_timeout,
+                retry_on_error=[rexc.ConnectionError, rexc.TimeoutError],
+                **options.common(),
+            )
+        except (ValueError, TypeError) as error:
+            raise ConfigError("url", _rejected_option(error)) from None
         return aioredis.Redis.from_pool(pool), False
     if scheme in ("redis+cluster", "rediss+cluster"):
         hosts, auth, _, query = _split_multi_host(rest, "url")
@@ -215,6 +244,13 @@ def connect(url: str, options: RedisOptions | None = None) -> tuple[AnyRedis, bo
     )
 
 
+def _rejected_option(error: Exception) -> str:
+    """redis-py's complaint about a URL, by the option's name only (values may be secret)."""
+    named = re.search(r"Invalid value for '(\w+)'", str(error))
+    option = f" {named.group(1)}" if named else "s"
+    return f"redis-py does not accept the URL's query option{option}"
+
+
 def _flag(query: dict[str, list[str]], name: str) -> bool:
     return query.get(name, ["false"])[-1].lower() in ("1", "true", "yes")
 
@@ -237,7 +273,7 @@ def _split_multi_host(
     for item in filter(None, hostlist.split(",")):
         host, _, port = item.rpartition(":")
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ConfigError(field, f"{item!r} is not host:port")
+            raise ConfigError(field, "every host must be host:port with a port from 1 to 65535")
         hosts.append((host.strip("[]"), int(port)))
     if not hosts:
         raise ConfigError(field, "at least one host:port is required")
@@ -267,6 +303,9 @@ class RedisStore(RedisItems, SessionStore):
         base = f"{key_prefix}:{{{key_prefix}:{namespace}}}"
         self.session_base = f"{base}:s:"
         self.items_base = f"{base}:i:"
+        self.records_base = f"{base}:r:"
+        self.owners_base = f"{base}:o:"
+        self.records_set = f"{base}:records"
         self.index_keys = (f"{base}:lru", f"{base}:born", f"{base}:sizes")
         self._scripts: dict[str, AsyncScript] = {}
         self._policy_checked = False
@@ -532,6 +571,42 @@ class RedisStore(RedisItems, SessionStore):
                 break
         if any(by_writes):
             await self._run("ack", self.index_keys, by_writes)
+        await self._compact_records(report, batch_size)
+
+    async def _compact_records(self, report: CleanupReport, batch_size: int) -> None:
+        """Drop record owners that are no longer live sessions, and records without one
+        (`stores.records`): one pass over the set naming them, a batch at a time."""
+        lim = self.limits
+        keys = [*self.index_keys, self.records_set]
+        cursor: bytes | int = 0
+        removed = 0
+        while True:
+            cursor, ids = await self._run("records_scan", keys, (cursor, batch_size))
+            if ids:
+                names = [_text(i) for i in ids]
+                record_keys = list(keys)
+                for name in names:
+                    record_keys += self._record_keys(name)
+                args = (lim.ttl_us, lim.lifetime_us, *names)
+                gone, freed = await self._run("records_compact", record_keys, args)
+                removed += int(gone)
+                report.bytes_freed += int(freed)
+            if int(cursor) == 0:
+                break
+        if removed:
+            report.extra["records_removed"] = removed
+
+    async def accounted(self) -> Accounted:
+        """The bytes accounted against ``max_memory``: the running total and each indexed
+        session's figure (one read of the sizes hash, for diagnostics and tests)."""
+        try:
+            fields = await self.client.hgetall(self.index_keys[2])
+        except (rexc.RedisError, OSError) as error:
+            raise _unavailable(error) from error
+        named = {_text(k): int(v) for k, v in fields.items() if _text(k)[:3] != "*i:"}
+        sizes = {k: v for k, v in named.items() if not k.startswith("*")}
+        records = {k[3:]: v for k, v in named.items() if k.startswith("*r:")}
+        return Accounted(named.get("*total", 0), sizes, records)
 
     async def memory_usage(self, session_id: str) -> int | None:
         """Redis' own ``MEMORY USAGE`` of a session key (for checking the estimates)."""
