@@ -144,7 +144,21 @@ MUTATIONS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     ),
     "extra env from a Secret": (
         _mutation(lambda p, c: c.update(envFrom=[{"secretRef": {"name": "db"}}])),
-        "REDIS_URL only",
+        "env REDIS_URL and a literal HOURGLASS_REDIS_URL_SOURCE",
+    ),
+    # The source label is printed in cleanup errors: from a Secret it would leak it.
+    "the URL's source label from a Secret": (
+        _mutation(
+            lambda p, c: c.update(
+                env=[
+                    {
+                        "name": "HOURGLASS_REDIS_URL_SOURCE",
+                        "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}},
+                    }
+                ]
+            )
+        ),
+        "literal HOURGLASS_REDIS_URL_SOURCE",
     ),
     "privileged": (
         _mutation(
