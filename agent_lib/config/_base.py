@@ -59,6 +59,10 @@ K8sName = Annotated[str, Field(min_length=1, max_length=253, pattern=DNS1123_SUB
 NamespaceName = Annotated[str, Field(min_length=1, max_length=63, pattern=DNS1123_LABEL)]
 
 
+MASKED_KEY = "<a key holding credentials>"
+"""Stands for a mapping key with ``scheme://user:pass@`` in it, wherever a path is printed."""
+
+
 def find_inline_credentials(value: object, path: tuple[str | int, ...] = ()) -> list[str]:
     """Dotted paths of every string that carries ``scheme://user:pass@`` credentials."""
     found: list[str] = []
@@ -67,6 +71,9 @@ def find_inline_credentials(value: object, path: tuple[str | int, ...] = ()) -> 
             found.append(".".join(str(p) for p in path))
     elif isinstance(value, dict):
         for key, item in value.items():
+            if _CREDENTIAL_URL.search(str(key)):  # a key is echoed in every path: masked
+                found.append(".".join(str(p) for p in (*path, MASKED_KEY)))
+                continue
             found.extend(find_inline_credentials(item, (*path, str(key))))
     elif isinstance(value, list):
         for index, item in enumerate(value):

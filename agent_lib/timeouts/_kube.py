@@ -72,6 +72,15 @@ def _read(path: Path) -> str:
         return ""
 
 
+def _header_safe(token: str) -> bool:
+    """A bearer token is printable ASCII without spaces (RFC 6750's b64token and JWTs).
+
+    Anything else would make ``http.client`` raise a ValueError quoting the whole
+    header, token included, into a log.
+    """
+    return all(0x21 <= ord(char) <= 0x7E for char in token)
+
+
 def _stamp(path: Path) -> tuple[int, int, int] | None:
     try:
         stat = os.stat(path)
@@ -103,6 +112,13 @@ class KubeClient:
                 self._token_stamp = stamp
             if not self._token:
                 raise ClusterApiError(str(path), "no ServiceAccount token to authenticate with")
+            if not _header_safe(self._token):
+                self._token = ""  # never kept, never sent; read again when the file changes
+                raise ClusterApiError(
+                    str(path),
+                    "the ServiceAccount token holds control characters or spaces (a corrupt "
+                    "or hand-written token file); not sending it",
+                )
             return self._token
 
     def _ssl(self) -> ssl.SSLContext:
@@ -112,7 +128,7 @@ class KubeClient:
             if self._context is None or stamp != self._ca_stamp:
                 try:
                     self._context = ssl.create_default_context(cafile=str(path))
-                except (OSError, ssl.SSLError) as error:
+                except Exception as error:  # a bad CA file is a ClusterApiError
                     raise ClusterApiError(str(path), f"cannot load the CA: {error}") from None
                 self._ca_stamp = stamp
             return self._context
@@ -144,8 +160,10 @@ class KubeClient:
             connection.request(method, path, body=data, headers=self._headers(content_type))
             response = connection.getresponse()
             payload = response.read(_MAX_BODY + 1)
-        except (OSError, http.client.HTTPException) as error:
-            raise ClusterApiError(path, f"{type(error).__name__}: {error}") from None
+        except ClusterApiError:
+            raise
+        except Exception as error:  # every failure is a ClusterApiError
+            raise ClusterApiError(path, _describe(error)) from None
         finally:
             connection.close()
         return _decode(path, response.status, payload)
@@ -174,10 +192,12 @@ class KubeClient:
                     return
                 if line.strip():
                     yield _json(path, line)
-        except (OSError, http.client.HTTPException, ValueError) as error:
+        except ClusterApiError:
+            raise
+        except Exception as error:  # every failure is a ClusterApiError
             if session.closed:
                 return
-            raise ClusterApiError(path, f"{type(error).__name__}: {error}") from None
+            raise ClusterApiError(path, _describe(error)) from None
         finally:
             session.detach()
             connection.close()
@@ -214,6 +234,17 @@ class WatchSession:
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
+
+
+def _describe(error: BaseException) -> str:
+    """A failed call, said without echoing what was sent.
+
+    Network and HTTP errors describe the connection; any other error (``http.client``'s
+    ValueError on a header, a bug) may quote the request, and so the token: its type only.
+    """
+    if isinstance(error, (OSError, http.client.HTTPException)):
+        return f"{type(error).__name__}: {str(error)[:200]}"
+    return f"{type(error).__name__} while sending the request (details withheld: they may quote it)"
 
 
 def _json(path: str, raw: bytes) -> Any:

@@ -112,6 +112,21 @@ class PodReporter:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
 
+    def _send(self, patch: dict[str, object]) -> None:
+        """One PATCH; any failure at all becomes a `ClusterApiError`, so this thread lives on.
+
+        Only the error's type is kept for the unexpected ones: their text may quote the
+        request, and so the token.
+        """
+        try:
+            self.client.request("PATCH", self.path, patch, content_type=_MERGE_PATCH)
+        except ClusterApiError:
+            raise
+        except Exception as error:  # the reporting thread must never die
+            raise ClusterApiError(
+                self.path, f"{type(error).__name__} (details withheld: they may quote the request)"
+            ) from None
+
     def _run(self) -> None:
         while True:
             self._wake.wait()
@@ -150,13 +165,11 @@ class PodReporter:
     def _patch(self, state: Applied) -> None:
         patch = state.patch()
         try:
-            self.client.request("PATCH", self.path, patch, content_type=_MERGE_PATCH)
+            self._send(patch)
         except ClusterApiError as error:
             if error.status not in (403, 422) or patch == state.patch(name_rejected=False):
                 raise
-            self.client.request(
-                "PATCH", self.path, state.patch(name_rejected=False), content_type=_MERGE_PATCH
-            )
+            self._send(state.patch(name_rejected=False))
             if not self._unnamed:
                 logger.warning(
                     "hourglass: the API server refused the %s annotation (%s); the agents' "

@@ -157,8 +157,9 @@ class ConfigMapWatch:
                 self._failed(error)
             except Exception as error:  # a bug here must not end the agent's watch for good
                 fresh_read = True
-                logger.exception("hourglass: API watch of %s failed", self.name)
-                self._failed(ClusterApiError(self.path, repr(error)))
+                # Its type only: the text of an unexpected error may quote the request
+                # (and so the token), as http.client's ValueError on a header does.
+                self._failed(ClusterApiError(self.path, f"unexpected {type(error).__name__}"))
 
     def _failed(self, error: ClusterApiError) -> None:
         if self._stop.is_set():

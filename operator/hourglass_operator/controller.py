@@ -160,7 +160,8 @@ class Controller:
             for b in live
             if not cronjob or (plan.cronjob is not None and b.get("kind") == "SessionPolicy")
         }
-        condition = Condition(READY, False, "WriteRefused", message)
+        reason = refusal_reason(error)
+        condition = Condition(READY, False, reason, message)
         now = utcnow()
         planned: dict[ResourceKey, dict[str, Any]] = dict(plan.statuses) if cronjob else {}
         for body in live:
@@ -177,7 +178,7 @@ class Controller:
             _log.error("could not report the refusal on %s: %s", plan.namespace, status_error)
         for body in live:
             if key_of(body) in concerned:
-                self._post_event(body, "Warning", "WriteRefused", message)
+                self._post_event(body, "Warning", reason, message)
 
     def matches_last_write(self, namespace: str, configmap: Mapping[str, Any]) -> bool:
         """Whether a ConfigMap seen on the watch is one of our recent writes (nothing to do).
@@ -486,6 +487,16 @@ class WriteRefused(ApiRequestError):
         super().__init__(error.verb, error.what, error.status, error.reason)
         self.delay = delay
         self.permanent = permanent
+
+
+SESSION_STORE_LABEL = "hourglass.dev/session-store"
+"""The opt-in label a Secret needs before a SessionPolicy may name it (checked by the
+API server: manifests/operator/session-store-policy.yaml; the operator reads no Secret)."""
+
+
+def refusal_reason(error: ApiRequestError) -> str:
+    """``SecretNotOptedIn`` when the session-store policy refused it, else ``WriteRefused``."""
+    return "SecretNotOptedIn" if SESSION_STORE_LABEL in error.reason else "WriteRefused"
 
 
 def is_permanent(error: ApiRequestError, failures: int) -> bool:

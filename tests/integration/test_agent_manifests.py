@@ -102,8 +102,16 @@ def test_chart_agents_match_the_manifests(chart: helm.Chart) -> None:
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "hourglass-agent", "namespace": "agents-prod"}
     ]
-    (policy,) = _by_kind(docs, "ValidatingAdmissionPolicy")
-    (policy_binding,) = _by_kind(docs, "ValidatingAdmissionPolicyBinding")
+    (policy,) = [
+        d
+        for d in _by_kind(docs, "ValidatingAdmissionPolicy")
+        if d["metadata"]["name"].endswith("-agents")
+    ]
+    (policy_binding,) = [
+        d
+        for d in _by_kind(docs, "ValidatingAdmissionPolicyBinding")
+        if d["metadata"]["name"].endswith("-agents")
+    ]
     assert policy_binding["spec"]["policyName"] == policy["metadata"]["name"]
     shipped, _ = load_all(POLICY.read_text())
     for key in ("variables", "validations", "matchConstraints", "failurePolicy"):

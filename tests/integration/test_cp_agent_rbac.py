@@ -163,3 +163,52 @@ def test_a_token_not_bound_to_a_pod_changes_no_pod(
         lambda: _merge(real_cluster, ns, "a", _annotations((APPLIED_HASH, "x")), unbound)
     )
     assert "no pod" in str(error), error
+
+
+REJECTED_HASH = "hourglass.dev/rejected-hash"
+
+
+def test_exactly_the_documented_annotations_are_admitted(
+    real_cluster: Any, two_pods: tuple[str, str]
+) -> None:
+    """Issue 27, finding 4: the old prefix rule admitted any ``hourglass.dev/applied-*`` key."""
+    ns, token = two_pods
+    _wait_for_policy(real_cluster, ns, token)
+    patched = _merge(real_cluster, ns, "a", _annotations((REJECTED_HASH, "abc123")), token)
+    assert patched["metadata"]["annotations"][REJECTED_HASH] == "abc123"
+    for key in ("hourglass.dev/applied-anything", "hourglass.dev/applied-hash2", "hourglass.dev/x"):
+        error = _refused(
+            lambda key=key: _merge(real_cluster, ns, "a", _annotations((key, "z")), token)
+        )
+        assert key in str(error) and REJECTED_HASH in str(error), error
+
+
+def test_a_token_is_confined_to_its_pods_namespace_and_uid(
+    real_cluster: Any, two_pods: tuple[str, str]
+) -> None:
+    """Issue 27, finding 4: given an extra RoleBinding the project does not ship, a token
+    bound to ``<ns>/a`` could annotate ``<other>/a`` (the old policy matched the name only)."""
+    ns, token = two_pods
+    other = real_cluster.namespace()
+    try:
+        real_cluster.apply(agent_rbac(other))
+        real_cluster.kubectl("apply", "-f", "-", stdin=pod_manifest(other, "a"))
+        real_cluster.apply(
+            f"""apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: foreign-agent, namespace: {other}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: {AGENT_SA}}}
+subjects: [{{kind: ServiceAccount, name: {AGENT_SA}, namespace: {ns}}}]
+"""
+        )
+        _wait_for_policy(real_cluster, ns, token)
+        error = _refused(
+            lambda: _merge(real_cluster, other, "a", _annotations((APPLIED_HASH, "x")), token)
+        )
+        assert "only their own Pod" in str(error), error
+        annotations = real_cluster.get("pods", other, "a")["metadata"].get("annotations") or {}
+        assert APPLIED_HASH not in annotations
+        # Its own pod, same name, still works.
+        _merge(real_cluster, ns, "a", _annotations((APPLIED_HASH, "y")), token)
+    finally:
+        real_cluster.delete("namespaces", None, other)

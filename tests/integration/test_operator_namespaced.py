@@ -8,6 +8,7 @@ renamed for this test): a call those Roles do not allow is a 403 and fails the t
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -50,7 +51,24 @@ def _namespaced_rbac(namespaces: tuple[str, ...]) -> str:
         "kind": "ServiceAccount",
         "metadata": {"name": SA, "namespace": OPERATOR_NS},
     }
-    return yaml.safe_dump_all([sa, *docs])
+    return yaml.safe_dump_all([sa, *docs, *_admission_policy()])
+
+
+def _admission_policy() -> list[dict[str, Any]]:
+    """The shipped operator admission policy (issue 27), for this test's ServiceAccount:
+    the namespaced mode meets it too, with no refusal."""
+    shipped = RBAC.parents[1] / "operator" / "admission-policy.yaml"
+    docs = [d for d in yaml.safe_load_all(shipped.read_text()) if d]
+    for doc in docs:
+        doc["metadata"]["name"] += "-namespaced-test"
+        if doc["kind"] == "ValidatingAdmissionPolicyBinding":
+            doc["spec"]["policyName"] += "-namespaced-test"
+        for condition in doc["spec"].get("matchConditions", []):
+            condition["expression"] = condition["expression"].replace(
+                ":hourglass-operator'", f":{SA}'"
+            )
+            assert SA in condition["expression"]
+    return docs
 
 
 def _profile(ns: str) -> str:

@@ -129,10 +129,17 @@ REQUIRED: dict[tuple[str, str, str], tuple[frozenset[str], str]] = {
     ),
 }
 NAMED: dict[tuple[str, str, str], str] = {
+    **{("", "configmaps", verb): "hourglass-config" for verb in ("get", "list", "watch")},
+    ("", "configmaps", "patch"): "hourglass-config",
     ("", "configmaps", "delete"): "hourglass-config",
+    ("batch", "cronjobs", "get"): "hourglass-cleanup",
+    ("batch", "cronjobs", "patch"): "hourglass-cleanup",
     ("admissionregistration.k8s.io", "validatingwebhookconfigurations", "patch"): "hourglass",
 }
-"""Grants limited by ``resourceNames`` to the one object the operator needs them on."""
+"""Grants limited by ``resourceNames`` to the one object the operator needs them on: every
+get/list/watch/patch/update/delete of the objects it owns (issue 27; list and watch of
+hourglass-config carry ``fieldSelector=metadata.name=...``, which RBAC matches by name).
+``create`` cannot be named: the operator's admission policy limits it."""
 _CHECKED_ONLY = "a permission kube-apiserver checks (OwnerReferencesPermissionEnforcement), "
 NOT_RECORDED: dict[tuple[str, str, str], str] = {
     ("hourglass.dev", "timeoutprofiles/finalizers", "update"): _CHECKED_ONLY + "no request",
@@ -287,6 +294,18 @@ def test_grants_are_within_the_required_set(variant: str) -> None:
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
+def test_named_verbs_are_never_granted_for_every_object(variant: str) -> None:
+    """Issue 27, finding 2: get/patch on every ConfigMap and CronJob made a leaked operator
+    token able to patch kube-system/aws-auth-like objects."""
+    for group, resource, verb in NAMED:
+        for namespace in (WATCHED, "kube-system"):
+            other = Call(verb, group, resource, namespace, "aws-auth")
+            if other.cluster_scoped:
+                other = Call(verb, group, resource, None, "some-other-release")
+            assert not _allowed(VARIANTS[variant], other), f"{variant} allows {other}"
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
 def test_every_required_permission_is_granted(variant: str) -> None:
     for (group, resource, verb), (modes, _) in REQUIRED.items():
         if not modes & _modes(variant):
@@ -297,9 +316,9 @@ def test_every_required_permission_is_granted(variant: str) -> None:
 
 @pytest.mark.parametrize("variant", ["manifests namespaced", "chart namespace", "chart namespaces"])
 def test_namespaced_variants_grant_nothing_outside_watched_namespaces(variant: str) -> None:
-    elsewhere = Call("get", "", "configmaps", "kube-system")
+    elsewhere = Call("get", "", "configmaps", "kube-system", "hourglass-config")
     assert not _allowed(VARIANTS[variant], elsewhere)
-    assert _allowed(VARIANTS[variant], Call("get", "", "configmaps", WATCHED))
+    assert _allowed(VARIANTS[variant], Call("get", "", "configmaps", WATCHED, "hourglass-config"))
 
 
 def test_no_variant_can_read_secrets() -> None:
@@ -342,7 +361,7 @@ def _for_variant(call: Call, variant: str) -> Call | None:
     if (call.group, call.resource) == ("", "namespaces"):
         return call if namespaced else None
     if call.namespace is None and not call.cluster_scoped and namespaced:
-        return Call(call.verb, call.group, call.resource, WATCHED)
+        return Call(call.verb, call.group, call.resource, WATCHED, call.name)
     return call
 
 

@@ -83,15 +83,19 @@ seccompProfile:
   - apiGroups: ["hourglass.dev"]
     resources: ["timeoutprofiles/status", "sessionpolicies/status"]
     verbs: ["patch"]
-  - apiGroups: [""]
-    resources: ["configmaps"]
-    verbs: ["get", "list", "watch", "create", "patch"]
-  # OwnerReferencesPermissionEnforcement: changing hourglass-config's owner list (a
-  # profile joins or leaves) is allowed only to who may delete it; its name alone.
+  # hourglass-config and no other ConfigMap. list and watch too: kopf sends
+  # fieldSelector=metadata.name=hourglass-config, which RBAC matches against the name.
+  # delete: OwnerReferencesPermissionEnforcement lets only who may delete it change its
+  # owner list (a profile joins or leaves); the operator never sends a delete.
   - apiGroups: [""]
     resources: ["configmaps"]
     resourceNames: ["hourglass-config"]
-    verbs: ["delete"]
+    verbs: ["get", "list", "watch", "patch", "delete"]
+  # create cannot be limited by name: the admission policy hourglass-operator
+  # (templates/operator-admission-policy.yaml) admits only hourglass-config.
+  - apiGroups: [""]
+    resources: ["configmaps"]
+    verbs: ["create"]
   # OwnerReferencesPermissionEnforcement: blockOwnerDeletion on the ConfigMap and the
   # CronJob needs update on the owner's finalizers (a permission check, never a request).
   - apiGroups: ["hourglass.dev"]
@@ -99,7 +103,12 @@ seccompProfile:
     verbs: ["update"]
   - apiGroups: ["batch"]
     resources: ["cronjobs"]
-    verbs: ["get", "create", "patch"]
+    resourceNames: ["hourglass-cleanup"]
+    verbs: ["get", "patch"]
+  # create: the admission policy admits only hourglass-cleanup, with the hardened pod.
+  - apiGroups: ["batch"]
+    resources: ["cronjobs"]
+    verbs: ["create"]
   - apiGroups: ["batch"]
     resources: ["jobs"]
     verbs: ["list", "watch"]
