@@ -26,6 +26,7 @@ from types import TracebackType
 
 from agent_lib.errors import DeadlineExceeded
 from agent_lib.timeouts.metrics import TimeoutEvents, default_events
+from agent_lib.timeouts.timing import deadline_outcome, default_recorder
 
 Clock = Callable[[], float]
 
@@ -109,6 +110,11 @@ class Deadline:
             _current.reset(self._token)
             self._token = None
 
+    def _record(self, error: BaseException | None) -> None:
+        """One operation of this name in the latency histogram (`agent_lib.timeouts.timing`)."""
+        elapsed = self._clock() - self.started_at
+        default_recorder.observe(self.name, elapsed, deadline_outcome(self.name, error))
+
     def _outcome(self, error: BaseException | None) -> BaseException | None:
         """The exception to raise on exit instead of ``error``, if any."""
         if isinstance(error, DeadlineExceeded):
@@ -131,6 +137,7 @@ class Deadline:
     ) -> None:
         self._leave()
         replacement = self._outcome(exc)
+        self._record(replacement or exc)
         if replacement is not None:
             raise replacement from exc
 
@@ -154,10 +161,13 @@ class Deadline:
                 await timer.__aexit__(exc_type, exc, tb)
         except TimeoutError as timed_out:
             self._leave()
-            raise self._exceeded() from timed_out
+            exceeded = self._exceeded()
+            self._record(exceeded)
+            raise exceeded from timed_out
         finally:
             self._leave()
         replacement = self._outcome(exc)
+        self._record(replacement or exc)
         if replacement is not None:
             raise replacement from exc
 
