@@ -17,7 +17,7 @@ from typing import Any
 
 from agent_lib.config.bundle import CONFIGMAP_NAME
 from agent_lib.config.revision import revision_to_write
-from hourglass_operator import metrics
+from hourglass_operator import metrics, tuning
 from hourglass_operator.cronjob import (
     CRONJOB_NAME,
     POLICY_LABEL,
@@ -91,7 +91,7 @@ class Controller:
             started = time.perf_counter()
             plan = plan_namespace(
                 namespace,
-                live,
+                tuning.with_applied(live, self._status_of),
                 image=self._settings.image,
                 now=utcnow(),
                 statuses=self._statuses[namespace],
@@ -291,6 +291,21 @@ class Controller:
             cache[str(by_key[key]["metadata"].get("uid"))] = status
         for event in update.events:
             self._post_event(by_key[event.key], event.type, event.reason, event.message)
+
+    async def update_status(
+        self,
+        namespace: str,
+        body: Mapping[str, Any],
+        change: Callable[[Mapping[str, Any]], dict[str, Any]],
+    ) -> dict[str, Any]:
+        """Write ``change(status)`` over a resource's status as last written (spec.tuning)."""
+        async with self._locks[namespace]:
+            old = self._status_of(body)
+            new = change(old)
+            if new != old:
+                await self._patch_status(namespace, key_of(body), old, new)
+                self._statuses[namespace][str(body.get("metadata", {}).get("uid"))] = new
+            return new
 
     def _status_of(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
         """The status a resource has now: ours if written since the body was seen."""
