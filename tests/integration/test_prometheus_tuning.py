@@ -11,23 +11,27 @@ from __future__ import annotations
 
 import asyncio
 import math
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
-from hourglass_operator.tuning_loop import PrometheusClient, Tuner
+import yaml
+from hourglass_operator.tuning_loop import PrometheusClient, PrometheusError, Tuner
 
 from agent_lib.durations import parse_duration
 from hourglass_cli.valkey_server import free_port, stop_process
 from tests.fixtures.synthetic_agent import draws
-from tests.prometheus._run import Prometheus
+from tests.prometheus._run import Prometheus, scrape_config
 
 NAMESPACE = "agents-tuned"
 Q = 0.999
 HEADROOM = 1.5
+HOURGLASS = str(Path(sys.executable).with_name("hourglass"))
 
 
 def true_quantile(values: list[float], q: float) -> float:
@@ -91,7 +95,7 @@ def tune(url: str, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_p999_through_promql_and_the_recommendation(
-    prometheus_server: Callable[..., Prometheus], agents: Callable[..., str]
+    prometheus_server: Callable[..., Prometheus], agents: Callable[..., str], tmp_path: Path
 ) -> None:
     """Two agents, lognormal(median 0.8 s, sigma 0.6): PromQL's p99.9 within ±10% of the
     true one, the recommendation within ±15% of headroom x the true p99.9; a third agent
@@ -126,6 +130,39 @@ def test_p999_through_promql_and_the_recommendation(
     assert parse_duration(tool["value"]) == pytest.approx(1.5 * HEADROOM)
     tuned = next(c for c in status["conditions"] if c["type"] == "Tuned")
     assert (tuned["status"], tuned["reason"]) == ("True", "Recommended")
+
+    # `hourglass recommend` as the docs run it: profiles from a file, this Prometheus.
+    profiles = tmp_path / "profiles.yaml"
+    profiles.write_text(yaml.safe_dump(profile({"llmCall": "60s", "toolCall": "1500ms"})))
+    shown = subprocess.run(
+        [
+            HOURGLASS,
+            "recommend",
+            "-n",
+            NAMESPACE,
+            "-f",
+            str(profiles),
+            "--prometheus-url",
+            server.url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert shown[0].split() == [
+        "PROFILE",
+        "NAME",
+        "CURRENT",
+        "OBSERVED",
+        "P99.9",
+        "RECOMMENDED",
+        "SAMPLES",
+        "CENSORED",
+    ]
+    rows = {line.split()[1]: line.split() for line in shown[1:]}
+    assert rows["llmCall"][2] == "1m" and rows["llmCall"][-1] == "no"
+    assert parse_duration(rows["llmCall"][4]) == parse_duration(llm["value"])
+    assert rows["toolCall"][-1] == "yes"
 
 
 def test_prometheus_going_away_keeps_the_last_value(
@@ -169,3 +206,56 @@ def test_the_client_counts_its_queries(prometheus_server: Callable[..., Promethe
     client = PrometheusClient(server.url)
     assert asyncio.run(client.vector("vector(1)", label="none")) == {"": 1.0}
     assert client.queries == 1
+
+
+def test_python_m_tests_prometheus_prints_the_url_and_stops_on_sigterm(
+    prometheus_binary: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "prometheus.yml"
+    config.write_text(scrape_config(["127.0.0.1:1"]))
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.prometheus",
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--scrape-config",
+            str(config),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline().strip()
+        assert line.startswith("PROMETHEUS_URL=http://127.0.0.1:"), line
+        url = line.removeprefix("PROMETHEUS_URL=")
+        client = PrometheusClient(url)
+        assert asyncio.run(client.vector("vector(1)", label="none")) == {"": 1.0}
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+        with pytest.raises(PrometheusError):
+            asyncio.run(client.vector("vector(1)"))
+    finally:
+        if process.poll() is None:
+            stop_process(process, 5.0)  # type: ignore[arg-type]
+
+
+def test_python_m_tests_prometheus_refuses_a_missing_config(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.prometheus",
+            "--state-dir",
+            str(tmp_path),
+            "--scrape-config",
+            str(tmp_path / "nope.yml"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2 and "--scrape-config" in done.stderr
+    assert "Traceback" not in done.stderr
