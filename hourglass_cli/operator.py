@@ -111,6 +111,8 @@ def operator(
     try:
         settings = OperatorSettings.from_env(env)
     except OperatorConfigError as error:
+        if prometheus_url is not None and error.field == "HOURGLASS_PROMETHEUS_URL":
+            raise click.BadParameter(error.reason, param_hint="'--prometheus-url'") from None
         raise click.UsageError(str(error)) from None
     overrides: dict[str, object] = {
         # kopf's own names for its text formats are accepted as well.
