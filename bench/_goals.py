@@ -19,4 +19,6 @@ GOALS: dict[str, tuple[str, float]] = {
     # issue 22: timeouts sized from observed latency
     "timed_overhead_ns": ("<=", 1000.0),
     "recommend_error_pct": ("<=", 15.0),
+    # 3 queries per tuned profile per round, a round every 300 s by default
+    "tuning_queries_per_profile_hour": ("<=", 36.0),
 }
