@@ -12,6 +12,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -125,6 +126,21 @@ def test_apply_on_the_real_control_plane(
             "get", "tp", "-n", ns
         )
         assert row.split()[header.split().index("TUNED")] == "True"
+
+        # `hourglass recommend -n NS` reads the same status as a table.
+        table = subprocess.run(
+            [
+                str(Path(sys.executable).with_name("hourglass")),
+                *("recommend", "-n", ns, "--kubeconfig", str(real_cluster.kubeconfig)),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()
+        assert table[0].split()[:4] == ["PROFILE", "NAME", "CURRENT", "OBSERVED"]
+        rows = {line.split()[1]: line.split() for line in table[1:]}
+        assert rows["llmCall"][:3] == ["prod", "llmCall", "1m"]
+        assert rows["llmCall"][4] == llm["value"] and rows["toolCall"][-1] == "yes"
 
         # Prometheus going away: Tuned=False, the last recommendation and the applied value stay.
         server.stop()

@@ -26,6 +26,13 @@ def count(name: str, outcome: str) -> float:
     return REGISTRY.get_sample_value(f"{METRIC}_count", labels) or 0.0
 
 
+@pytest.fixture(autouse=True)
+def fresh_recorder() -> None:
+    """The process-wide recorder keeps at most MAX_NAMES names: other test files' deadlines
+    would otherwise use them up and these names would land in ``_other``."""
+    timing.default_recorder.reset()
+
+
 @pytest.fixture
 def tm() -> TimeoutManager:
     return TimeoutManager(config_dir="/nonexistent", overrides={"llmCall": 2, "connect": 1})
@@ -127,13 +134,19 @@ def test_names_are_bounded() -> None:
 
 
 def test_exported_buckets_are_cumulative_and_le_labels_parse() -> None:
-    registry_text = "\n".join(
-        f"{s.name}{s.labels} {s.value}"
+    timing.default_recorder.observe("exported", 0.5, "ok")
+    buckets = [
+        s
         for family in REGISTRY.collect()
         if family.name == METRIC
         for s in family.samples
-    )
-    assert "le" in registry_text
+        if s.name.endswith("_bucket") and s.labels["name"] == "exported"
+    ]
+    assert len(buckets) == len(timing.BUCKETS) + 1 and buckets[-1].labels["le"] == "+Inf"
+    bounds = [float(s.labels["le"]) for s in buckets[:-1]]
+    assert bounds == list(timing.BUCKETS)
+    assert [s.value for s in buckets] == sorted(s.value for s in buckets)
+    assert buckets[-1].value == 1
     recorder = LatencyRecorder()
     for value in (0.005, 0.5, 5.0, 5000.0):
         recorder.observe("x", value, "ok")
