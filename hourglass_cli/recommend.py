@@ -3,7 +3,8 @@
 By default the table is the operator's ``status.recommendations`` of the namespace's
 tuned TimeoutProfiles. With ``--prometheus-url`` it is computed now, by the operator's
 own code, from that Prometheus (profiles from the cluster, or from ``-f FILE``): the
-same queries, censoring and bounds, nothing written anywhere.
+same queries, censoring and bounds, nothing written anywhere; a profile whose tuning is
+``Off`` (or absent) is then computed as ``Recommend`` with its other tuning settings.
 """
 
 from __future__ import annotations
@@ -141,6 +142,15 @@ def _from_file(path: Path, namespace: str) -> list[dict[str, Any]]:
     return documents
 
 
+def _recommending(body: Mapping[str, Any]) -> dict[str, Any]:
+    """Asked explicitly, a profile without tuning (or Off) is computed as Recommend."""
+    spec = dict(body.get("spec") or {})
+    tuning = dict(spec.get("tuning") or {})
+    if tuning.get("mode", "Off") == "Off":
+        tuning["mode"] = "Recommend"
+    return {**body, "spec": {**spec, "tuning": tuning}}
+
+
 def _computed(
     namespace: str, profiles: Sequence[Mapping[str, Any]], url: str, selector: str
 ) -> list[dict[str, Any]]:
@@ -153,9 +163,10 @@ def _computed(
         statuses[uid] = change(statuses.get(uid, body.get("status") or {}))
         return statuses[uid]
 
-    asyncio.run(Tuner(keep, url, selector).run_round(namespace, list(profiles)))
+    asked = [_recommending(body) for body in profiles]
+    asyncio.run(Tuner(keep, url, selector).run_round(namespace, asked))
     out = []
-    for body in profiles:
+    for body in asked:
         uid = str(body.get("metadata", {}).get("uid"))
         status = statuses.get(uid)
         if status is not None:

@@ -133,7 +133,12 @@ def test_p999_through_promql_and_the_recommendation(
 
     # `hourglass recommend` as the docs run it: profiles from a file, this Prometheus.
     profiles = tmp_path / "profiles.yaml"
-    profiles.write_text(yaml.safe_dump(profile({"llmCall": "60s", "toolCall": "1500ms"})))
+    untuned = profile({"llmCall": "60s"})
+    untuned["metadata"] = {"name": "dev"}
+    del untuned["spec"]["tuning"]
+    profiles.write_text(
+        yaml.safe_dump_all([profile({"llmCall": "60s", "toolCall": "1500ms"}), untuned])
+    )
     shown = subprocess.run(
         [
             HOURGLASS,
@@ -159,10 +164,17 @@ def test_p999_through_promql_and_the_recommendation(
         "SAMPLES",
         "CENSORED",
     ]
-    rows = {line.split()[1]: line.split() for line in shown[1:]}
-    assert rows["llmCall"][2] == "1m" and rows["llmCall"][-1] == "no"
-    assert parse_duration(rows["llmCall"][4]) == parse_duration(llm["value"])
-    assert rows["toolCall"][-1] == "yes"
+    rows = {tuple(line.split()[:2]): line.split() for line in shown[1:]}
+    assert rows["prod", "llmCall"][2] == "1m" and rows["prod", "llmCall"][-1] == "no"
+    # computed a moment later: the window's extrapolation moves it slightly
+    assert parse_duration(rows["prod", "llmCall"][4]) == pytest.approx(
+        parse_duration(llm["value"]), rel=0.05
+    )
+    assert rows["prod", "toolCall"][-1] == "yes"
+    # asked explicitly, a profile without spec.tuning is computed as Recommend
+    assert parse_duration(rows["dev", "llmCall"][4]) == pytest.approx(
+        parse_duration(rows["prod", "llmCall"][4]), rel=0.05
+    )
 
 
 def test_prometheus_going_away_keeps_the_last_value(
