@@ -123,9 +123,33 @@ class Tuner:
     async def run_round(self, namespace: str, bodies: Sequence[Mapping[str, Any]]) -> bool:
         """Tune every tuned profile of ``namespace``; True when an applied value moved."""
         moved = False
-        for body, spec, timeouts in tuned_profiles(namespace, bodies):
+        tuned = tuned_profiles(namespace, bodies)
+        for body, spec, timeouts in tuned:
             moved |= await self._tune(namespace, body, spec, timeouts)
+        names = {str(body.get("metadata", {}).get("name")) for body, _, _ in tuned}
+        for body in bodies:
+            if body.get("kind") == "TimeoutProfile" and body["metadata"].get("name") not in names:
+                await self._untuned(namespace, body)
         return moved
+
+    async def _untuned(self, namespace: str, body: Mapping[str, Any]) -> None:
+        """A profile whose tuning was turned Off (or made invalid): its Tuned condition, if
+        any, says so; the recommendations stay for reference, and nothing is applied."""
+        generation = int(body.get("metadata", {}).get("generation") or 0)
+        stamp = tuning._stamp(self._clock())
+        condition = Condition(
+            tuning.TUNED, False, "TuningOff", "spec.tuning.mode is Off: the spec's values run"
+        )
+
+        def change(status: Mapping[str, Any]) -> dict[str, Any]:
+            old = next(
+                (c for c in status.get("conditions") or () if c.get("type") == tuning.TUNED), None
+            )
+            if old is None or old.get("reason") == "TuningOff":
+                return dict(status)
+            return with_condition(status, condition, generation, stamp)
+
+        await self._write(namespace, body, change)
 
     async def _tune(
         self,

@@ -171,6 +171,36 @@ def test_off_profiles_are_never_queried() -> None:
     assert tuned_profiles("ns", [profile("Off")]) == []
 
 
+def test_turning_tuning_off_says_so_once_and_keeps_the_recommendations() -> None:
+    """Without this, a profile switched to Off kept showing Tuned=True from its last round."""
+    kept = {"llmCall": {"value": "12s"}}
+    was_tuned = {
+        "recommendations": kept,
+        "conditions": [{"type": "Tuned", "status": "True", "reason": "Applied"}],
+    }
+    statuses: dict[str, dict[str, Any]] = {"u1": was_tuned}
+    writes: list[dict[str, Any]] = []
+
+    async def write(_ns: str, body: Mapping[str, Any], change: Any) -> dict[str, Any]:
+        uid = body["metadata"]["uid"]
+        new = change(statuses[uid])
+        if new != statuses[uid]:
+            writes.append(new)
+        statuses[uid] = new
+        return new
+
+    tuner = Tuner(write, None)
+    for _ in range(3):
+        asyncio.run(tuner.run_round("ns", [profile("Off")]))
+    assert len(writes) == 1
+    (condition,) = statuses["u1"]["conditions"]
+    assert (condition["status"], condition["reason"]) == ("False", "TuningOff")
+    assert statuses["u1"]["recommendations"] == kept
+    assert tuning.with_applied([profile("Off", **statuses["u1"])])[0]["spec"]["timeouts"] == {
+        "llmCall": "60s"
+    }
+
+
 class ApplySchedule(RuleBasedStateMachine):
     """Rounds of recommendations while time passes: what Apply does with them.
 
