@@ -6,17 +6,17 @@ valkey-server and puts two thin adapters where the tests take their session clas
 ``agents.SQLiteSession`` (tests/memory/test_session.py) and
 ``agents.extensions.memory.redis_session.RedisSession``
 (tests/extensions/memory/test_redis_session.py). The adapters only translate the
-constructors; every call the tests make runs HourglassSession's own code. None of the
-SDK's test code is copied.
+constructors (and RedisSession's ``ping``/``close``, SQLiteSession's sync ``close``);
+every call the tests make runs HourglassSession's own code, including the ``run_sync``
+cases that call one session from several event loops. None of the SDK's test code is
+copied.
 """
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import hashlib
 import tempfile
-import weakref
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,6 @@ import agents
 import agents.extensions.memory.redis_session as sdk_redis
 
 from agent_lib.integrations.openai_agents import HourglassSession
-from agent_lib.sessions.items import SessionItems
 from agent_lib.sessions.manager import SessionManager
 from hourglass_cli.valkey_server import EmbeddedValkey
 
@@ -36,46 +35,11 @@ def _namespace(seed: str) -> str:
     return "sdk-" + hashlib.sha256(seed.encode()).hexdigest()[:16]
 
 
-class _PerLoop(HourglassSession):
-    """HourglassSession with one SessionManager per event loop: the tests call one
-    session object from ``run_sync`` threads and thread pools, each with its own loop,
-    and a Redis connection belongs to the loop that opened it."""
-
-    def __init__(self, session_id: str, namespace: str, ttl: float, **settings: Any) -> None:
-        self._options = {"namespace": namespace, "ttl": ttl, "max_lifetime": None}
-        self._managers: weakref.WeakKeyDictionary[Any, SessionManager] = weakref.WeakKeyDictionary()
-        super().__init__(session_id, self._manager(None), **settings)
-
-    def _manager(self, loop: Any) -> SessionManager:
-        if loop is None:
-            return SessionManager.from_url(_server.url, **self._options)  # type: ignore[arg-type]
-        manager = self._managers.get(loop)
-        if manager is None:
-            manager = self._managers[loop] = self._manager(None)
-        return manager
-
-    def _bind(self) -> None:
-        self.sessions = self._manager(asyncio.get_running_loop())
-        self._items = SessionItems(self.sessions)
-
-    async def get_items(self, limit: int | None = None) -> Any:
-        self._bind()
-        return await super().get_items(limit)
-
-    async def add_items(self, items: Any) -> None:
-        self._bind()
-        await super().add_items(items)
-
-    async def pop_item(self) -> Any:
-        self._bind()
-        return await super().pop_item()
-
-    async def clear_session(self) -> None:
-        self._bind()
-        await super().clear_session()
+def _sessions(namespace: str, ttl: float) -> SessionManager:
+    return SessionManager.from_url(_server.url, namespace=namespace, ttl=ttl, max_lifetime=None)
 
 
-class SQLiteShaped(_PerLoop):
+class SQLiteShaped(HourglassSession):
     """Takes SQLiteSession's constructor; each database path is its own namespace."""
 
     def __init__(
@@ -89,13 +53,14 @@ class SQLiteShaped(_PerLoop):
         seed = f"{db_path}|{sessions_table}|{messages_table}"
         if str(db_path) == ":memory:":
             seed += f"|{id(self)}"
-        super().__init__(session_id, _namespace(seed), 1800.0, session_settings=session_settings)
+        sessions = _sessions(_namespace(seed), 1800.0)
+        super().__init__(session_id, sessions, session_settings=session_settings)
 
     def close(self) -> None:
-        """SQLiteSession.close is synchronous; the managers close with their loops."""
+        """SQLiteSession.close is synchronous; each loop's pool closes with its loop."""
 
 
-class RedisShaped(_PerLoop):
+class RedisShaped(HourglassSession):
     """Takes RedisSession's constructor; each key prefix is its own namespace."""
 
     def __init__(
@@ -107,23 +72,17 @@ class RedisShaped(_PerLoop):
         ttl: int | None = None,
         session_settings: Any = None,
     ) -> None:
-        super().__init__(
-            session_id,
-            _namespace(key_prefix),
-            float(ttl) if ttl else 1800.0,
-            session_settings=session_settings,
-        )
+        sessions = _sessions(_namespace(key_prefix), float(ttl) if ttl else 1800.0)
+        super().__init__(session_id, sessions, session_settings=session_settings)
 
     @classmethod
     def from_url(cls, session_id: str, *, url: str, **kwargs: Any) -> RedisShaped:
         return cls(session_id, **kwargs)
 
     async def ping(self) -> bool:
-        self._bind()
         return await self.sessions.count() >= 0
 
     async def close(self) -> None:
-        self._bind()
         await self.sessions.close()
 
 

@@ -73,7 +73,8 @@ class SessionStoreUnavailable(SessionError, ConnectionError):
 
     Raised instead of reporting success: when this escapes a write, the write may
     or may not have been applied, and the caller must treat it as not saved.
-    ``reason`` is a short code: ``connection``, ``timeout``, ``oom``, ``readonly``,
+    ``reason`` is a short code: ``connection``, ``timeout``, ``auth`` (a missing or
+    wrong password), ``noperm`` (an ACL denies a command), ``oom``, ``readonly``,
     ``loading``, ``tryagain``, ``masterdown``, ``clusterdown``, ``busy`` or ``error``.
     """
 

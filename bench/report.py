@@ -410,7 +410,7 @@ def _areas_section(areas: dict[str, dict[str, Any]]) -> list[str]:
     if not areas:
         return []
     rows = []
-    for name, about in areas.items():
+    for name, about in sorted(areas.items()):
         before, after = about.get("load_before"), about.get("load_after")
         load = "-" if before is None else f"{before:g} -> {after:g}"
         seconds = about.get("seconds")
@@ -477,9 +477,12 @@ def _series_section(series: dict[str, Any], plots: dict[str, Path], doc_dir: Pat
         "",
         "## Reload latency",
         "",
-        f"From the start of a kubelet-style `..data` swap to the `on_change` callback, "
-        f"{len(reload)} swaps with real inotify: p50 {percentile(reload, 50):.1f} ms, "
+        "From the start of a kubelet-style `..data` swap to the `on_change` callback, with",
+        "real inotify. The plot and this paragraph's figures come from the plot series'",
+        f"own run (dated below), {len(reload)} swaps: p50 {percentile(reload, 50):.1f} ms, "
         f"p99 {percentile(reload, 99):.1f} ms, max {max(reload):.1f} ms.",
+        "The table's `reload_latency_p50_ms` and `reload_latency_p99_ms` come from the",
+        "`timeouts` area's run: the two differ by the spread between runs.",
         "",
         f"![reload latency]({plots['reload'].relative_to(doc_dir).as_posix()})",
         "",

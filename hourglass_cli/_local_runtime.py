@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
-import hashlib
 import time
 import zoneinfo
 from collections.abc import Sequence
@@ -22,10 +21,9 @@ from typing import Any
 from croniter import croniter
 from watchfiles import awatch
 
-from agent_lib.config import CONFIG_KEY, REVISION_KEY, RenderedConfig, parse_config
+from agent_lib.config import CONFIG_KEY, REVISION_KEY, RenderedConfig
 from agent_lib.config.bundle import RenderedSessionPolicy
 from agent_lib.config.revision import revision_to_write
-from agent_lib.errors import ConfigError
 from agent_lib.sessions.manager import SessionManager
 from agent_lib.timeouts.reload import atomic_swap
 from hourglass_cli._local_render import LocalRenderError, profile_hashes, render_paths
@@ -69,11 +67,11 @@ class LocalRuntime:
                 self.options.paths, self.options.namespace, exclude=self.options.state_dir
             )
         except LocalRenderError as error:
+            # Only this run's inputs are ever served: a first render that fails publishes
+            # nothing (and adopts nothing a previous run left in the state folder).
             self.status.reload_error = str(error)
-            if self.rendered is None:
-                self._adopt_published()
-            kept = f" (kept {self.rendered.hash})" if self.rendered else ""
-            self.view.event(f"invalid edit{kept}:\n  " + "\n  ".join(error.lines), error=True)
+            what = f"invalid edit (kept {self.rendered.hash})" if self.rendered else "render failed"
+            self.view.event(f"{what}:\n  " + "\n  ".join(error.lines), error=True)
             return False
         self.status.reload_error = None
         if self.rendered is not None and rendered.hash == self.rendered.hash:
@@ -93,20 +91,6 @@ class LocalRuntime:
         verb = "rendered" if previous is None else f"reloaded {previous.hash} ->"
         self.view.event(f"{verb} {rendered.hash}: profiles {', '.join(self.status.profiles)}")
         return True
-
-    def _adopt_published(self) -> None:
-        """At start with invalid specs, keep serving what a previous run published."""
-        content = _published(self.options.config_dir)
-        if content is None:
-            return
-        try:
-            config = parse_config(content)
-        except ConfigError:
-            return
-        digest = hashlib.sha256(content.encode()).hexdigest()[:16]
-        self.rendered = RenderedConfig(config.namespace, content, digest, {}, config)
-        self._publish_status(self.rendered)
-        self._policy_changed.set()
 
     def _publish_status(self, rendered: RenderedConfig) -> None:
         status = self.status
@@ -267,14 +251,6 @@ def _is_spec_change(path: str, folders: Sequence[Path], files: set[Path], state:
     if candidate.suffix not in (".yaml", ".yml") or candidate.is_relative_to(state):
         return False
     return candidate in files or any(candidate.is_relative_to(f) for f in folders)
-
-
-def _published(config_dir: Path) -> str | None:
-    """What the folder serves now (a restart with unchanged specs swaps nothing)."""
-    try:
-        return (config_dir / CONFIG_KEY).read_text()
-    except OSError:
-        return None
 
 
 def _published_data(config_dir: Path) -> dict[str, str]:

@@ -6,7 +6,6 @@ that CI logs and pipes stay readable.
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,6 +16,8 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
+
+from agent_lib.sessions.store_url import mask_url
 
 
 @dataclass
@@ -62,12 +63,9 @@ def _ago(timestamp: float | None) -> str:
     return f"{_clock(timestamp)} ({seconds}s ago)"
 
 
-_PASSWORD = re.compile(r"(?<=://)([^/@:]*):[^/@]*@")
-
-
 def redact(url: str) -> str:
     """``url`` without its password, for a screen others may see."""
-    return _PASSWORD.sub(r"\1:***@", url)
+    return mask_url(url) if url else url
 
 
 def cleanup_summary(report: dict[str, Any] | None) -> str:

@@ -2,8 +2,10 @@
 
 `hourglass rollout status` takes a snapshot (the namespace's TimeoutProfiles and
 SessionPolicies, the hash on ConfigMap hourglass-config, the agent pods) every
-interval and prints what changed; the pod states come from the operator's own
-`hourglass_operator.rollout`, so the CLI and status.rollout agree.
+interval and prints what changed; which pods count and their states come from the
+operator's own `hourglass_operator.rollout`, so the CLI and status.rollout agree.
+A resource that is invalid or whose write the API server refused (``Valid`` or
+``Ready`` False) fails the rollout at once, with the operator's reason.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hourglass_operator.rollout import PodReport, PodState, aggregate
+from hourglass_operator.rollout import PodReport, PodState, aggregate, counts
 
 
 class Verdict(enum.Enum):
@@ -28,6 +30,18 @@ class Snapshot:
     resources: Sequence[Mapping[str, Any]]
     config_hash: str | None
     pods: Sequence[PodReport]
+
+    @classmethod
+    def of(
+        cls,
+        namespace: str,
+        resources: Sequence[Mapping[str, Any]],
+        config_hash: str | None,
+        pods: Sequence[Mapping[str, Any]],
+    ) -> Snapshot:
+        """A snapshot from raw Pod objects: only the pods that count (`counts`) are kept."""
+        reports = [PodReport.from_pod(pod) for pod in pods if counts(pod)]
+        return cls(namespace, resources, config_hash, [r for r in reports if r is not None])
 
 
 @dataclass(frozen=True)
@@ -60,6 +74,13 @@ def judge(snapshot: Snapshot) -> Progress:
     ]
     if invalid:
         return Progress(Verdict.FAILED, "the new config was not rendered", errors=invalid)
+    refused = [
+        f"{_name(r)} is not ready ({ready.get('reason', '')}): {ready.get('message', '')}"
+        for r in sorted(snapshot.resources, key=_name)
+        if (ready := _condition(r, "Ready")).get("status") == "False"
+    ]
+    if refused:
+        return Progress(Verdict.FAILED, "the new config was not written", errors=refused)
     target = snapshot.config_hash
     if target is None:
         return Progress(Verdict.WAITING, f"waiting for ConfigMap hourglass-config in {ns}")

@@ -20,6 +20,7 @@ def load_specs(paths: Sequence[str], namespace: str | None) -> ParsedSpecs:
             ns: items for ns, items in parsed.by_namespace.items() if ns == namespace
         }
         parsed.problems = [p for p in parsed.problems if p.namespace in ("", namespace)]
+        parsed.read = [ns for ns in parsed.read if ns == namespace]
     return parsed
 
 

@@ -15,21 +15,29 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from agent_lib.errors import ConfigError, SessionError
+from agent_lib.sessions._ids import validate_namespace
 from agent_lib.sessions.settings import (
     SessionSettings,
     from_environment,
     mounted_policy,
     policy_file,
 )
+from agent_lib.sessions.store_url import check_store_url, url_source
 from agent_lib.sessions.stores.base import CleanupReport
 
 TERMINATION_LOG = Path("/dev/termination-log")
 
 
 @click.command()
-@click.option("--redis-url", envvar="REDIS_URL", required=True, help="Session store URL.")
+@click.option(
+    "--redis-url",
+    envvar="REDIS_URL",
+    required=True,
+    help="Session store URL (default: $REDIS_URL), such as redis://host:6379/0.",
+)
 @click.option(
     "--namespace", "-n", envvar="HOURGLASS_NAMESPACE", required=True, help="Session namespace."
 )
@@ -59,8 +67,15 @@ def cleanup(
     verify: bool,
     as_json: bool,
 ) -> None:
-    """Remove expired, lifetime-ended and over-cap sessions of NAMESPACE."""
+    """Remove expired, lifetime-ended and over-cap sessions of NAMESPACE.
+
+    The store's URL comes from --redis-url or REDIS_URL. Exit codes: 0 done, 1 the store
+    was unreachable or refused, 2 bad input (the message names the flag or variable).
+    """
     try:
+        context = click.get_current_context()
+        check_store_url(redis_url, _url_source(context))
+        validate_namespace(namespace, _flag_or_variable(context, "namespace"))
         settings = _settings(redis_url, namespace, policy, batch_size)
         report = asyncio.run(_run(settings, max_batches, dry_run, verify))
     except ConfigError as error:
@@ -82,7 +97,27 @@ def cleanup(
             f"{report.evicted} evicted; {report.bytes_freed} bytes; "
             f"{report.scanned} scanned in {report.duration_s:.3f}s"
             + ("" if report.complete else " (stopped early; the next run continues)")
+            + (
+                ""
+                if report.extra.get("evictions_settled", True)
+                else "; Redis kept evicting keys meanwhile: counts may be off until the next run"
+            )
         )
+
+
+def _url_source(ctx: click.Context) -> str:
+    """``--redis-url`` or the variable it came from (the operator names its Secret)."""
+    if ctx.get_parameter_source("redis_url") is ParameterSource.COMMANDLINE:
+        return "--redis-url"
+    return url_source({}, os.environ)
+
+
+def _flag_or_variable(ctx: click.Context, name: str) -> str:
+    """What the user wrote for option ``name``: its flag, or the variable it came from."""
+    option = next(p for p in ctx.command.params if p.name == name)
+    if ctx.get_parameter_source(name) is ParameterSource.ENVIRONMENT and option.envvar:
+        return str(option.envvar)
+    return max(option.opts, key=len)
 
 
 def _settings(

@@ -9,20 +9,26 @@ and shows a live status. ``--once`` renders, cleans once and exits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import json
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 
+from agent_lib.errors import ConfigError
+from agent_lib.sessions.store_url import check_store_url
 from hourglass_cli._local_runtime import LocalOptions, LocalRuntime
-from hourglass_cli._local_status import LocalStatus, PlainView, make_view
+from hourglass_cli._local_status import LocalStatus, PlainView, make_view, redact
 from hourglass_cli.valkey_server import EmbeddedValkey, ValkeyError
 
 DEFAULT_PATHS = ("config/",)
 DEFAULT_STATE_DIR = ".hourglass"
+LOCK_FILE = "lock"
 
 
 @click.command()
@@ -46,7 +52,11 @@ DEFAULT_STATE_DIR = ".hourglass"
     default=None,
     help="Namespace to render (default: the one the files name, else 'local').",
 )
-@click.option("--once", is_flag=True, help="Render, clean once, print a JSON summary and exit.")
+@click.option(
+    "--once",
+    is_flag=True,
+    help="Render, clean once, print a JSON summary on stdout (the env lines on stderr), exit.",
+)
 def local(
     paths: tuple[str, ...],
     state_dir: str,
@@ -60,6 +70,11 @@ def local(
     invalid edit is shown and the last good config is kept. Ctrl-C stops everything
     local mode started.
     """
+    if redis_url is not None:
+        try:
+            check_store_url(redis_url, "--redis-url")
+        except ConfigError as error:
+            raise click.UsageError(str(error)) from None
     options = LocalOptions(
         paths=paths or DEFAULT_PATHS,
         state_dir=Path(state_dir).resolve(),
@@ -69,18 +84,45 @@ def local(
     for path in options.paths:
         if not Path(path).exists():
             raise click.BadParameter(f"{path} does not exist", param_hint="PATH")
-    code = asyncio.run(_main(options, once))
+    with _state_lock(options.state_dir):
+        code = asyncio.run(_main(options, once))
     if code:
         sys.exit(code)
+
+
+@contextlib.contextmanager
+def _state_lock(state_dir: Path) -> Iterator[None]:
+    """One ``hourglass local`` per state folder: two runs (``make run`` and a plain one)
+    would otherwise publish over each other and share one Valkey's data."""
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        handle = (state_dir / LOCK_FILE).open("a")
+    except OSError as error:
+        raise click.ClickException(
+            f"--state-dir {state_dir}: cannot use it: {error.strerror or error}"
+        ) from None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise click.ClickException(
+                f"--state-dir {state_dir} is in use by another 'hourglass local'; "
+                "stop it or pass another --state-dir"
+            ) from None
+        yield
 
 
 async def _main(options: LocalOptions, once: bool) -> int:
     status = LocalStatus(config_dir=str(options.config_dir))
     runtime = LocalRuntime(options, status, PlainView(status))
-    options.state_dir.mkdir(parents=True, exist_ok=True)
     env_file = options.state_dir / "env"
     env_file.unlink(missing_ok=True)
-    if not runtime.reload() and once:
+    if not runtime.reload():
+        click.echo(
+            "hourglass local: the first render failed, nothing is served (fix the files "
+            "above and start again)",
+            err=True,
+        )
         return 1
     valkey: EmbeddedValkey | None = None
     try:
@@ -92,7 +134,7 @@ async def _main(options: LocalOptions, once: bool) -> int:
             status.redis_url, status.redis_origin = valkey.url, f"embedded, pid {valkey.pid}"
         else:
             status.redis_url, status.redis_origin = options.redis_url, "--redis-url"
-        _announce(options, status)
+        _announce(options, status, once)
         if once:
             return await _once(runtime)
         await _live(runtime)
@@ -103,16 +145,18 @@ async def _main(options: LocalOptions, once: bool) -> int:
             valkey.stop()
 
 
-def _announce(options: LocalOptions, status: LocalStatus) -> None:
+def _announce(options: LocalOptions, status: LocalStatus, once: bool) -> None:
     """Print the two lines an agent needs; STATE_DIR/env holds them while local mode runs
-    (scripts wait for it, then ``source`` it)."""
+    (scripts wait for it, then ``source`` it). The printed URL has its password masked
+    (the env file, readable by its owner only, has it). With ``--once`` they go to
+    stderr, so that stdout is the JSON summary alone."""
     lines = [f"HOURGLASS_CONFIG_DIR={options.config_dir}", f"REDIS_URL={status.redis_url}"]
     staged = options.state_dir / ".env.tmp"
     staged.write_text("\n".join(lines) + "\n")
     staged.chmod(0o600)  # a --redis-url may carry a password
     staged.replace(options.state_dir / "env")
-    for line in lines:
-        click.echo(line)
+    click.echo(lines[0], err=once)
+    click.echo(f"REDIS_URL={redact(status.redis_url)}", err=once)
     sys.stdout.flush()
 
 
@@ -126,7 +170,7 @@ async def _once(runtime: LocalRuntime) -> int:
         "configHash": status.config_hash,
         "defaultProfile": status.default_profile,
         "profiles": status.profiles,
-        "redisUrl": status.redis_url,
+        "redisUrl": redact(status.redis_url),
         "sessions": sessions,
         "cleanup": report,
         "errors": [e for e in (status.cleanup_error, status.sessions_error) if e],

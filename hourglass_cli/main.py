@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 
 import click
 
@@ -39,6 +41,18 @@ class _LazyGroup(click.Group):
         command: click.Command = getattr(module, attribute)
         return command
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """An unknown verb names the closest one, as kubectl does."""
+        name = click.utils.make_str(args[0]) if args else ""
+        if args and name not in _VERBS and not name.startswith("-"):
+            from agent_lib.config.suggest import did_you_mean
+
+            hint = did_you_mean(name, _VERBS, list_all=True)
+            raise click.UsageError(f"No such command {name!r}{hint}", ctx)
+        return super().resolve_command(ctx, args)
+
 
 def _unavailable(name: str) -> click.Command:
     @click.command(name=name, help="(not available in this build)")
@@ -54,5 +68,21 @@ def cli() -> None:
     """Hourglass: timeouts and session lifecycle for AI-agent services on Kubernetes."""
 
 
+DEBUG_VARIABLE = "HOURGLASS_DEBUG"
+INTERNAL_ERROR = 70  # sysexits' EX_SOFTWARE: neither bad input (2) nor a store failure (1)
+
+
 def main() -> None:
-    cli()
+    """The console script: a bug shows as one line, never a traceback that might quote
+    a value such as a URL (``HOURGLASS_DEBUG=1`` shows it; the operator always does)."""
+    try:
+        cli()
+    except Exception as error:
+        if os.environ.get(DEBUG_VARIABLE) or sys.argv[1:2] == ["operator"]:
+            raise
+        click.echo(
+            f"Error: unexpected {type(error).__name__}: a bug in hourglass, not in your input "
+            f"(run again with {DEBUG_VARIABLE}=1 for the traceback, and report it)",
+            err=True,
+        )
+        sys.exit(INTERNAL_ERROR)

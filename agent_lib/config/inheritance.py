@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pydantic_core import PydanticCustomError
 
 from agent_lib.config.problems import Problem
+from agent_lib.config.suggest import did_you_mean
 from agent_lib.config.timeout_profiles import PollingSpec, TimeoutProfile, check_polling_order
 
 MAX_INHERITANCE_DEPTH = 16
@@ -92,6 +93,7 @@ def _chain(
                 else f"ancestor {current.name!r} extends {parent!r}, "
                 f"which does not exist in namespace {namespace!r}"
             )
+            reason += did_you_mean(parent, [*by_name, *invalid], list_all=True)
             return (), _problem(namespace, name, reason)
         if len(chain) >= MAX_INHERITANCE_DEPTH:
             reason = f"inheritance deeper than {MAX_INHERITANCE_DEPTH} levels"

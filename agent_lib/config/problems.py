@@ -16,7 +16,8 @@ class Problem:
     line: int = 0
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}: " if self.file else ""
+        where = f"{self.file}:{self.line}: " if self.line else f"{self.file}: "
+        where = where if self.file else ""
         what = f"{self.kind}/{self.name}: " if self.kind else ""
         field = f"{self.field}: " if self.field else ""
         return f"{where}{what}{field}{self.reason}"

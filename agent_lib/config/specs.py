@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cache
 from typing import Any
 
 from pydantic import ValidationError
@@ -18,6 +19,7 @@ from agent_lib.config._base import API_GROUP, CREDENTIALS_REASON, find_inline_cr
 from agent_lib.config.documents import Location, SourceDocument
 from agent_lib.config.problems import Problem
 from agent_lib.config.session_config import SessionPolicy
+from agent_lib.config.suggest import did_you_mean
 from agent_lib.config.timeout_profiles import TimeoutProfile
 
 Resource = TimeoutProfile | SessionPolicy
@@ -40,6 +42,10 @@ class ParsedSpecs:
     by_namespace: dict[str, list[Resource]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     sources: dict[tuple[str, str, str], SourceDocument] = field(default_factory=dict)
+    read: list[str] = field(default_factory=list)
+    """The namespace of every spec document read, valid or not (what ``validate`` counts)."""
+    skipped: int = 0
+    """Documents of other API groups (not specs, so not checked)."""
 
     def locate(self, problem: Problem, location: Location = ()) -> Problem:
         """``problem`` with the file and line of its resource (and field, when known)."""
@@ -93,6 +99,10 @@ def parse_documents(
     for document in documents:
         resource, problems = parse_resource(document.data, document)
         parsed.problems.extend(problems)
+        if resource is None and not problems:
+            parsed.skipped += 1
+            continue
+        parsed.read.append(_namespace_of(document.data, default_namespace))
         if resource is None:
             _note_invalid_profile(invalid, document.data, problems, default_namespace)
             continue
@@ -119,6 +129,12 @@ def parse_documents(
         for problem in check_namespace(namespace, resources, invalid.get(namespace)):
             parsed.problems.append(parsed.locate(problem, _split(problem.field)))
     return parsed
+
+
+def _namespace_of(data: Any, default_namespace: str) -> str:
+    metadata = data.get("metadata") if isinstance(data, Mapping) else None
+    namespace = metadata.get("namespace") if isinstance(metadata, Mapping) else None
+    return namespace if isinstance(namespace, str) and namespace else default_namespace
 
 
 def _note_invalid_profile(
@@ -195,6 +211,10 @@ def _problem_from(item: Mapping[str, Any], source: SourceDocument, kind: str, na
     location: Location = tuple(p for p in item["loc"] if p != "[key]")
     is_key = "[key]" in item["loc"]
     reason = _FRIENDLY.get(item["type"], item["msg"])
+    if item["type"] == "extra_forbidden" and location:
+        model = KINDS.get(kind)
+        known = _known_fields(model, location[:-1]) if model else []
+        reason += did_you_mean(str(location[-1]), known)
     if item["type"] == "string_pattern_mismatch" and is_key:
         reason = f"timeout name {location[-1]!r} must be lowerCamelCase (such as llmCall)"
     elif item["type"] == "string_pattern_mismatch":
@@ -223,3 +243,36 @@ def _at(
         file=source.file,
         line=source.line_of(location),
     )
+
+
+@cache
+def _schema(model: type[TimeoutProfile] | type[SessionPolicy]) -> dict[str, Any]:
+    return model.model_json_schema(by_alias=True)
+
+
+def _known_fields(
+    model: type[TimeoutProfile] | type[SessionPolicy], location: Location
+) -> list[str]:
+    """The field names the model accepts at ``location`` (for a misspelling's suggestion)."""
+    root = _schema(model)
+    node: Any = root
+    for step in (*location, None):
+        while isinstance(node, Mapping):
+            if "$ref" in node:
+                node = root.get("$defs", {}).get(str(node["$ref"]).rsplit("/", 1)[-1], {})
+            elif "anyOf" in node:
+                node = next((n for n in node["anyOf"] if n.get("type") != "null"), {})
+            else:
+                break
+        if step is None or not isinstance(node, Mapping):
+            break
+        properties = node.get("properties", {})
+        if isinstance(step, str) and step in properties:
+            node = properties[step]
+        elif isinstance(node.get("additionalProperties"), Mapping):
+            node = node["additionalProperties"]
+        elif isinstance(node.get("items"), Mapping):
+            node = node["items"]
+        else:
+            return []
+    return list(node.get("properties", {})) if isinstance(node, Mapping) else []

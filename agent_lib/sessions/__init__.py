@@ -7,6 +7,7 @@ Layers, outermost first (each module imports only the ones below it):
 - ``settings``: the resolved session rules (environment, mounted config, built-ins);
 - ``stores``: where sessions live: ``memory`` for local dev, ``redis`` (with its Lua scripts),
   and their item lists (``items``);
+- ``_loops``: sharing between event loops and threads (a pool per loop, periodic tasks);
 - ``_ids``, ``_memory_estimate``: session-id/key validation and the payload size estimate;
 - ``metrics``: counters and cleanup summaries.
 

@@ -11,6 +11,7 @@ atomically, one round trip per call.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import logging
 import random
@@ -26,10 +27,12 @@ from agent_lib.errors import (
     InvalidPayload,
     PayloadTooLarge,
     SessionConflict,
+    SessionError,
     SessionExists,
     SessionNotFound,
 )
 from agent_lib.quantity import parse_quantity
+from agent_lib.sessions import _loops
 from agent_lib.sessions import metrics as session_metrics
 from agent_lib.sessions._ids import (
     new_session_id,
@@ -37,8 +40,10 @@ from agent_lib.sessions._ids import (
     validate_namespace,
     validate_session_id,
 )
+from agent_lib.sessions._loops import MAX_EVENT_LOOPS
 from agent_lib.sessions._memory_estimate import VALUE_HEADER_BYTES, estimate_session_bytes
 from agent_lib.sessions.settings import SessionSettings, resolve
+from agent_lib.sessions.store_url import check_store_url, url_source
 from agent_lib.sessions.stores.base import (
     CleanupReport,
     Limits,
@@ -94,7 +99,13 @@ def _count(value: int | None, field: str) -> int | None:
 
 
 class SessionManager:
-    """Async session API over one namespace of a `SessionStore`."""
+    """Async session API over one namespace of a `SessionStore`.
+
+    Any event loop and any thread may call it, in turn or at once: a Redis store keeps
+    one connection pool per live loop (see `agent_lib.sessions._loops`), and the
+    periodic cleaner runs in one live loop, started again by the next call from any
+    loop once its own loop has ended.
+    """
 
     def __init__(
         self,
@@ -109,6 +120,7 @@ class SessionManager:
         self.batch_size = _count(batch_size, "batch_size") or 500
         self.cleanup_interval = cleanup_interval
         self._cleaner: asyncio.Task[None] | None = None
+        self._cleaner_lock = threading.Lock()
         session_metrics.observe_limits(store.namespace, store.limits.max_sessions)
 
     # --- construction ---------------------------------------------------------------
@@ -129,13 +141,16 @@ class SessionManager:
         cleanup_interval: float | str | None = None,
         retries: int = 3,
         socket_timeout: float = 5.0,
+        max_event_loops: int = MAX_EVENT_LOOPS,
     ) -> SessionManager:
         """A manager for ``url``: ``memory://``, ``redis://``, ``rediss://``,
         ``redis+cluster://host:port[,host:port]`` or ``redis+sentinel://host:port[,...]/service``.
 
         Durations are seconds or strings such as ``"30m"``; ``max_memory`` is bytes or a
-        quantity such as ``"512Mi"``. No connection is made until the first call.
+        quantity such as ``"512Mi"``. No connection is made until the first call; each
+        event loop that calls gets its own pool, at most ``max_event_loops`` at once.
         """
+        loops = _count(max_event_loops, "max_event_loops") or MAX_EVENT_LOOPS
         limits = Limits(
             ttl_s=parse_duration(ttl, field="ttl"),
             max_lifetime_s=_seconds(max_lifetime, "max_lifetime"),
@@ -145,8 +160,7 @@ class SessionManager:
         namespace = validate_namespace(namespace)
         key_prefix = validate_key_prefix(key_prefix, field="key_prefix")
         interval = _seconds(cleanup_interval, "cleanup_interval")
-        if not isinstance(url, str) or "://" not in url:
-            raise ConfigError("url", f"expected a URL such as redis://host:6379, got {url!r:.60}")
+        url = check_store_url(url, "url")
         store: SessionStore
         if url.split("://", 1)[0].lower() == "memory":
             store = MemoryStore(namespace=namespace, limits=limits, sweep_interval=interval or 30.0)
@@ -159,7 +173,11 @@ class SessionManager:
                 namespace=namespace,
                 limits=limits,
                 key_prefix=key_prefix,
-                options=RedisOptions(retries=retries, socket_timeout=socket_timeout),
+                options=RedisOptions(
+                    retries=retries,
+                    socket_timeout=socket_timeout,
+                    max_event_loops=loops,
+                ),
             )
         return cls(store, max_payload=max_payload, batch_size=batch_size, cleanup_interval=interval)
 
@@ -176,10 +194,12 @@ class SessionManager:
         """
         extra = {
             k: explicit.pop(k)
-            for k in ("max_payload", "retries", "socket_timeout")
+            for k in ("max_payload", "retries", "socket_timeout", "max_event_loops")
             if k in explicit
         }
         settings: SessionSettings = resolve(explicit, environ)
+        # Checked here too, so that an error names REDIS_URL when that is where it came from.
+        check_store_url(settings.url, url_source(explicit, environ))
         return cls.from_url(settings.url, **settings.manager_options(), **extra)
 
     # --- the session API ------------------------------------------------------------
@@ -292,19 +312,11 @@ class SessionManager:
         return report
 
     async def close(self) -> None:
-        """Stop the periodic cleaner and close the store; never raises a cleaner's error."""
+        """Stop the periodic cleaner and close the store (every loop's pool); never raises
+        a cleaner's error. The manager can be used again afterwards."""
         cleaner, self._cleaner = self._cleaner, None
         try:
-            if cleaner is not None:
-                cleaner.cancel()
-                try:
-                    await cleaner
-                except asyncio.CancelledError:
-                    current = asyncio.current_task()
-                    if current is not None and current.cancelling():
-                        raise
-                except Exception as error:  # the cleaner logs its own; never re-raised
-                    _log.debug("periodic session cleanup ended with %r", error)
+            await _loops.stop(cleaner)
         finally:
             await self.store.close()
 
@@ -337,8 +349,11 @@ class SessionManager:
         return estimate_session_bytes(len(self.store.key_for(sid)), value, len(sid))
 
     def _ensure_cleaner(self) -> None:
-        if self.cleanup_interval and self._cleaner is None:
-            self._cleaner = asyncio.get_running_loop().create_task(self._clean_forever())
+        """Start the periodic cleaner in this loop unless one runs (in any live loop)."""
+        if self.cleanup_interval and not _loops.running(self._cleaner):
+            with self._cleaner_lock:
+                if not _loops.running(self._cleaner):
+                    self._cleaner = asyncio.get_running_loop().create_task(self._clean_forever())
 
     async def _clean_forever(self) -> None:
         assert self.cleanup_interval
@@ -351,13 +366,20 @@ class SessionManager:
 
 
 class SyncSessionManager:
-    """Blocking facade for threaded apps: a private event loop in a daemon thread."""
+    """Blocking facade for threaded apps: a private event loop in a daemon thread.
+
+    Any number of threads may call it at once; `close` waits for the calls already
+    made, and a call after it raises `SessionError` instead of blocking forever.
+    """
 
     def __init__(self, factory: Callable[[], SessionManager]) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="hourglass-sessions", daemon=True
         )
+        self._guard = threading.Lock()
+        self._closed = False
+        self._pending: set[concurrent.futures.Future[Any]] = set()
         self._thread.start()
         self._manager = self._call(_build(factory))
 
@@ -376,7 +398,17 @@ class SyncSessionManager:
         return self._manager
 
     def _call(self, coro: Coroutine[Any, Any, _T]) -> _T:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+        if threading.current_thread() is self._thread:
+            coro.close()
+            raise SessionError("SyncSessionManager called from its own loop: await .manager")
+        with self._guard:
+            if self._closed:
+                coro.close()
+                raise SessionError("SyncSessionManager is closed")
+            future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+            self._pending.add(future)
+        future.add_done_callback(self._pending.discard)
+        return future.result()
 
     def create(self, data: Any = None, session_id: str | None = None) -> Session:
         return self._call(self._manager.create(data, session_id))
@@ -409,10 +441,15 @@ class SyncSessionManager:
         return self._call(self._manager.cleanup(**options))
 
     def close(self) -> None:
-        if not self._loop.is_running():
-            return
+        """Wait for the calls in flight, close the manager and stop the loop (once)."""
+        with self._guard:
+            if self._closed:
+                return
+            self._closed = True
+            pending = list(self._pending)
         try:
-            self._call(self._manager.close())
+            concurrent.futures.wait(pending)
+            asyncio.run_coroutine_threadsafe(self._manager.close(), self._loop).result()
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=5)

@@ -71,8 +71,11 @@ def mounted_policy(environ: Mapping[str, str]) -> dict[str, Any]:
     """Settings from ``$HOURGLASS_CONFIG_DIR/hourglass.yaml``, or nothing when absent."""
     folder = environ.get("HOURGLASS_CONFIG_DIR") or DEFAULT_CONFIG_DIR
     path = Path(folder) / CONFIG_FILE
-    if not path.is_file():
-        return {}
+    try:
+        if not path.is_file():
+            return {}
+    except OSError as error:  # such as a folder this process may not search
+        raise ConfigError(str(path), f"cannot read: {error.strerror or error}") from None
     return policy_file(path)
 
 

@@ -9,8 +9,11 @@ within a millisecond or two), or after ``debounce_ms`` in all.
 
 It watches the folder and its real subfolders (kubelet's ``..<timestamp>`` payload
 folders), as watchfiles' recursive mode did, and adds the ones created later.
-`open_inotify` raises `OSError` where inotify is missing or out of instances or
-watches; the caller then falls back to watchfiles' polling.
+When the folder itself is deleted or moved away its watch is gone for good (a folder
+re-created or renamed into place is another inode): `_Inotify.lost` says so, and
+`FolderWatcher` opens a new watch. `open_inotify` raises `OSError` where inotify is
+missing or out of instances or watches; the caller then falls back to watchfiles'
+polling.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ _MASK = (
     | _IN_ONLYDIR
 )
 _NEW_DIR = _IN_CREATE | _IN_MOVED_TO
+_ROOT_GONE = _IN_DELETE_SELF | _IN_MOVE_SELF | _IN_IGNORED
 _EVENT = struct.Struct("iIII")
 _READ_SIZE = 64 * 1024
 _PLAIN_EVENT_CHECK_S = 0.1
@@ -119,8 +123,10 @@ class _Inotify:
         self._closed = False
         self._close_lock = threading.Lock()
         self._folders: dict[int, bytes] = {}
+        self.lost = False
+        """True once the watched folder itself was deleted or moved away."""
         try:
-            self._watch_tree(os.fsencode(directory))
+            self._root = self._watch_tree(os.fsencode(directory))
         except BaseException:
             self.close()
             raise
@@ -128,10 +134,11 @@ class _Inotify:
         self._poller.register(self._fd, select.POLLIN)
         self._poller.register(self._wake_r, select.POLLIN)
 
-    def _watch_tree(self, top: bytes) -> None:
+    def _watch_tree(self, top: bytes) -> int:
         """Watch ``top`` (`OSError` if it cannot) and its real subfolders, as far as it
-        can (symlinks such as ``..data`` are not followed: their targets are watched)."""
-        self._add(top)
+        can (symlinks such as ``..data`` are not followed: their targets are watched).
+        Returns the watch of ``top``."""
+        root = self._add(top)
         for folder, subfolders, _files in os.walk(top, followlinks=False):
             for name in list(subfolders):
                 try:
@@ -139,13 +146,15 @@ class _Inotify:
                 except OSError as error:
                     logger.debug("hourglass: not watching %r: %s", name, error)
                     subfolders.remove(name)
+        return root
 
-    def _add(self, folder: bytes) -> None:
-        wd = self._add_watch(self._fd, folder, _MASK)
+    def _add(self, folder: bytes) -> int:
+        wd: int = self._add_watch(self._fd, folder, _MASK)
         if wd < 0:
             number = ctypes.get_errno()
             raise OSError(number, f"inotify_add_watch {os.fsdecode(folder)}: {os.strerror(number)}")
         self._folders[wd] = folder
+        return wd
 
     def watch(
         self, debounce_ms: int, step_ms: int, timeout_ms: int, stop: threading.Event
@@ -204,6 +213,8 @@ class _Inotify:
                 wd, mask, _cookie, size = _EVENT.unpack_from(data, offset)
                 name = data[offset + _EVENT.size : offset + _EVENT.size + size].rstrip(b"\0")
                 offset += _EVENT.size + size
+                if wd == self._root and mask & _ROOT_GONE:
+                    self.lost = True
                 if mask & _IN_IGNORED:
                     self._folders.pop(wd, None)
                 elif mask & _IN_ISDIR and mask & _NEW_DIR and wd in self._folders:

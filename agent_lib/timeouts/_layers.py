@@ -9,17 +9,20 @@ its default policy from here, so neither imports the other's module.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import importlib.resources
+import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Final
 
 from agent_lib.config import CONFIG_KEY, HourglassConfig, load_text
 from agent_lib.config.bundle import RenderedPolling, RenderedProfile
 from agent_lib.config.documents import MAX_FILE_BYTES
+from agent_lib.config.suggest import did_you_mean
 from agent_lib.config.timeout_profiles import TIMEOUT_NAME_PATTERN, TimeoutProfile
 from agent_lib.durations import parse_duration
 from agent_lib.errors import ConfigError
@@ -36,6 +39,8 @@ NAMESPACE_FILE: Final = f"{SERVICEACCOUNT_DIR}/namespace"
 FALLBACK_ENVIRONMENT: Final = "dev"
 
 _NAME = re.compile(TIMEOUT_NAME_PATTERN)
+
+logger = logging.getLogger("agent_lib.timeouts")
 
 
 # --- built-in profiles and the environment ------------------------------------------
@@ -110,22 +115,91 @@ def _timeout_name(variable: str) -> str:
     return first + "".join(part.capitalize() for part in rest)
 
 
+WELL_KNOWN_TIMEOUTS: Final = ("request", "connect", "llmCall", "toolCall", "sessionIdle")
+"""The names a variable is matched against even when the profile does not set them."""
+
+
+class EnvTimeouts:
+    """The per-timeout variables, parsed once; matched to the profile's names at each merge.
+
+    ``HOURGLASS_TIMEOUT_LLM_CALL`` sets ``llmCall``. A variable that spells a known
+    timeout in other case or without its underscores (``HOURGLASS_TIMEOUT_LLMCALL``)
+    sets that timeout, with a warning (once) giving the exact spelling; one that names
+    no known timeout defines a new one, with a warning (once) naming the closest known
+    name when there is one close enough to be a typo. Known: the profile's timeouts and
+    the well-known ones.
+    """
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._values: dict[str, tuple[str, float]] = {}
+        """Name as the variable spells it -> (variable, seconds)."""
+        self._warned: set[str] = set()
+        legacy = environ.get(ENV_SESSION_TTL)
+        if legacy is not None and legacy.strip():
+            self._values["sessionIdle"] = (
+                ENV_SESSION_TTL,
+                parse_duration(legacy, field=ENV_SESSION_TTL),
+            )
+        seen: dict[str, str] = {}
+        for variable, raw in sorted(environ.items()):
+            if not variable.startswith(ENV_TIMEOUT_PREFIX) or not raw.strip():
+                continue
+            name = _timeout_name(variable)
+            if not _NAME.match(name) or _env_name(name) != variable:
+                raise ConfigError(
+                    variable, "not a timeout variable: use HOURGLASS_TIMEOUT_<UPPER_SNAKE>"
+                )
+            other = seen.setdefault(name.lower(), variable)
+            if other != variable:
+                raise ConfigError(variable, f"sets the same timeout as {other}; keep one of them")
+            if name.lower() == "sessionidle":
+                self._values.pop("sessionIdle", None)  # the specific variable wins
+            self._values[name] = (variable, parse_duration(raw, field=variable))
+
+    def resolve(self, known: Iterable[str]) -> dict[str, float]:
+        """Timeout name -> seconds, each variable's name matched to ``known``."""
+        if not self._values:
+            return {}
+        names = set(known).union(WELL_KNOWN_TIMEOUTS)
+        by_folded = {name.lower(): name for name in sorted(names, reverse=True)}
+        values: dict[str, float] = {}
+        for spelled, (variable, seconds) in self._values.items():
+            name = spelled if spelled in names else by_folded.get(spelled.lower())
+            if name is None:
+                name = spelled
+                self._warn_new(variable, spelled, names)
+            elif name != spelled:
+                self._warn_once(
+                    variable,
+                    "hourglass: %s sets timeout %s (spelled %s)",
+                    variable,
+                    name,
+                    _env_name(name),
+                )
+            values[name] = seconds
+        return values
+
+    def _warn_new(self, variable: str, name: str, names: set[str]) -> None:
+        close = difflib.get_close_matches(name, sorted(names), n=1, cutoff=0.8)
+        if close:
+            self._warn_once(
+                variable,
+                "hourglass: %s defines a new timeout %s; did you mean %s (%s)?",
+                variable,
+                name,
+                close[0],
+                _env_name(close[0]),
+            )
+
+    def _warn_once(self, variable: str, message: str, *args: object) -> None:
+        if variable not in self._warned:
+            self._warned.add(variable)
+            logger.warning(message, *args, extra={"field": variable})
+
+
 def env_timeouts(environ: Mapping[str, str]) -> dict[str, float]:
     """Per-timeout variables, parsed once; a bad one is an error naming the variable."""
-    values: dict[str, float] = {}
-    legacy = environ.get(ENV_SESSION_TTL)
-    if legacy is not None and legacy.strip():
-        values["sessionIdle"] = parse_duration(legacy, field=ENV_SESSION_TTL)
-    for variable, raw in sorted(environ.items()):
-        if not variable.startswith(ENV_TIMEOUT_PREFIX) or not raw.strip():
-            continue
-        name = _timeout_name(variable)
-        if not _NAME.match(name) or _env_name(name) != variable:
-            raise ConfigError(
-                variable, "not a timeout variable: use HOURGLASS_TIMEOUT_<UPPER_SNAKE>"
-            )
-        values[name] = parse_duration(raw, field=variable)
-    return values
+    return EnvTimeouts(environ).resolve(WELL_KNOWN_TIMEOUTS)
 
 
 def code_overrides(values: Mapping[str, float | str]) -> dict[str, float]:
@@ -138,8 +212,9 @@ def code_overrides(values: Mapping[str, float | str]) -> dict[str, float]:
 
 
 def select_profile(
-    bundle: HourglassConfig, wanted: str | None, source: str
+    bundle: HourglassConfig, wanted: str | None, source: str, field: str = ENV_PROFILE
 ) -> tuple[str, RenderedProfile]:
+    """The profile ``wanted`` (named by ``field``), else the file's default."""
     name = wanted or bundle.default_profile
     if name is None:
         if len(bundle.profiles) == 1:
@@ -152,12 +227,26 @@ def select_profile(
             )
     profile = bundle.profiles.get(name)
     if profile is None:
+        hint = did_you_mean(name, bundle.profiles)
         raise ConfigError(
-            f"profiles.{name}",
-            f"no such profile in {source} "
+            field if wanted else "defaultProfile",
+            f"no profile {name!r} in {source}{hint} "
             f"(available: {', '.join(sorted(bundle.profiles)) or 'none'})",
         )
     return name, profile
+
+
+def unknown_builtin(wanted: str, field: str = ENV_PROFILE) -> ConfigError | None:
+    """The error to report (not raise) when ``wanted`` names no built-in profile: with no
+    file mounted yet, the profile may still come with it, so the agent carries on."""
+    known = builtin_profiles()
+    if not wanted or wanted in known:
+        return None
+    return ConfigError(
+        field,
+        f"{wanted!r} is not a built-in profile{did_you_mean(wanted, known)} "
+        f"(built-in: {', '.join(known)}); a mounted hourglass.yaml may define it",
+    )
 
 
 def read_config_file(path: Path) -> bytes:

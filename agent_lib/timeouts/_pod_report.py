@@ -4,13 +4,18 @@
   ``hourglass.dev/config-hash`` when it came from there);
 - ``hourglass.dev/applied-profile``: the profile in use;
 - ``hourglass.dev/config-error``: ``field: reason`` of the last rejected config, short;
-  removed by the next good one.
+  removed by the next good one;
+- ``hourglass.dev/rejected-hash``: the hash of that rejected config, beside
+  ``config-error`` and removed with it. The operator counts a pod as rejecting a hash only
+  when this names it, so a fix is never blamed for the error it fixes.
 
 One JSON merge patch on the pod (name and namespace from the Downward API), written from
 a background thread so the agent never waits for it: only the latest state is kept,
 a state already written is not written again, and failures are logged once per streak
 and retried with backoff. The shipped ValidatingAdmissionPolicy lets the agents'
-ServiceAccount change exactly these annotations on exactly its own pod.
+ServiceAccount change exactly these annotations on exactly its own pod; under a policy
+that predates ``rejected-hash`` the report is written without it (the pod then shows as
+pending rather than rejecting), with one warning.
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ from agent_lib.timeouts.apiwatch import Backoff
 APPLIED_HASH: Final = "hourglass.dev/applied-hash"
 APPLIED_PROFILE: Final = "hourglass.dev/applied-profile"
 CONFIG_ERROR: Final = "hourglass.dev/config-error"
+REJECTED_HASH: Final = "hourglass.dev/rejected-hash"
 MAX_ERROR_CHARS: Final = 200
+_MERGE_PATCH: Final = "application/merge-patch+json"
 
 logger = logging.getLogger("agent_lib.timeouts.pod_report")
 
@@ -40,17 +47,21 @@ class Applied:
     hash: str
     profile: str
     error: str | None = None
+    rejected_hash: str | None = None
+    """The hash of the config ``error`` is about, when known (written only with ``error``)."""
 
-    def patch(self) -> dict[str, object]:
+    def patch(self, *, name_rejected: bool = True) -> dict[str, object]:
         error = self.error
         if error is not None and len(error) > MAX_ERROR_CHARS:
             error = error[: MAX_ERROR_CHARS - 1] + "…"
+        rejected = self.rejected_hash if error is not None and name_rejected else None
         return {
             "metadata": {
                 "annotations": {
                     APPLIED_HASH: self.hash,
                     APPLIED_PROFILE: self.profile,
                     CONFIG_ERROR: error,
+                    REJECTED_HASH: rejected,
                 }
             }
         }
@@ -76,6 +87,7 @@ class PodReporter:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._failing = False
+        self._unnamed = False
 
     def submit(self, state: Applied) -> None:
         """Ask for ``state`` to be written (returns at once; the newest state wins)."""
@@ -116,9 +128,7 @@ class PodReporter:
 
     def _write(self, state: Applied) -> bool:
         try:
-            self.client.request(
-                "PATCH", self.path, state.patch(), content_type="application/merge-patch+json"
-            )
+            self._patch(state)
         except ClusterApiError as error:
             if not self._failing:
                 logger.warning(
@@ -136,3 +146,23 @@ class PodReporter:
             logger.info("hourglass: pod annotations written again")
             self._failing = False
         return True
+
+    def _patch(self, state: Applied) -> None:
+        patch = state.patch()
+        try:
+            self.client.request("PATCH", self.path, patch, content_type=_MERGE_PATCH)
+        except ClusterApiError as error:
+            if error.status not in (403, 422) or patch == state.patch(name_rejected=False):
+                raise
+            self.client.request(
+                "PATCH", self.path, state.patch(name_rejected=False), content_type=_MERGE_PATCH
+            )
+            if not self._unnamed:
+                logger.warning(
+                    "hourglass: the API server refused the %s annotation (%s); the agents' "
+                    "admission policy predates it: this pod reports its config error without "
+                    "the hash, and counts as pending rather than rejecting",
+                    REJECTED_HASH,
+                    error,
+                )
+                self._unnamed = True

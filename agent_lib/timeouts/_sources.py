@@ -86,14 +86,18 @@ def read_folder(config_dir: Path) -> ConfigVersion | None:
     Raises `ConfigError` for an unreadable or empty file or a malformed revision.
     """
     path = config_dir / CONFIG_KEY
-    if not path.exists() and not path.is_symlink():
-        return None
-    data = config_dir / DATA_DIR
-    folder = config_dir
-    if data.is_symlink():
-        resolved = Path(os.path.realpath(data))
-        if (resolved / CONFIG_KEY).is_file():
-            folder = resolved
+    try:
+        if not path.exists() and not path.is_symlink():
+            return None
+        data = config_dir / DATA_DIR
+        folder = config_dir
+        if data.is_symlink():
+            resolved = Path(os.path.realpath(data))
+            if (resolved / CONFIG_KEY).is_file():
+                folder = resolved
+    except OSError as error:  # such as a folder this process may not search
+        reason = f"cannot read {config_dir}: {error.strerror or error}"
+        raise ConfigError(CONFIG_KEY, reason) from None
     raw = read_config_file(folder / CONFIG_KEY if folder != config_dir else path)
     return ConfigVersion("file", raw, _read_revision(folder), str(path))
 

@@ -35,7 +35,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType, TracebackType
@@ -51,11 +51,12 @@ from agent_lib.timeouts._layers import (
     ENV_CONFIG_DIR,
     ENV_PROFILE,
     NAMESPACE_FILE,
+    EnvTimeouts,
     builtin_bundle,
     code_overrides,
     detect_environment,
-    env_timeouts,
     select_profile,
+    unknown_builtin,
 )
 from agent_lib.timeouts._pod_report import Applied
 from agent_lib.timeouts._sources import ConfigVersion, FileSource
@@ -113,11 +114,14 @@ class TimeoutConfig:
             raise UnknownTimeout(name, sorted(self.timeouts)) from None
 
     def _same_values(self, other: TimeoutConfig) -> bool:
-        return (self.name, self.hash, dict(self.timeouts), self.polling) == (
+        """Same profile, values and origins (an override equal to the file's value still
+        changes where the value comes from, so it is a new snapshot)."""
+        return (self.name, self.hash, dict(self.timeouts), self.polling, dict(self.origins)) == (
             other.name,
             other.hash,
             dict(other.timeouts),
             other.polling,
+            dict(other.origins),
         )
 
 
@@ -166,15 +170,20 @@ class TimeoutManager:
         self.config_dir = Path(config_dir or env.get(ENV_CONFIG_DIR) or DEFAULT_CONFIG_DIR)
         self.path = self.config_dir / CONFIG_KEY
         self.profile = profile or env.get(ENV_PROFILE, "").strip() or None
+        self._profile_field = "profile" if profile else ENV_PROFILE
         self.events = TimeoutEvents()
         self._environ = env
         self._namespace_file = namespace_file
-        self._env_values = env_timeouts(env)
+        self._env = EnvTimeouts(env)
         self._overrides = code_overrides(overrides or {})
+        self._override_blocks: dict[int, dict[str, float]] = {}
+        """The `override` calls not yet undone, oldest first (later ones win)."""
+        self._next_block = 0
         self._callbacks: list[Callback] = []
         self._lock = threading.RLock()
         self._last_error: str | None = None
         self._file = FileSource(self.config_dir, self.reload, watch or WatchSettings())
+        self._rejected_hash: str | None = None
         self._link: ClusterLink | None = None
         self._arbiter = Arbiter(Stamp("builtin", None, ""))
         self._base = self._initial_base()
@@ -268,8 +277,20 @@ class TimeoutManager:
         """Seconds left in the innermost active deadline (None outside any)."""
         return remaining()
 
-    def poll(self, check: Callable[[], T], *, name: str = "poll", **policy: float) -> T:
-        """`poll` with this profile's polling policy (keyword arguments override fields)."""
+    @overload
+    def poll(
+        self, check: Callable[[], Awaitable[T]], *, name: str = "poll", **policy: float
+    ) -> Coroutine[Any, Any, T]: ...
+    @overload
+    def poll(self, check: Callable[[], T], *, name: str = "poll", **policy: float) -> T: ...
+
+    def poll(self, check: Callable[[], Any], *, name: str = "poll", **policy: float) -> Any:
+        """`poll` with this profile's polling policy (keyword arguments override fields).
+
+        An ``async def`` check makes this return a coroutine, as the module-level `poll`.
+        """
+        if inspect.iscoroutinefunction(check):
+            return self.apoll(check, name=name, **policy)
         return poll_with(check, self._policy(policy), name=name, events=self.events)
 
     async def apoll(self, check: Callable[[], Any], *, name: str = "poll", **policy: float) -> Any:
@@ -290,18 +311,32 @@ class TimeoutManager:
     def override(
         self, values: Mapping[str, float | str] | None = None, /, **more: float | str
     ) -> _Undo:
-        """Set code overrides (the highest layer) now; leaving the result as a context undoes it."""
+        """Set code overrides (the highest layer) now; leaving the result as a context undoes it.
+
+        Each call is its own block: undoing it removes only what it set, whatever the
+        order blocks end in (nested, or concurrent in threads and tasks); where blocks
+        set the same name, the most recent one still active wins.
+        """
         parsed = code_overrides({**(values or {}), **more})
         with self._lock:
-            previous = dict(self._overrides)
-            self._overrides.update(parsed)
+            block = self._next_block
+            self._next_block += 1
+            self._override_blocks[block] = parsed
             self._swap(self._merge(self._base))
-        return _Undo(self, previous)
+        return _Undo(self, block)
 
-    def _restore_overrides(self, previous: dict[str, float]) -> None:
+    def _restore_overrides(self, block: int) -> None:
+        """Remove one `override` block (again: nothing)."""
         with self._lock:
-            self._overrides = previous
-            self._swap(self._merge(self._base))
+            if self._override_blocks.pop(block, None) is not None:
+                self._swap(self._merge(self._base))
+
+    def _code_values(self) -> dict[str, float]:
+        """The code layer: constructor overrides, then the active blocks in order."""
+        values = dict(self._overrides)
+        for block in self._override_blocks.values():
+            values.update(block)
+        return values
 
     def reload(self) -> bool:
         """Re-read the file now; True if the snapshot changed. Never raises on bad content."""
@@ -336,11 +371,11 @@ class TimeoutManager:
             base = self._parse_base(version)
             snapshot = self._merge(base)
         except ConfigError as error:
-            self._reject(error, version.label)
+            self._reject(error, version.label, version)
             return False
         self._arbiter.adopted(version)
         self._base = base
-        self._last_error = None
+        self._last_error = self._rejected_hash = None
         changed = self._swap(snapshot)
         self.events.reload("ok" if changed else "unchanged")
         return changed
@@ -368,10 +403,13 @@ class TimeoutManager:
         link = self._link
         if link is not None:
             current = self._current
-            link.report(Applied(current.hash, current.name, self._last_error))
+            link.report(Applied(current.hash, current.name, self._last_error, self._rejected_hash))
 
-    def _reject(self, error: ConfigError, source: str | None = None) -> None:
+    def _reject(
+        self, error: ConfigError, source: str | None = None, version: ConfigVersion | None = None
+    ) -> None:
         self._last_error = f"{error.field}: {error.reason}"
+        self._rejected_hash = version.digest if version is not None and version.raw else None
         self.events.reload("error")
         logger.error(
             "hourglass: rejected %s: field=%s reason=%s; keeping profile %s (hash %s)",
@@ -429,7 +467,7 @@ class TimeoutManager:
         except ConfigError as error:
             self._last_error = f"{error.field}: {error.reason}"
             logger.error(
-                "hourglass: %s is invalid (field=%s reason=%s); using the built-in profile",
+                "hourglass: cannot use %s (field=%s reason=%s); using the built-in profile",
                 self.path,
                 error.field,
                 error.reason,
@@ -439,7 +477,7 @@ class TimeoutManager:
     def _parse_base(self, version: ConfigVersion) -> _Base:
         raw = version.raw or b""
         bundle = parse_config(raw, CONFIG_KEY)
-        name, profile = select_profile(bundle, self.profile, version.label)
+        name, profile = select_profile(bundle, self.profile, version.label, self._profile_field)
         return _Base(
             name=name,
             timeouts=profile.timeouts,
@@ -458,6 +496,10 @@ class TimeoutManager:
             environ[ENV_PROFILE] = self.profile
         name = detect_environment(environ, self._namespace_file)
         profile = bundle.profiles[name]
+        unknown = unknown_builtin(self.profile or "", self._profile_field)
+        if unknown is not None and self._last_error is None:
+            self._last_error = f"{unknown.field}: {unknown.reason}"
+            logger.warning("hourglass: %s; using the built-in profile %s", unknown, name)
         return _Base(
             name=name,
             timeouts=profile.timeouts,
@@ -471,7 +513,10 @@ class TimeoutManager:
     def _merge(self, base: _Base) -> TimeoutConfig:
         values = dict(base.timeouts)
         origins = dict.fromkeys(values, base.layer)
-        for layer, layer_values in (("env", self._env_values), ("override", self._overrides)):
+        for layer, layer_values in (
+            ("env", self._env.resolve(values)),
+            ("override", self._code_values()),
+        ):
             values.update(layer_values)
             origins.update(dict.fromkeys(layer_values, layer))
         return TimeoutConfig(
@@ -506,7 +551,7 @@ class TimeoutManager:
             self._link = link
             with self._lock:
                 current, error = self._current, self._last_error
-            link.start(Applied(current.hash, current.name, error))
+            link.start(Applied(current.hash, current.name, error, self._rejected_hash))
 
     def _stop_link(self) -> None:
         link, self._link = self._link, None
@@ -572,14 +617,15 @@ class AsyncTimeoutManager(TimeoutManager):
 
 
 class _Undo:
-    """Returned by `TimeoutManager.override`; leaving it as a context restores the old overrides."""
+    """Returned by `TimeoutManager.override`; leaving it as a context removes what it set."""
 
-    def __init__(self, manager: TimeoutManager, previous: dict[str, float]) -> None:
+    def __init__(self, manager: TimeoutManager, block: int) -> None:
         self._manager = manager
-        self._previous = previous
+        self._block = block
 
     def undo(self) -> None:
-        self._manager._restore_overrides(self._previous)
+        """Remove this block's overrides (once; calling again does nothing)."""
+        self._manager._restore_overrides(self._block)
 
     def __enter__(self) -> _Undo:
         return self

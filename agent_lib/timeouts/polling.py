@@ -4,12 +4,15 @@ The policy is the profile's ``polling`` block: exponential backoff from ``interv
 by ``multiplier`` up to ``maxInterval``, each sleep scaled by a random factor in
 ``[1 - jitter, 1 + jitter]`` (so many pods do not retry in step), and a give-up
 after ``maxDuration`` raising `DeadlineExceeded`. The polling runs inside a
-`Deadline`, so an enclosing deadline shortens it and every give-up is counted.
+`Deadline`, so an enclosing deadline shortens it and every give-up is counted. The
+last check is made when the budget runs out, sync and async alike, and a result a
+check returned is always returned, never replaced by `DeadlineExceeded`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import math
 import random
@@ -162,16 +165,24 @@ def poll_with(
     sleep: Callable[[float], None] = time.sleep,
     clock: Clock = time.monotonic,
 ) -> T:
-    """The synchronous loop behind `poll`, with injectable ``sleep`` and ``clock``."""
+    """The synchronous loop behind `poll`, with injectable ``sleep`` and ``clock``.
+
+    The last check is made when the budget runs out, and whatever a check returns is
+    returned, even past the budget: a result that was produced (a popped job) is never
+    thrown away. `DeadlineExceeded` only when that last check comes back empty.
+    """
     delays = backoff_delays(policy, rng)
-    with Deadline(name, policy.max_duration, events=events, clock=clock) as budget:
+    budget = Deadline(name, policy.max_duration, events=events, clock=clock)
+    with _settled(budget):
         while True:
             result = check()
+            if inspect.isawaitable(result):
+                _refuse_awaitable(result, name)
             if result:
                 return result
             left = budget.remaining()
             if left <= 0:
-                budget.check()
+                raise budget._exceeded()
             sleep(min(next(delays), left))
 
 
@@ -188,7 +199,13 @@ async def apoll(
     events: TimeoutEvents | None = None,
     rng: random.Random | None = None,
 ) -> T:
-    """`poll` for asyncio: ``check`` may be sync or async; a hanging check is cancelled."""
+    """`poll` for asyncio: ``check`` may be sync or async.
+
+    The same schedule as `poll`, last check at the budget included, and a result is
+    never thrown away. An async check still running once the budget has run out is
+    cancelled (`DeadlineExceeded`), but each check gets at least the policy's
+    ``interval`` to answer, so the last one is not cancelled as it starts.
+    """
     resolved = _resolve(
         policy,
         interval=interval,
@@ -198,12 +215,58 @@ async def apoll(
         max_duration=max_duration,
     )
     delays = backoff_delays(resolved, rng)
-    async with Deadline(name, resolved.max_duration, events=events) as budget:
+    budget = Deadline(name, resolved.max_duration, events=events)
+    with _settled(budget):
         while True:
-            result = check()
-            if inspect.isawaitable(result):
-                result = await result
+            result = await _bounded(check(), budget, resolved.interval)
             if result:
                 return result
-            await asyncio.sleep(min(next(delays), budget.remaining()))
-    raise AssertionError("unreachable")  # pragma: no cover - the deadline raises first
+            left = budget.remaining()
+            if left <= 0:
+                raise budget._exceeded()
+            await asyncio.sleep(min(next(delays), left))
+
+
+async def _bounded(result: T | Awaitable[T], budget: Deadline, least: float) -> T:
+    """Await an async check's answer, cancelled once the budget (at least ``least``) is up."""
+    if not inspect.isawaitable(result):
+        return result
+    loop = asyncio.get_running_loop()
+    timer = asyncio.timeout_at(loop.time() + max(budget.remaining(), least))
+    try:
+        async with timer:
+            return await result
+    except TimeoutError as error:
+        if timer.expired():
+            raise budget._exceeded() from error
+        raise
+
+
+@contextlib.contextmanager
+def _settled(budget: Deadline) -> Iterator[Deadline]:
+    """``budget`` as the active deadline, without `Deadline`'s check at exit: the loop
+    itself decides when the budget is spent, so a result it returns is kept."""
+    budget._enter()
+    ended: BaseException | None = None
+    try:
+        yield budget
+    except TimeoutError as error:
+        replacement = budget._outcome(error)
+        ended = replacement or error
+        if replacement is None:
+            raise
+        raise replacement from error
+    except BaseException as error:
+        ended = error
+        raise
+    finally:
+        budget._leave()
+        budget._record(ended)  # the latency histogram (agent_lib.timeouts.timing)
+
+
+def _refuse_awaitable(result: object, name: str) -> None:
+    if inspect.iscoroutine(result):
+        result.close()
+    raise TypeError(
+        f"{name}: the check returned an awaitable; use apoll (or await poll) for async checks"
+    )

@@ -13,8 +13,9 @@ an idle watch costs no CPU (`reload_idle_cpu_pct` in the benchmarks), and a batc
 ``step`` after its last event (a kubelet swap is seen about 5 ms after it ends).
 Elsewhere it uses watchfiles' native notifier, and watchfiles' polling where inotify
 is unavailable (out of instances or watches); plain periodic calls while the folder
-does not exist. It also calls back every ``resync`` seconds, so a missed event costs
-at most that much delay.
+does not exist. A folder deleted and re-created, or another renamed into its place, is
+watched again as soon as the watch reports it. It also calls back every ``resync``
+seconds, so a missed event costs at most that much delay.
 """
 
 from __future__ import annotations
@@ -231,10 +232,29 @@ class FolderWatcher:
                 self.mode = "polling" if polling else "inotify"
                 self.ready.set()
                 self._notify(True)
+                opened = _folder_id(self.directory)
                 while (result := _next_batch(notifier, self.settings, self._stop)) != "stop":
-                    self._notify(result == "changes")
-                    if not self.directory.is_dir():
+                    if _replaced(notifier, self.directory, opened):
                         break
+                    self._notify(result == "changes")
+
+
+def _folder_id(directory: Path) -> tuple[int, int] | None:
+    """The folder's identity (device, inode); None when there is no folder."""
+    try:
+        stat = os.stat(directory)
+    except OSError:
+        return None
+    return (stat.st_dev, stat.st_ino)
+
+
+def _replaced(notifier: Notifier, directory: Path, opened: tuple[int, int] | None) -> bool:
+    """True when the watch no longer covers ``directory``: the folder was deleted, moved
+    away, or replaced by another (re-created, renamed into place). The caller re-opens,
+    which reads the file again, so nothing is missed and the next edit is seen at once."""
+    if getattr(notifier, "lost", False):
+        return True
+    return opened is None or _folder_id(directory) != opened
 
 
 def _after_failure(directory: Path, error: OSError, polling: bool) -> bool:
@@ -287,13 +307,14 @@ async def watch_folder_async(
             if ready is not None:
                 ready.set()
             await notify(True)
+            opened = _folder_id(root)
             try:
                 while (
                     result := await asyncio.to_thread(_next_batch, notifier, settings, stop)
                 ) != "stop":
-                    await notify(result == "changes")
-                    if not root.is_dir():
+                    if _replaced(notifier, root, opened):
                         break
+                    await notify(result == "changes")
             except asyncio.CancelledError:
                 stop.set()
                 raise

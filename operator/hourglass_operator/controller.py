@@ -2,6 +2,10 @@
 
 One lock per namespace serialises renders, so a burst of changes in one namespace
 ends in one consistent ConfigMap; namespaces proceed in parallel.
+
+``status.configHash`` and ``status.rollout.hash`` are the hash on the ConfigMap as written
+(or read), never one that is only planned: a refused ConfigMap write leaves them where
+they were and says in ``Ready=False`` which hash was refused.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from agent_lib.config.bundle import CONFIGMAP_NAME
+from agent_lib.config.bundle import CONFIGMAP_NAME, HASH_ANNOTATION
 from agent_lib.config.revision import revision_to_write
 from hourglass_operator import metrics, tuning
 from hourglass_operator.cronjob import (
@@ -66,6 +70,8 @@ class Controller:
         """Failed reconciles in a row, per namespace: the retry delay grows with them."""
         self._known: dict[str, dict[str, Any]] = {}
         """The ConfigMap each namespace has, as last written or read, until an edit is seen."""
+        self._config_hashes: dict[str, str] = {}
+        """The hash on each namespace's ConfigMap, as last written or read: what agents get."""
         self.rollouts = RolloutTracker()
 
     async def reconcile(
@@ -144,6 +150,10 @@ class Controller:
         """
         cronjob = "/cronjobs" in error.what
         what = "CronJob " + CRONJOB_NAME if cronjob else "ConfigMap " + CONFIGMAP_NAME
+        written = self._config_hashes.get(plan.namespace)
+        if not cronjob and plan.rendered is not None:
+            kept = f"; it keeps hash {written}" if written else ""
+            what = f"{what} with hash {plan.rendered.hash}{kept}"
         message = f"the API server refused to write {what}: HTTP {error.status}: {error.reason}"
         concerned = {
             key_of(b)
@@ -157,12 +167,13 @@ class Controller:
             key = key_of(body)
             if key in concerned:
                 base = plan.statuses.get(key) or self._status_of(body)
+                if not cronjob:
+                    base = _with_hash_of(base, self._status_of(body))
                 generation = int(body.get("metadata", {}).get("generation") or 1)
                 planned[key] = with_condition(base, condition, generation, now)
-        rendered = plan.rendered.hash if cronjob and plan.rendered is not None else None
         try:
-            await self._write_statuses(plan.namespace, live, planned, rendered)
-        except ApiRequestError as status_error:
+            await self._write_statuses(plan.namespace, live, planned)
+        except Exception as status_error:  # the reconcile's retry reports it again
             _log.error("could not report the refusal on %s: %s", plan.namespace, status_error)
         for body in live:
             if key_of(body) in concerned:
@@ -189,6 +200,7 @@ class Controller:
             return False
         known = self._known.get(namespace)
         current = known if known is not None else await self._kube.get(path)
+        self._note_hash(namespace, current)
         # A revision orders versions for the agents (a revert is a new version too);
         # unchanged content keeps the revision it has, so nothing is rewritten.
         revision = revision_to_write(
@@ -214,6 +226,7 @@ class Controller:
         else:
             wrote = False
         self._known[namespace] = desired
+        self._note_hash(namespace, desired)
         self._written[namespace].append(desired)
         metrics.set_config_hash(namespace, plan.rendered.hash)
         if wrote:
@@ -241,11 +254,17 @@ class Controller:
         if current is not None and not (current.get("spec") or {}).get("suspend"):
             await self._kube.merge_patch(path, {"spec": {"suspend": True}})
 
+    def _note_hash(self, namespace: str, configmap: Mapping[str, Any] | None) -> None:
+        digest = _annotation(configmap, HASH_ANNOTATION) if configmap is not None else None
+        if digest:
+            self._config_hashes[namespace] = digest
+        else:
+            self._config_hashes.pop(namespace, None)
+
     async def _apply_statuses(
         self, plan: NamespacePlan, bodies: Sequence[Mapping[str, Any]]
     ) -> None:
-        rendered = plan.rendered.hash if plan.rendered is not None else None
-        await self._write_statuses(plan.namespace, bodies, plan.statuses, rendered)
+        await self._write_statuses(plan.namespace, bodies, plan.statuses)
 
     async def refresh_rollout(
         self, namespace: str, bodies: Iterable[Mapping[str, Any]], pods: Iterable[PodReport]
@@ -254,21 +273,25 @@ class Controller:
 
         The statuses stay what the last reconcile made them apart from the rollout, so a
         spec change the reconcile has not handled yet shows nowhere before its ConfigMap.
+        Unchanged pods still write what differs: a retry after a failed write lands it.
         """
         live = [b for b in bodies if not b.get("metadata", {}).get("deletionTimestamp")]
         async with self._locks[namespace]:
-            if not self.rollouts.set_pods(namespace, pods) or not live:
-                return
-            await self._write_statuses(namespace, live, {}, None)
+            self.rollouts.set_pods(namespace, pods)
+            if live:
+                await self._write_statuses(namespace, live, {})
 
     async def _write_statuses(
         self,
         namespace: str,
         bodies: Sequence[Mapping[str, Any]],
         planned: Mapping[ResourceKey, dict[str, Any]],
-        rendered: str | None,
     ) -> None:
-        """Write each status that differs: the render's (``planned``) plus the rollout."""
+        """Write each status that differs: the render's (``planned``) plus the rollout.
+
+        Each status that lands is remembered; if any failed, the first error is raised
+        once the others are done (the caller tries again, and only what differs is sent).
+        """
         by_key = {key_of(b): b for b in bodies}
         cache = self._statuses[namespace]
         live_uids = {str(b.get("metadata", {}).get("uid")) for b in bodies}
@@ -278,19 +301,30 @@ class Controller:
             Resource(key, body, self._status_of(body), planned.get(key) or self._status_of(body))
             for key, body in sorted(by_key.items())
         ]
-        target = self.rollouts.target(namespace, rendered, [r.base for r in resources])
+        written = self._config_hashes.get(namespace)
+        target = self.rollouts.target(namespace, written, [r.base for r in resources])
         update = self.rollouts.update(namespace, target, resources, utcnow())
         changes = sorted(update.statuses.items())
-        await asyncio.gather(
+        results = await asyncio.gather(
             *(
                 self._patch_status(namespace, key, self._status_of(by_key[key]), status)
                 for key, status in changes
-            )
+            ),
+            return_exceptions=True,
         )
-        for key, status in changes:
-            cache[str(by_key[key]["metadata"].get("uid"))] = status
+        failed: set[ResourceKey] = set()
+        for (key, status), result in zip(changes, results, strict=True):
+            if isinstance(result, BaseException):
+                failed.add(key)
+            else:
+                cache[str(by_key[key]["metadata"].get("uid"))] = status
         for event in update.events:
-            self._post_event(by_key[event.key], event.type, event.reason, event.message)
+            # A completion is announced once its status has landed (the retry announces it).
+            if event.key not in failed or event.reason == "ConfigRejected":
+                self._post_event(by_key[event.key], event.type, event.reason, event.message)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            raise errors[0]
 
     async def update_status(
         self,
@@ -351,6 +385,7 @@ class Controller:
 
     def _forget(self, namespace: str) -> None:
         self._known.pop(namespace, None)
+        self._config_hashes.pop(namespace, None)
         self._written.pop(namespace, None)
         self._statuses.pop(namespace, None)
 
@@ -515,6 +550,15 @@ def _failure_reason(field: str) -> str:
     if field == "spec.default":
         return "multiple_defaults"
     return "invalid_spec"
+
+
+def _with_hash_of(planned: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
+    """``planned`` with the configHash the resource has now: its ConfigMap was not written."""
+    status = dict(planned)
+    status.pop("configHash", None)
+    if current.get("configHash"):
+        status["configHash"] = current["configHash"]
+    return status
 
 
 def _annotation(obj: Mapping[str, Any], name: str) -> str | None:

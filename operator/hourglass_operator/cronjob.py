@@ -15,6 +15,7 @@ from typing import Any
 
 from agent_lib.config.bundle import CONFIG_KEY, CONFIGMAP_NAME
 from agent_lib.config.session_config import SessionPolicy
+from agent_lib.sessions.store_url import SOURCE_VARIABLE as URL_SOURCE_VARIABLE
 
 CRONJOB_NAME = "hourglass-cleanup"
 SPEC_HASH_ANNOTATION = "hourglass.dev/spec-hash"
@@ -160,5 +161,12 @@ def _env(policy: SessionPolicy) -> list[dict[str, Any]]:
         {
             "name": "REDIS_URL",
             "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key, "optional": False}},
-        }
+        },
+        # Where the URL came from, for `hourglass cleanup`'s errors (never the value).
+        {"name": URL_SOURCE_VARIABLE, "value": url_source_label(ref.name, ref.key)},
     ]
+
+
+def url_source_label(secret: str, key: str) -> str:
+    """How a bad URL's error names its origin in the cleanup pod's log."""
+    return f"REDIS_URL (Secret {secret}, key {key}, from spec.store.urlSecretRef)"

@@ -2,11 +2,16 @@
 
 Agent pods carry the label ``hourglass.dev/config=hourglass-config`` and keep on their
 own Pod what they run (``hourglass.dev/applied-hash``, ``applied-profile``) and, after a
-rejected reload, why (``hourglass.dev/config-error``). From those annotations and the
-hash the operator last rendered come the counts in ``status.rollout``, the ``Applied``
-condition, and the kstatus conditions ``Reconciling`` and ``Stalled`` that Flux, Argo CD
-and ``kubectl wait`` read. `hourglass rollout status` uses the same functions, so the
-CLI and the operator never disagree about a pod.
+rejected reload, why (``hourglass.dev/config-error``) and which hash they refused
+(``hourglass.dev/rejected-hash``). From those annotations and the hash written to the
+ConfigMap come the counts in ``status.rollout``, the ``Applied`` condition, and the
+kstatus conditions ``Reconciling`` and ``Stalled`` that Flux, Argo CD and ``kubectl wait``
+read. `hourglass rollout status` uses the same functions (`counts`, `PodReport`,
+`aggregate`), so the CLI and the operator never disagree about a pod.
+
+A pod rejects the target only when its ``rejected-hash`` is the target: an error about
+an older hash is history (the pod is pending for the new one until it reports on it),
+and a pod of an agent that predates ``rejected-hash`` is pending, never rejecting.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ SELECTOR = f"{CONFIG_LABEL}={CONFIGMAP_NAME}"
 APPLIED_HASH = "hourglass.dev/applied-hash"
 APPLIED_PROFILE = "hourglass.dev/applied-profile"
 CONFIG_ERROR = "hourglass.dev/config-error"
+REJECTED_HASH = "hourglass.dev/rejected-hash"
 
 APPLIED = "Applied"
 RECONCILING = "Reconciling"
@@ -56,31 +62,34 @@ class PodReport:
     applied_hash: str | None = None
     profile: str | None = None
     error: str | None = None
+    rejected_hash: str | None = None
 
     @classmethod
     def from_pod(cls, pod: Mapping[str, Any]) -> PodReport | None:
-        """The pod's report, or None for a pod that no longer counts (finished, deleting)."""
+        """The pod's report, or None for a pod that does not count (see `counts`)."""
+        if not counts(pod):
+            return None
         meta = pod.get("metadata") or {}
-        if meta.get("deletionTimestamp"):
-            return None
-        if (pod.get("status") or {}).get("phase") in _FINISHED_PHASES:
-            return None
         notes = meta.get("annotations") or {}
         return cls(
             name=str(meta.get("name", "")),
             applied_hash=_text(notes.get(APPLIED_HASH)),
             profile=_text(notes.get(APPLIED_PROFILE)),
             error=_text(notes.get(CONFIG_ERROR)),
+            rejected_hash=_text(notes.get(REJECTED_HASH)),
         )
 
     def state(self, target: str) -> PodState:
-        """Updated when it runs ``target``; rejected when it reports an error instead.
+        """Updated when it runs ``target``; rejected only when it says it refused ``target``.
 
-        An error next to the target hash is stale (the agent applied a newer bundle since).
+        An error about another hash (or from an agent that does not name the hash) leaves
+        the pod pending: it has not judged ``target`` yet.
         """
         if self.applied_hash == target:
             return PodState.UPDATED
-        return PodState.REJECTED if self.error else PodState.PENDING
+        if self.error and self.rejected_hash == target:
+            return PodState.REJECTED
+        return PodState.PENDING
 
     def describe(self, target: str) -> str:
         """One line about this pod, for conditions, Events and `hourglass rollout status`."""
@@ -93,7 +102,23 @@ class PodReport:
         running = (
             f"still runs hash {self.applied_hash}" if self.applied_hash else "has not reported yet"
         )
-        return f"pod {self.name} {running}"
+        return f"pod {self.name} {running}{self._history()}"
+
+    def _history(self) -> str:
+        """A pending pod's last error, about an earlier hash (or an unnamed one)."""
+        if not self.error:
+            return ""
+        refused = f"hash {self.rejected_hash}" if self.rejected_hash else "an earlier config"
+        return f" (it rejected {refused}: {_cut(self.error)})"
+
+
+def counts(pod: Mapping[str, Any]) -> bool:
+    """Whether a pod counts in a rollout: one that can still run, so not ``Failed`` (evicted
+    included) or ``Succeeded``, and not terminating (a deletionTimestamp, even one held by
+    a finalizer). The operator's pod index and `hourglass rollout status` both ask this."""
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return False
+    return (pod.get("status") or {}).get("phase") not in _FINISHED_PHASES
 
 
 @dataclass(frozen=True)

@@ -4,26 +4,29 @@ The pods are selected on the server (``labelSelector``), so the operator never r
 any other pod. They are kept in a kopf index: kopf starts no reconcile before every
 index has had its initial listing, so a restarted operator never reports a rollout
 from half a list. Many pods reporting at once (a rollout) end in one status write per
-resource per ``DEBOUNCE_S``.
+resource per ``DEBOUNCE_S``. A write that fails, for whatever reason (a refusal, a 5xx or
+429, an unreachable server), is tried again with growing delays until it lands.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import kopf
 
 from agent_lib.config.bundle import CONFIGMAP_NAME
-from hourglass_operator.errors import ApiRequestError
 from hourglass_operator.rollout import CONFIG_LABEL, SELECTOR, PodReport
 
 POD_INDEX = "hourglass_pods"
 DEBOUNCE_S = 0.2
 """Pod reports within this window are written together."""
-RETRY_S = 5.0
+RETRY_FIRST_S = 0.5
+RETRY_MAX_S = 30.0
+"""A failed rollout write is tried again after 0.5 s, 1 s, 2 s, ... up to 30 s (with jitter)."""
 _log = logging.getLogger("hourglass_operator")
 
 Refresh = Callable[[str, Mapping[str, Any]], Awaitable[None]]
@@ -34,6 +37,16 @@ def pods_in(indices: Mapping[str, Any], namespace: str) -> list[PodReport]:
     """The agent pods of ``namespace`` from kopf's pod index."""
     index = indices[POD_INDEX]
     return list(index[namespace]) if namespace in index else []
+
+
+def index_entry(namespace: str, pod: Mapping[str, Any]) -> dict[str, PodReport]:
+    """The pod's entry in the index: its report, or nothing once it no longer counts.
+
+    An empty mapping makes kopf drop the pod's earlier entry; None would keep it, and an
+    evicted or terminating pod would count with its last report for ever.
+    """
+    report = PodReport.from_pod(pod)
+    return {namespace: report} if report is not None else {}
 
 
 def register(registry: kopf.OperatorRegistry, refresh: Refresh) -> None:
@@ -48,13 +61,19 @@ def register(registry: kopf.OperatorRegistry, refresh: Refresh) -> None:
     @kopf.index(
         "v1", "pods", labels={CONFIG_LABEL: CONFIGMAP_NAME}, id=POD_INDEX, registry=registry
     )
-    def hourglass_pods(**kwargs: Any) -> dict[str, PodReport] | None:
-        report = PodReport.from_pod(kwargs["body"])
-        return {kwargs["namespace"]: report} if report is not None else None
+    def hourglass_pods(**kwargs: Any) -> dict[str, PodReport]:
+        return index_entry(kwargs["namespace"], kwargs["body"])
 
     @kopf.on.event("v1", "pods", labels={CONFIG_LABEL: CONFIGMAP_NAME}, registry=registry)
     async def agent_pod_changed(**kwargs: Any) -> None:
         debouncer.poke(kwargs["namespace"], kwargs)
+
+
+def retry_delay(failures: int) -> float:
+    """The wait before try ``failures + 1``: doubling from `RETRY_FIRST_S` to `RETRY_MAX_S`,
+    with up to 20 % jitter so that many namespaces do not retry in step."""
+    base = min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** min(failures - 1, 16))
+    return float(base * (1 - 0.2 * random.random()))  # noqa: S311 - jitter, not security
 
 
 class _Debouncer:
@@ -64,6 +83,7 @@ class _Debouncer:
         self._refresh = refresh
         self._pending: dict[str, asyncio.Task[None]] = {}
         self._indices: dict[str, Mapping[str, Any]] = {}
+        self._failures: dict[str, int] = {}
 
     def poke(self, namespace: str, indices: Mapping[str, Any], delay: float = DEBOUNCE_S) -> None:
         self._indices[namespace] = indices
@@ -75,8 +95,19 @@ class _Debouncer:
         del self._pending[namespace]
         try:
             await self._refresh(namespace, self._indices[namespace])
-        except ApiRequestError as error:
-            _log.warning("rollout status of %s not written (%s); retrying", namespace, error)
-            self.poke(namespace, self._indices[namespace], RETRY_S)
-        except Exception:
-            _log.exception("rollout status of %s failed", namespace)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            failures = self._failures[namespace] = self._failures.get(namespace, 0) + 1
+            delay = retry_delay(failures)
+            _log.warning(
+                "rollout status of %s not written (try %d, again in %.1fs): %s",
+                namespace,
+                failures,
+                delay,
+                error or type(error).__name__,
+            )
+            self.poke(namespace, self._indices[namespace], delay)
+        else:
+            if self._failures.pop(namespace, None):
+                _log.info("rollout status of %s written again", namespace)

@@ -72,13 +72,15 @@ class RolloutTracker:
         return changed
 
     def target(
-        self, namespace: str, rendered: str | None, statuses: Iterable[Mapping[str, Any]]
+        self, namespace: str, written: str | None, statuses: Iterable[Mapping[str, Any]]
     ) -> str | None:
-        """The hash agents should run: the one just rendered, else the last one known,
-        else the one the resources' statuses agree on (a restarted operator)."""
-        if rendered is not None:
-            self._targets[namespace] = rendered
-            return rendered
+        """The hash agents should run: the one on the ConfigMap (``written``, as the
+        controller last wrote or read it), else the last one known, else the one the
+        resources' ``configHash`` agree on (a restarted operator before its first read;
+        ``configHash`` is only ever a hash that was written, so this is one too)."""
+        if written is not None:
+            self._targets[namespace] = written
+            return written
         if namespace in self._targets:
             return self._targets[namespace]
         hashes = Counter(str(s["configHash"]) for s in statuses if s.get("configHash"))

@@ -30,6 +30,7 @@ from tests.fixtures.agent_pods import (
 )
 from tests.fixtures.operator_process import OperatorProcess
 from tests.integration._resources import _profile, _yaml
+from tests.integration._rollout import admit_rejected_hash
 
 pytestmark = pytest.mark.usefixtures("real_cluster")
 
@@ -392,6 +393,7 @@ def test_real_agents_drive_the_rollout_status(
 ) -> None:
     """The whole loop with real agents: patch, API watch, pod annotations, the operator's
     aggregation, `hourglass rollout status` and the condition `Applied`."""
+    admit_rejected_hash(real_cluster)
     real_cluster.apply(agent_rbac(ns))
     real_cluster.apply(
         _yaml(_profile(ns, "prod", {"default": True, "timeouts": {"request": "10s"}}))
@@ -447,5 +449,10 @@ def test_real_agents_drive_the_rollout_status(
             )
 
         real_cluster.wait_for(rejected, what="Applied=False, reason Rejected")
+        # The agent named the hash it refused: the one on the ConfigMap now.
+        refused_hash = real_cluster.get("configmaps", ns, CONFIGMAP_NAME)["metadata"][
+            "annotations"
+        ]["hourglass.dev/config-hash"]
+        assert pods[2].annotations()["hourglass.dev/rejected-hash"] == refused_hash
     finally:
         operator.stop()

@@ -18,21 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hourglass_operator.rollout import (
-    APPLIED_HASH,
-    APPLIED_PROFILE,
-    CONFIG_ERROR,
-    CONFIG_LABEL,
-    SELECTOR,
-)
+from hourglass_operator.rollout import SELECTOR
 
-from agent_lib.config.bundle import CONFIGMAP_NAME, HASH_ANNOTATION
 from tests.fixtures.controlplane import RealCluster as Cluster
 from tests.fixtures.k8s_emulator import OperatorProcess, check_api_calls
-from tests.integration._resources import _condition, _configmap, _policy, _profile, _yaml
+from tests.integration._resources import _condition
+from tests.integration._rollout import PODS, _environment, _hash, _report, _rollout_status
 
 pytestmark = pytest.mark.timeout(120)
-PODS = ("agent-0", "agent-1", "agent-2")
 
 
 @pytest.fixture(scope="module")
@@ -48,89 +41,6 @@ def operator(real_cluster: Cluster, since: int) -> Iterator[OperatorProcess]:
         yield process
     finally:
         process.stop()
-
-
-def _agent_pod(ns: str, name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": ns, "labels": {CONFIG_LABEL: CONFIGMAP_NAME}},
-        "spec": {
-            "automountServiceAccountToken": False,
-            "containers": [{"name": "agent", "image": "registry.test/agent:1"}],
-        },
-    }
-
-
-def _report(cluster: Cluster, ns: str, pod: str, digest: str, error: str | None = None) -> None:
-    """What agent_lib writes on its own Pod after a reload (or a rejected one)."""
-    notes = {APPLIED_HASH: digest, APPLIED_PROFILE: "default", CONFIG_ERROR: error}
-    cluster.patch("pods", ns, pod, {"metadata": {"annotations": notes}})
-
-
-def _hash(cluster: Cluster, ns: str) -> str | None:
-    cm = _configmap(cluster, ns)
-    return None if cm is None else str(cm["metadata"]["annotations"][HASH_ANNOTATION])
-
-
-def _settled(cluster: Cluster, ns: str) -> str | None:
-    """The ConfigMap's hash once both resources are rendered into it (not an earlier one)."""
-    digest = _hash(cluster, ns)
-    hashes = {
-        (cluster.get(plural, ns, name) or {}).get("status", {}).get("configHash")
-        for plural, name in (("timeoutprofiles", "default"), ("sessionpolicies", "sessions"))
-    }
-    return digest if hashes == {digest} else None
-
-
-def _rollout_status(
-    cluster: Cluster, ns: str, timeout: str = "30s"
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            str(Path(sys.executable).with_name("hourglass")),
-            "rollout",
-            "status",
-            "-n",
-            ns,
-            "--timeout",
-            timeout,
-        ],
-        capture_output=True,
-        text=True,
-        env=cluster.env(),
-        timeout=90,
-        check=False,
-    )
-
-
-def _environment(cluster: Cluster, operator: OperatorProcess) -> tuple[str, str]:
-    """A namespace with a default profile, a policy and three agent pods; its first hash."""
-    ns = cluster.namespace()
-    cluster.wait_for(lambda: cluster.get("serviceaccounts", ns, "default"), what="default SA")
-    cluster.apply(
-        _yaml(
-            _profile(ns, "default", {"default": True, "timeouts": {"request": "30s"}}),
-            _policy(ns, "sessions", {"ttl": "15m"}),
-        )
-    )
-    for pod in PODS:
-        cluster.request("POST", cluster.path("pods", ns), _agent_pod(ns, pod))
-    first = cluster.wait_for(lambda: _settled(cluster, ns), what="both resources rendered")
-    for pod in PODS:
-        _report(cluster, ns, pod, first)
-    try:
-        cluster.wait_for(
-            lambda: (
-                _condition(cluster.get("timeoutprofiles", ns, "default"), "Applied").get("reason")
-                == "Applied"
-            ),
-            what="Applied=True for the first hash",
-        )
-    except BaseException:
-        profile = cluster.get("timeoutprofiles", ns, "default") or {}
-        pytest.fail(f"status: {profile.get('status')}\n{operator.log_tail(60)}")
-    return ns, first
 
 
 def test_patch_rolls_out_to_three_pods(real_cluster: Cluster, operator: OperatorProcess) -> None:
@@ -257,7 +167,7 @@ def test_a_rejecting_pod_fails_the_rollout(
     _report(cluster, ns, "agent-0", second)
     _report(cluster, ns, "agent-1", second)
     reason = "timeouts.fooBar: unknown timeout name"
-    _report(cluster, ns, "agent-2", first, error=reason)
+    _report(cluster, ns, "agent-2", first, error=reason, rejected=second)
 
     def applied() -> dict[str, Any]:
         return _condition(cluster.get("timeoutprofiles", ns, "default"), "Applied")

@@ -41,8 +41,10 @@ def _wait_for(predicate: object, what: str, timeout: float = WAIT_S) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _env_lines(stdout: str) -> dict[str, str]:
-    lines = stdout.splitlines()[:2]
+def _env_lines(stderr: str) -> dict[str, str]:
+    """The two env lines, which ``--once`` prints on stderr (its stdout is the JSON)."""
+    names = ("HOURGLASS_CONFIG_DIR=", "REDIS_URL=")
+    lines = [line for line in stderr.splitlines() if line.startswith(names)]
     return dict(line.split("=", 1) for line in lines)
 
 
@@ -109,10 +111,10 @@ def local_factory(tmp_path: Path) -> Iterator[object]:
 def test_once_renders_what_the_operator_renders_and_exits(specs: Path, tmp_path: Path) -> None:
     result = _run("local", str(specs), "--state-dir", str(tmp_path / "st"), "--once", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    env = _env_lines(result.stdout)
+    env = _env_lines(result.stderr)
     config_dir = Path(env["HOURGLASS_CONFIG_DIR"])
     assert config_dir == tmp_path / "st" / "config"
-    summary = json.loads(result.stdout.split("\n", 2)[2])
+    summary = json.loads(result.stdout)
     assert summary["namespace"] == "local"
     assert summary["defaultProfile"] == "dev"
     assert set(summary["profiles"]) == {"base", "dev", "staging", "prod"}
@@ -182,7 +184,7 @@ def test_once_cleans_expired_sessions_on_an_external_redis(
         "--namespace", "cleanup-test", "--once", cwd=tmp_path,
     )  # fmt: skip
     assert second.returncode == 0, second.stderr
-    summary = json.loads(second.stdout.split("\n", 2)[2])
+    summary = json.loads(second.stdout)
     assert summary["namespace"] == "cleanup-test"
     assert summary["cleanup"]["expired"] == 12
     assert summary["sessions"] == 0
@@ -290,7 +292,7 @@ def test_without_a_session_policy_cleanup_is_skipped(specs: Path, tmp_path: Path
     (specs / "session_settings.yaml").unlink()
     result = _run("local", str(specs), "--state-dir", str(tmp_path / "st"), "--once", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    summary = json.loads(result.stdout.split("\n", 2)[2])
+    summary = json.loads(result.stdout)
     assert summary["cleanup"] is None
     assert "cleanup skipped: no SessionPolicy" in result.stderr
 
@@ -335,3 +337,60 @@ def test_on_a_terminal_it_shows_the_live_panel_and_ctrl_c_stops_everything(
     for expected in ("HOURGLASS_CONFIG_DIR=", "REDIS_URL=", "last reload", "sessions", "prod"):
         assert expected in text
     assert not _pid_alive(valkey_pid)
+
+
+def test_a_later_run_with_bad_specs_serves_nothing_of_an_earlier_run(
+    specs: Path, tmp_path: Path
+) -> None:
+    """Only the inputs of this run are ever served: before, the second run logged
+    "invalid edit (kept ...)", kept publishing the first run's profiles and printed the
+    env lines as if ready."""
+    state = tmp_path / "st"
+    first = _run("local", str(specs), "--state-dir", str(state), "--once", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "p.yaml").write_text(
+        "apiVersion: hourglass.dev/v1alpha1\nkind: TimeoutProfile\n"
+        "metadata:\n  name: x\nspec:\n  timeouts:\n    llmCall: soon\n"
+    )
+    second = _run("local", str(bad), "--state-dir", str(state), cwd=tmp_path, timeout=30)
+    assert second.returncode == 1, second.stdout + second.stderr
+    assert "render failed:" in second.stderr
+    assert "invalid edit" not in second.stderr
+    assert "the first render failed, nothing is served" in second.stderr
+    assert "HOURGLASS_CONFIG_DIR=" not in second.stdout + second.stderr
+    assert "REDIS_URL=" not in second.stdout + second.stderr
+    assert not (state / "env").exists()
+
+
+def test_once_prints_json_alone_on_stdout(specs: Path, tmp_path: Path) -> None:
+    result = _run("local", str(specs), "--state-dir", str(tmp_path / "st"), "--once", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["configDir"] == str(tmp_path / "st" / "config")
+    assert set(_env_lines(result.stderr)) == {"HOURGLASS_CONFIG_DIR", "REDIS_URL"}
+
+
+def test_two_runs_never_share_one_state_dir(specs: Path, local_factory, tmp_path: Path) -> None:
+    local = local_factory(specs)
+    second = _run("local", str(specs), "--state-dir", str(local.state), "--once", cwd=tmp_path)
+    assert second.returncode == 1
+    assert second.stderr.strip().endswith(
+        f"--state-dir {local.state} is in use by another 'hourglass local'; "
+        "stop it or pass another --state-dir"
+    )
+    assert (local.state / "env").exists()  # the first run is untouched
+
+
+def test_a_password_in_redis_url_is_masked_in_what_local_prints(
+    specs: Path, tmp_path: Path, redis_url: str
+) -> None:
+    with_password = redis_url.replace("redis://", "redis://user:hunter2-pw@")
+    result = _run(
+        "local", str(specs), "--state-dir", str(tmp_path / "st"), "--once",
+        "--redis-url", with_password, cwd=tmp_path,
+    )  # fmt: skip
+    assert "hunter2-pw" not in result.stdout + result.stderr
+    masked = redis_url.replace("redis://", "redis://user:***@")
+    assert json.loads(result.stdout)["redisUrl"] == masked
+    assert f"REDIS_URL={masked}" in result.stderr.splitlines()

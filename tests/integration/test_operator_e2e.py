@@ -397,7 +397,11 @@ def test_cleanup_cronjob_and_finished_job_summary(
         {
             "name": "REDIS_URL",
             "valueFrom": {"secretKeyRef": {"name": "redis-creds", "key": "url", "optional": False}},
-        }
+        },
+        {
+            "name": "HOURGLASS_REDIS_URL_SOURCE",
+            "value": "REDIS_URL (Secret redis-creds, key url, from spec.store.urlSecretRef)",
+        },
     ]
     hardening = container["securityContext"]
     assert hardening["runAsNonRoot"] and hardening["readOnlyRootFilesystem"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -51,7 +52,11 @@ def test_make_run_in_ci_renders_starts_valkey_cleans_and_exits(tmp_path: Path) -
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"HOURGLASS_CONFIG_DIR={state / 'config'}" in result.stdout
-    assert "REDIS_URL=redis://127.0.0.1:" in result.stdout
+    # --once: the env lines go to stderr, so that stdout is the JSON summary alone
+    assert f"HOURGLASS_CONFIG_DIR={state / 'config'}" in result.stderr
+    assert "REDIS_URL=redis://127.0.0.1:" in result.stderr
+    # stdout: make's echo of the command, then the summary
+    summary, _ = json.JSONDecoder().raw_decode(result.stdout[result.stdout.index("{") :])
+    assert summary["configDir"] == str(state / "config")
     assert (state / "config" / "hourglass.yaml").is_file()
     assert (state / "config" / "..data").is_symlink()

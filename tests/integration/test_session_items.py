@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from agent_lib.errors import InvalidSessionId, PayloadTooLarge, SessionConflict
-from agent_lib.sessions.items import SessionItems
+from agent_lib.sessions.items import RecordUpdate, SessionItems
 from agent_lib.sessions.manager import SessionManager
 from agent_lib.sessions.stores.base import WRITE_EVICTION_BUDGET
 from agent_lib.sessions.stores.items import ITEM_OVERHEAD_BYTES, LIST_OVERHEAD_BYTES
@@ -251,3 +251,48 @@ async def test_items_on_redis_cluster(redis_cluster: RedisCluster) -> None:
         assert await items.pop("clustered") == {"n": 29}
         assert await items.clear("clustered") is True
         assert await items.read("clustered") is None
+        # shared records: written, read and compacted by single-slot scripts too
+        update = RecordUpdate("shared", {"f": 1}, owner="o")
+        await items.append("owner", [1], records=[update], must_not_exist=True)
+        found = await items.read("owner", records=["shared"])
+        assert found is not None and found.records["shared"].fields == {"f": 1}
+        await items.clear("owner")
+        report = await sm.cleanup()
+        assert report.to_dict()["records_removed"] == 1
+        assert await items.read_records(["shared"]) == {}
+
+
+async def test_a_list_marked_before_item_bytes_were_kept_is_counted_once(
+    redis_server: RedisProcess,
+) -> None:
+    """Item marks of the layout before issue 25 hold 1, not the items' part: the first
+    write that needs the part counts the list once and keeps the figure."""
+    async with _manager(redis_server.url) as sm:
+        store = sm.store
+        assert isinstance(store, RedisStore)
+        items = SessionItems(sm)
+        await items.append("old", [{"n": 1}, {"n": 2}], data={"d": 1})
+        exact = await store.accounted()
+        await store.client.hset(store.index_keys[2], "*i:old", 1)  # as the old layout left it
+        await sm.update("old", {"d": 1})
+        assert await store.accounted() == exact
+        assert await items.pop("old") == {"n": 2}
+        one = len(b'{"n":2}') + ITEM_OVERHEAD_BYTES
+        after = await store.accounted()
+        assert after.sessions["old"] == exact.sessions["old"] - one == after.total
+
+
+async def test_get_items_limits_follow_sqlite_session(url: str) -> None:
+    """The Agents SDK's SQLiteSession: None, negative or very large is all, 0 is none."""
+    from agents.memory import SQLiteSession
+
+    from agent_lib.integrations.openai_agents import HourglassSession
+
+    async with _manager(url) as sm:
+        ours, ref = HourglassSession("conv", sm), SQLiteSession("conv")
+        turns = [{"role": "user", "content": f"turn {n}"} for n in range(3)]
+        for session in (ours, ref):
+            await session.add_items(list(turns))
+        for limit in (None, -1, -7, 0, 1, 2, 3, 4, 2**31, 2**63 - 1):
+            assert await ours.get_items(limit) == await ref.get_items(limit), limit
+        assert await ours.get_items(2**64) == turns

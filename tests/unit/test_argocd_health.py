@@ -82,7 +82,8 @@ def test_progressing_until_the_operator_sees_the_generation() -> None:
 
 
 def test_degraded_when_a_pod_rejects() -> None:
-    status = _status([PodReport("a", NEW), PodReport("b", OLD, error="timeouts.fooBar: unknown")])
+    rejecting = PodReport("b", OLD, error="timeouts.fooBar: unknown", rejected_hash=NEW)
+    status = _status([PodReport("a", NEW), rejecting])
     state, message = health(_resource(status))
     assert state == "Degraded"
     assert "pod b rejected the config: timeouts.fooBar: unknown" in message

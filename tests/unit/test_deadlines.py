@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from pathlib import Path
 
@@ -270,3 +271,108 @@ async def test_manager_async_deadline(tmp_path: Path) -> None:
         async with tm.deadline("llmCall"):
             await asyncio.sleep(30)
     assert tm.stats()["timeouts"] == {"llmCall": 1.0}
+
+
+# --- which deadline a timeout belongs to, counted once (issue 26) --------------------------
+
+
+async def test_a_stray_timeout_error_is_not_blamed_on_a_parent_with_time_left() -> None:
+    """An inner ``asyncio.timeout`` firing inside ``llmCall`` (bound by ``request``) is
+    neither deadline's expiry: ``request`` has nearly all of its budget left."""
+    events = TimeoutEvents()
+    async with deadline("request", 5, events=events):
+        with pytest.raises(TimeoutError) as caught:
+            async with deadline("llmCall", 300, events=events), asyncio.timeout(0.01):
+                await asyncio.sleep(30)
+        assert not isinstance(caught.value, DeadlineExceeded)
+    assert events.stats()["timeouts"] == {}
+
+
+def test_a_timeout_error_at_the_parents_expiry_is_the_parents() -> None:
+    clock = FakeClock()
+    events = TimeoutEvents()
+    with deadline("request", 5, events=events, clock=clock):
+        with (
+            pytest.raises(DeadlineExceeded) as caught,
+            deadline("llmCall", 300, events=events, clock=clock),
+        ):
+            clock.now += 5
+            raise TimeoutError("socket timeout from remaining()")
+        clock.now -= 1  # let the outer block end inside its budget
+    assert caught.value.name == "request"
+    assert events.stats()["timeouts"] == {"request": 1.0}
+
+
+def test_an_expiry_caught_inside_the_block_is_counted_once() -> None:
+    clock = FakeClock()
+    events = TimeoutEvents()
+    with pytest.raises(DeadlineExceeded), deadline("toolCall", 2, events=events, clock=clock):
+        clock.now += 3
+        with pytest.raises(DeadlineExceeded):
+            check_deadline()
+    assert events.stats()["timeouts"] == {"toolCall": 1.0}
+
+
+async def test_an_expiry_caught_inside_an_async_block_is_counted_once() -> None:
+    events = TimeoutEvents()
+    with pytest.raises(DeadlineExceeded):
+        async with deadline("toolCall", 0.02, events=events):
+            await asyncio.sleep(0.01)
+            while True:
+                try:
+                    check_deadline()
+                except DeadlineExceeded:
+                    break
+            await asyncio.sleep(30)
+    assert events.stats()["timeouts"] == {"toolCall": 1.0}
+
+
+# --- a finished deadline binds no one (issue 26) ---------------------------------------
+
+
+async def test_a_task_that_outlives_its_request_is_not_bound_by_it() -> None:
+    events = TimeoutEvents()
+    finished = asyncio.Event()
+
+    async def background() -> tuple[float | None, Deadline | None]:
+        await finished.wait()
+        check_deadline()
+        return remaining(), current_deadline()
+
+    async with deadline("request", 0.02, events=events):
+        task = asyncio.create_task(background())
+    await asyncio.sleep(0.05)  # past the request's budget
+    finished.set()
+    assert await task == (None, None)
+    assert events.stats()["timeouts"] == {}
+
+
+async def test_a_deadline_in_such_a_task_is_freed_and_keeps_the_running_ancestor() -> None:
+    events = TimeoutEvents()
+    entered = asyncio.Event()
+
+    async def background() -> tuple[float, Deadline]:
+        async with deadline("toolCall", 30, events=events) as tool:
+            entered.set()
+            await asyncio.sleep(0.05)  # the request ends and its budget passes meanwhile
+            return tool.remaining(), tool.binding
+
+    async with deadline("session", 20, events=events) as session:
+        async with deadline("request", 0.02, events=events) as request:
+            task = asyncio.create_task(background())
+            await entered.wait()
+            assert current_deadline() is request
+        left, binding = await task
+    assert binding is session.binding is session
+    assert 0 < left <= 20
+    assert events.stats()["timeouts"] == {}
+
+
+def test_a_thread_given_the_requests_context_is_not_bound_after_it_ends() -> None:
+    clock = FakeClock()
+    with deadline("request", 1, clock=clock):
+        context = contextvars.copy_context()
+        assert context.run(remaining) == 1.0
+    clock.now += 5
+    assert context.run(remaining) is None
+    context.run(check_deadline)

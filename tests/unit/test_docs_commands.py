@@ -7,8 +7,11 @@ helm/. Blocks that cannot run here (a cluster, a live Redis) are still checked: 
 A block is runnable when the line before its fence (blank lines aside) is
 ``<!-- runnable -->`` (optionally ``<!-- runnable timeout=90 -->``), or when its info
 string says so (```` ```bash runnable ````). Each runs with ``bash -euo pipefail`` in a
-fresh copy of the repository (its ``.venv`` linked in), with the project's virtualenv
+fresh copy of the repository as a clone has it: the files git tracks or does not
+ignore (its ``.venv`` linked in), with the project's virtualenv
 first on PATH, bounded in time; its process group is killed by PID when it overruns.
+Every other shell block needs a cluster (``kubectl``, ``helm``) or says why it cannot
+run here, with ``<!-- not runnable: REASON -->`` on the line before its fence.
 """
 
 from __future__ import annotations
@@ -156,10 +159,38 @@ def test_each_guide_has_runnable_commands(doc: str) -> None:
     assert any(block.file == doc for block in BLOCKS), f"{doc} has no runnable block"
 
 
+def _clone_files() -> list[str] | None:
+    """What a clone of this working tree holds: the tracked files and the new ones git
+    does not ignore (so a block cannot lean on ignored local state); None without git."""
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return [name for name in listed.stdout.decode().split("\0") if name]
+
+
 @pytest.fixture
 def repo_copy(tmp_path: Path) -> Path:
+    """The repository as a fresh clone has it (its .venv linked in)."""
     target = tmp_path / "repo"
-    shutil.copytree(REPO, target, ignore=_IGNORED, symlinks=True)
+    files = _clone_files()
+    if files is None:
+        shutil.copytree(REPO, target, ignore=_IGNORED, symlinks=True)
+    for name in files or ():
+        source, copy = REPO / name, target / name
+        if not source.exists() and not source.is_symlink():
+            continue  # deleted in the working tree, not yet committed
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_symlink():
+            copy.symlink_to(os.readlink(source))
+        else:
+            shutil.copy2(source, copy)
     if (REPO / ".venv").is_dir():  # so that `. .venv/bin/activate` works in a block
         (target / ".venv").symlink_to(REPO / ".venv")
     return target
@@ -280,3 +311,74 @@ def test_every_hourglass_command_in_the_docs_uses_real_verbs_and_flags() -> None
                         assert word.split("=", 1)[0] in known, f"{where}: unknown option {word}"
                 checked += 1
     assert checked >= 10
+
+
+_NOT_RUNNABLE = re.compile(r"^\s*<!--\s*not runnable:\s*(\S.*?)\s*-->\s*$")
+_NEEDS_CLUSTER = re.compile(r"(^|[\s$(])(kubectl|helm)\s", re.M)
+
+
+def _unclassified_blocks(text: str) -> list[int]:
+    """Lines of shell blocks that neither run here, nor need a cluster (kubectl, helm),
+    nor say why not (``<!-- not runnable: REASON -->`` on the line before)."""
+    found: list[int] = []
+    lines = text.splitlines()
+    index = 0
+    while index < len(lines):
+        fence = _FENCE.match(lines[index])
+        if not fence:
+            index += 1
+            continue
+        before = next((row for row in reversed(lines[:index]) if row.strip()), "")
+        body, end = _read_fence(lines, index + 1, fence.group(2))
+        marked = _MARKER.match(before) or _NOT_RUNNABLE.match(before)
+        runnable = "runnable" in fence.group(4).split()
+        cluster = _NEEDS_CLUSTER.search("\n".join(body))
+        if fence.group(3) in SHELLS and not (marked or runnable or cluster):
+            found.append(index + 1)
+        index = end + 1
+    return found
+
+
+def test_every_shell_block_runs_or_says_why_not() -> None:
+    """So a new command in the docs runs in CI unless it needs a cluster or says why it
+    cannot run here."""
+    unclassified = [
+        f"{path.relative_to(REPO)}:{line}"
+        for path in DOC_FILES
+        if path.exists()
+        for line in _unclassified_blocks(path.read_text())
+    ]
+    assert unclassified == [], (
+        "mark these blocks <!-- runnable --> or <!-- not runnable: REASON -->: "
+        + ", ".join(unclassified)
+    )
+
+
+def test_the_block_classifier_sees_markers_and_clusters() -> None:
+    text = "\n".join(
+        [
+            "```bash",
+            "hourglass validate config/",
+            "```",
+            "<!-- not runnable: needs a live Redis -->",
+            "```bash",
+            "hourglass cleanup -n x",
+            "```",
+            "```bash",
+            "kubectl get tp",
+            "```",
+            "<!-- runnable -->",
+            "```bash",
+            "true",
+            "```",
+        ]
+    )
+    assert _unclassified_blocks(text) == [1]
+
+
+def test_the_architecture_page_lists_every_cli_verb() -> None:
+    from hourglass_cli.main import _VERBS
+
+    text = (REPO / "docs" / "architecture.md").read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| `hourglass_cli/` |"))
+    assert [verb for verb in sorted(_VERBS) if f"`{verb}`" not in row] == []

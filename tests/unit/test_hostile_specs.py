@@ -394,7 +394,9 @@ def test_cli_validate_exit_code_matches_problems(documents: list[Any]) -> None:
         raise result.exception
     loaded = load_text(text)
     parsed = parse_documents(loaded.documents, default_namespace="default")
-    assert result.exit_code == (1 if loaded.problems or parsed.problems else 0)
+    # nothing read at all is an error too (a CI check pointed at the wrong path)
+    failed = loaded.problems or parsed.problems or not parsed.read
+    assert result.exit_code == (1 if failed else 0)
 
 
 # --- durations and quantities ---------------------------------------------------------

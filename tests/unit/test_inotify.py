@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import shutil
 import sys
 import threading
 from pathlib import Path
@@ -145,3 +146,17 @@ def test_folder_watcher_stops_without_waiting_for_its_resync(tmp_path: Path) -> 
     watcher.stop(timeout=10)
     assert not thread.is_alive()
     assert calls == [True]
+
+
+@pytest.mark.parametrize("how", ["deleted", "moved-away"])
+def test_losing_the_folder_itself_is_reported(tmp_path: Path, how: str) -> None:
+    folder = tmp_path / "config"
+    atomic_swap(folder, {"hourglass.yaml": "a: 1\n"})
+    with open_inotify(folder) as notifier:
+        assert not notifier.lost
+        if how == "deleted":
+            shutil.rmtree(folder)
+        else:
+            folder.rename(tmp_path / "old")
+        assert notifier.watch(200, 5, LONG_MS, StopEvent()) == "changes"
+        assert notifier.lost

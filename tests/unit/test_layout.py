@@ -142,7 +142,17 @@ LAYERS = {
         "_cluster_link",
         "manager",
     ],
-    "sessions": ["_ids", "_memory_estimate", "stores", "metrics", "settings", "manager", "items"],
+    "sessions": [
+        "_ids",
+        "_memory_estimate",
+        "_loops",
+        "store_url",
+        "stores",
+        "metrics",
+        "settings",
+        "manager",
+        "items",
+    ],
 }
 
 

@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from agent_lib import ConfigError, DeadlineExceeded, PollingPolicy, TimeoutManager, apoll, poll
+from agent_lib import (
+    ConfigError,
+    DeadlineExceeded,
+    PollingPolicy,
+    TimeoutManager,
+    apoll,
+    current_deadline,
+    poll,
+)
 from agent_lib.timeouts.metrics import TimeoutEvents
 from agent_lib.timeouts.polling import backoff_delays, poll_with
 
@@ -155,3 +163,67 @@ def test_invalid_policy_names_the_field(values: tuple[float, ...], field: str) -
     with pytest.raises(ConfigError) as caught:
         PollingPolicy(*values)
     assert caught.value.field == field
+
+
+# --- the last check, async checks through the manager (issue 26) -----------------------
+
+
+def _at_the_budget() -> str | None:
+    """A check that has something only once the polling budget has run out."""
+    budget = current_deadline()
+    assert budget is not None
+    return "job" if budget.remaining() <= 0 else None
+
+
+def test_a_result_of_the_last_check_is_returned_not_discarded() -> None:
+    fake = FakeTime()
+    events = TimeoutEvents()
+    result = poll_with(_at_the_budget, POLICY, events=events, sleep=fake.sleep, clock=fake.clock)
+    assert result == "job"
+    assert sum(fake.sleeps) == POLICY.max_duration
+    assert events.stats()["timeouts"] == {}
+
+
+def test_a_slow_check_that_returns_after_the_budget_keeps_its_result() -> None:
+    fake = FakeTime()
+    popped: list[str] = []
+
+    def slow_pop() -> str:
+        fake.now += POLICY.max_duration + 1
+        popped.append("job")
+        return "job"
+
+    assert poll_with(slow_pop, POLICY, sleep=fake.sleep, clock=fake.clock) == "job"
+    assert popped == ["job"]
+
+
+async def test_apoll_also_makes_the_last_check_at_the_budget() -> None:
+    policy = PollingPolicy(
+        interval=0.005, max_interval=0.01, multiplier=2, jitter=0, max_duration=0.03
+    )
+    assert await apoll(_at_the_budget, policy=policy) == "job"
+
+    async def async_at_the_budget() -> str | None:
+        await asyncio.sleep(0)
+        return _at_the_budget()
+
+    assert await apoll(async_at_the_budget, policy=policy) == "job"
+
+
+async def test_manager_poll_awaits_an_async_check(kube_folder: Path) -> None:
+    tm = TimeoutManager(config_dir=kube_folder, environ={})
+    answers = iter([False, False, "done"])
+
+    async def check() -> str | bool:
+        await asyncio.sleep(0)
+        return next(answers)
+
+    assert await tm.poll(check, interval=0.001, max_interval=0.002) == "done"
+
+
+def test_sync_poll_refuses_a_check_that_returns_an_awaitable() -> None:
+    async def job_done() -> bool:
+        return True
+
+    with pytest.raises(TypeError, match="apoll"):
+        poll(lambda: job_done(), policy=FAST, name="jobPoll")

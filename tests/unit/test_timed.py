@@ -121,6 +121,20 @@ def test_polling_records_each_poll(tm: TimeoutManager) -> None:
     before = count("pollRecorded", "ok")
     assert tm.poll(lambda: True, name="pollRecorded") is True
     assert count("pollRecorded", "ok") == before + 1
+    with pytest.raises(DeadlineExceeded):
+        tm.poll(
+            lambda: False, name="pollGaveUp", interval=0.01, max_interval=0.01, max_duration=0.03
+        )
+    assert count("pollGaveUp", "timeout") == 1
+
+    async def never() -> bool:
+        return False
+
+    with pytest.raises(DeadlineExceeded):
+        asyncio.run(
+            tm.apoll(never, name="apollGaveUp", interval=0.01, max_interval=0.01, max_duration=0.03)
+        )
+    assert count("apollGaveUp", "timeout") == 1
 
 
 def test_names_are_bounded() -> None:

@@ -22,6 +22,7 @@ from agent_lib.timeouts._pod_report import (
     APPLIED_PROFILE,
     CONFIG_ERROR,
     MAX_ERROR_CHARS,
+    REJECTED_HASH,
     Applied,
 )
 from agent_lib.timeouts._sources import ConfigVersion
@@ -191,6 +192,7 @@ def test_annotations_patch_sets_applied_and_clears_or_shortens_the_error() -> No
                 APPLIED_HASH: "0123456789abcdef",
                 APPLIED_PROFILE: "prod",
                 CONFIG_ERROR: None,
+                REJECTED_HASH: None,
             }
         }
     }

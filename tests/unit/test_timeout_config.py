@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from pathlib import Path
 
@@ -109,7 +110,7 @@ def test_profile_missing_from_the_file_falls_back_and_says_why(kube_folder: Path
     assert tm.current.source == "builtin"
     assert tm.current.name == "dev"
     assert tm.last_error is not None
-    assert tm.last_error.startswith("profiles.canary:")
+    assert tm.last_error.startswith("HOURGLASS_PROFILE: no profile 'canary' in ")
 
 
 def test_invalid_file_at_startup_uses_builtin_and_sets_last_error(tmp_path: Path) -> None:
@@ -275,3 +276,111 @@ def test_rendered_profile_with_extends_reads_back_through_the_manager(tmp_path: 
     assert tm.get("request") == 25.0  # inherited
     polling = tm.current.polling
     assert (polling.interval, polling.multiplier, polling.max_duration) == (0.25, 3.0, 120.0)
+
+
+# --- override blocks and origins (issue 26) ---------------------------------------------
+
+
+def test_override_blocks_ending_out_of_order_remove_only_their_own() -> None:
+    tm = TimeoutManager(config_dir="/nonexistent", environ={})
+    plain = tm.current
+    a = tm.override(llmCall=5)
+    b = tm.override(toolCall=3)
+    a.undo()
+    assert (tm.get("llmCall"), tm.get("toolCall")) == (plain["llmCall"], 3.0)
+    assert tm.current.origins["toolCall"] == "override"
+    assert tm.current.origins["llmCall"] == "builtin"
+    b.undo()
+    b.undo()  # a second undo changes nothing
+    assert dict(tm.current.timeouts) == dict(plain.timeouts)
+    assert dict(tm.current.origins) == dict(plain.origins)
+
+
+def test_the_latest_active_block_wins_on_the_same_name() -> None:
+    tm = TimeoutManager(config_dir="/nonexistent", environ={}, overrides={"llmCall": 9})
+    first = tm.override(llmCall=5)
+    second = tm.override(llmCall=7)
+    first.undo()
+    assert tm.get("llmCall") == 7.0
+    second.undo()
+    assert tm.get("llmCall") == 9.0  # the constructor's override stays
+    assert tm.current.origins["llmCall"] == "override"
+
+
+async def test_override_blocks_in_concurrent_tasks() -> None:
+    tm = TimeoutManager(config_dir="/nonexistent", environ={})
+    plain = tm.current
+    a_in, b_in = asyncio.Event(), asyncio.Event()
+
+    async def a() -> None:
+        with tm.override(llmCall=5):
+            a_in.set()
+            await b_in.wait()
+        # a ends first, while b's block is still active
+
+    async def b() -> float:
+        await a_in.wait()
+        with tm.override(toolCall=3):
+            b_in.set()
+            await task_a
+            return tm.get("toolCall")
+
+    task_a = asyncio.create_task(a())
+    assert await b() == 3.0
+    assert dict(tm.current.timeouts) == dict(plain.timeouts)
+    assert "override" not in tm.current.origins.values()
+
+
+def test_override_equal_to_the_file_value_still_says_override(kube_folder: Path) -> None:
+    tm = manager(kube_folder)
+    assert tm.current.origins["llmCall"] == "config"
+    with tm.override(llmCall=tm.get("llmCall")):
+        assert tm.current.origins["llmCall"] == "override"
+    assert tm.current.origins["llmCall"] == "config"
+
+
+# --- environment variable names (issue 26) ----------------------------------------------
+
+
+def test_a_variable_in_other_spelling_sets_the_known_timeout(
+    kube_folder: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    tm = manager(kube_folder, HOURGLASS_TIMEOUT_LLMCALL="7s")
+    assert tm.get("llmCall") == 7.0
+    assert tm.current.origins["llmCall"] == "env"
+    assert "llmcall" not in tm.current.timeouts
+    tm.reload()
+    tm.reload()
+    warnings = [
+        r.getMessage() for r in caplog.records if "HOURGLASS_TIMEOUT_LLMCALL" in r.getMessage()
+    ]
+    assert warnings == [
+        "hourglass: HOURGLASS_TIMEOUT_LLMCALL sets timeout llmCall"
+        " (spelled HOURGLASS_TIMEOUT_LLM_CALL)"
+    ]
+
+
+def test_a_near_miss_defines_a_new_timeout_and_names_the_closest(
+    kube_folder: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    tm = manager(kube_folder, HOURGLASS_TIMEOUT_LLM_CAL="7s")
+    assert tm.get("llmCal") == 7.0
+    assert tm.current.origins["llmCall"] == "config"
+    (warning,) = [r.getMessage() for r in caplog.records if "LLM_CAL " in r.getMessage()]
+    assert "did you mean llmCall (HOURGLASS_TIMEOUT_LLM_CALL)?" in warning
+
+
+def test_a_variable_matches_a_custom_name_of_the_profile(tmp_path: Path) -> None:
+    content = builtin_bundle().replace("llmCall: 300", "llmCall: 300\n      vectorSearch: 2")
+    assert "vectorSearch" in content
+    atomic_swap(tmp_path, {"hourglass.yaml": content})
+    tm = manager(tmp_path, HOURGLASS_TIMEOUT_VECTORSEARCH="4s")
+    assert tm.get("vectorSearch") == 4.0
+    assert "vectorsearch" not in tm.current.timeouts
+
+
+def test_two_variables_for_one_timeout_are_an_error(kube_folder: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        manager(kube_folder, HOURGLASS_TIMEOUT_LLMCALL="7s", HOURGLASS_TIMEOUT_LLM_CALL="8s")
+    assert caught.value.field == "HOURGLASS_TIMEOUT_LLM_CALL"
+    assert "HOURGLASS_TIMEOUT_LLMCALL" in caught.value.reason

@@ -78,7 +78,7 @@ def test_many_swaps_end_on_the_last_content(kube_folder: Path) -> None:
         (bundle(300)[: len(bundle(300)) // 2] + "\n  weird: [", "hourglass.yaml"),
         ("", "hourglass.yaml"),
         ("   \n", "hourglass.yaml"),
-        (bundle(300).replace("defaultProfile: dev", "defaultProfile: nope"), "profiles.nope"),
+        (bundle(300).replace("defaultProfile: dev", "defaultProfile: nope"), "defaultProfile"),
         ("just a string\n", "hourglass.yaml"),
     ],
     ids=["invalid-value", "half-written", "empty", "blank", "bad-default", "not-a-mapping"],
@@ -294,3 +294,40 @@ def test_inotify_failure_falls_back_to_polling(
         wait_until(lambda: tm.watching == "polling")
         atomic_swap(kube_folder, {"hourglass.yaml": bundle(71)})
         wait_until(lambda: tm.get("llmCall") == 71.0)
+
+
+# --- the folder itself replaced (issue 26) -----------------------------------------------
+
+NO_RESYNC = WatchSettings(resync_s=600)
+"""Only events can make these reloads happen: a resync would hide a dead watch."""
+
+
+def _replace_folder(folder: Path, how: str, llm_call: int) -> None:
+    """Delete ``folder`` and put a new one in its place right away."""
+    if how == "recreated":
+        shutil.rmtree(folder)
+        atomic_swap(folder, {"hourglass.yaml": bundle(llm_call)})
+    else:
+        staged = folder.with_name("staged")
+        atomic_swap(staged, {"hourglass.yaml": bundle(llm_call)})
+        folder.rename(folder.with_name("old"))
+        staged.rename(folder)
+
+
+@pytest.mark.parametrize("how", ["recreated", "renamed-into-place"])
+def test_a_replaced_folder_is_watched_again(kube_folder: Path, how: str) -> None:
+    with TimeoutManager(config_dir=kube_folder, environ={}, watch=NO_RESYNC) as tm:
+        _replace_folder(kube_folder, how, 21)
+        wait_until(lambda: tm.get("llmCall") == 21.0)
+        wait_until(lambda: tm.watching == "inotify")
+        atomic_swap(kube_folder, {"hourglass.yaml": bundle(22)})
+        wait_until(lambda: tm.get("llmCall") == 22.0)
+
+
+@pytest.mark.parametrize("how", ["recreated", "renamed-into-place"])
+async def test_a_replaced_folder_is_watched_again_async(kube_folder: Path, how: str) -> None:
+    async with TimeoutManager(config_dir=kube_folder, environ={}, watch=NO_RESYNC) as tm:
+        _replace_folder(kube_folder, how, 23)
+        await wait_async(lambda: tm.get("llmCall") == 23.0)
+        atomic_swap(kube_folder, {"hourglass.yaml": bundle(24)})
+        await wait_async(lambda: tm.get("llmCall") == 24.0)

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Sequence
 from itertools import islice
 from typing import TYPE_CHECKING
 
 from agent_lib.errors import PayloadTooLarge
-from agent_lib.sessions.stores.base import WRITE_EVICTION_BUDGET, Limits
-from agent_lib.sessions.stores.items import ItemStore, StoredItems, item_bytes
+from agent_lib.sessions.stores._memory_entry import _Entry
+from agent_lib.sessions.stores._memory_records import MemoryRecords
+from agent_lib.sessions.stores.base import WRITE_EVICTION_BUDGET, Limits, SessionExistsError
+from agent_lib.sessions.stores.items import (
+    ALREADY_STORED,
+    ItemStore,
+    StoredItems,
+    item_bytes,
+    items_part,
+)
+from agent_lib.sessions.stores.records import RecordWrite, StoredRecord
 
 if TYPE_CHECKING:
     from collections import OrderedDict
 
-    from agent_lib.sessions.stores.memory import _Entry
 
-
-class MemoryItems(ItemStore):
+class MemoryItems(MemoryRecords, ItemStore):
     """Mixed into `MemoryStore`: the same rules as the Redis scripts, in process (item
     writes bump the version; a write examines at most ``WRITE_EVICTION_BUDGET`` sessions)."""
 
@@ -46,41 +52,44 @@ class MemoryItems(ItemStore):
         size: int,
         replace_payload: bool = False,
         must_exist: bool = False,
+        must_not_exist: bool = False,
+        records: Sequence[RecordWrite] = (),
+        skip_stored: bool = False,
     ) -> int | None:
-        from agent_lib.sessions.stores.memory import _Entry
-
         self._start_sweeper()
         now = self._clock()
         entry = self._live(session_id, now)
         if entry is None and must_exist:
             return None
-        replace_payload = replace_payload or must_exist
+        if entry is not None and must_not_exist:
+            raise SessionExistsError()
+        if entry is not None and skip_stored and items and items[0] in entry.items:
+            return ALREADY_STORED
         added = item_bytes(items)
-        if entry is None:
-            grow = size + added
-        elif replace_payload:
-            grow = added + size - (entry.size - entry.item_bytes)
-        else:
-            grow = added
-        had = entry.size if entry else 0
+        length = (0 if entry is None else len(entry.items)) + len(items)
+        item_sum = (0 if entry is None else entry.item_sum) + added
+        data = size if entry is None or replace_payload or must_exist else entry.data_size
+        had = 0 if entry is None else entry.size
+        new_size = data + items_part(item_sum, length)
         cap = self.limits.max_memory
-        if cap and had + grow > cap:
-            raise PayloadTooLarge(size, cap)
+        if cap and new_size > cap:
+            raise PayloadTooLarge(new_size, cap)
         if entry is None:
-            self._note(self._make_room(1, grow, None, WRITE_EVICTION_BUDGET))
+            self._note(self._make_room(1, new_size, None, WRITE_EVICTION_BUDGET))
             entry = _Entry(payload, now, now, 0)
             self._by_access[session_id] = entry
             self._by_birth[session_id] = None
         else:
-            self._note(self._make_room(0, grow, session_id, WRITE_EVICTION_BUDGET))
-            if replace_payload:
+            self._note(self._make_room(0, new_size - had, session_id, WRITE_EVICTION_BUDGET))
+            if replace_payload or must_exist:
                 entry.payload = payload
             entry.version += 1
             self._renew(session_id, entry, now)
         entry.items.extend(items)
-        entry.item_bytes += added
-        entry.size += grow
-        self._total += grow
+        entry.item_sum = item_sum
+        entry.size = new_size
+        self._total += new_size - had
+        self._write_records(session_id, records)
         return len(entry.items)
 
     async def read_items(
@@ -90,6 +99,7 @@ class MemoryItems(ItemStore):
         *,
         with_payload: bool = False,
         renew: bool = True,
+        records: Sequence[str] = (),
     ) -> StoredItems | None:
         now = self._clock()
         entry = self._live(session_id, now)
@@ -99,15 +109,21 @@ class MemoryItems(ItemStore):
             self._renew(session_id, entry, now)
         else:
             now = entry.last_us
-        items: deque[bytes] = entry.items
-        if limit is None:
+        items = entry.items
+        if limit is None or limit < 0 or limit >= len(items):
             chosen = list(items)
-        elif limit <= 0:
+        elif limit == 0:
             chosen = []
         else:
             chosen = list(islice(reversed(items), limit))[::-1]
         payload = entry.payload if with_payload else None
-        return StoredItems(chosen, payload, entry.created_us, now, entry.version)
+        found = self._read_records(records)
+        return StoredItems(chosen, payload, entry.created_us, now, entry.version, found)
+
+    async def read_records(
+        self, record_ids: Sequence[str], *, owners: bool = False
+    ) -> dict[str, StoredRecord]:
+        return self._read_records(record_ids, owners)
 
     async def pop_item(self, session_id: str) -> bytes | None:
         now = self._clock()
@@ -117,10 +133,10 @@ class MemoryItems(ItemStore):
         self._renew(session_id, entry, now)
         if not entry.items:
             return None
+        had, data = entry.size, entry.data_size
         item = entry.items.pop()
         entry.version += 1
-        freed = item_bytes([item])
-        entry.item_bytes -= freed
-        entry.size -= freed
-        self._total -= freed
+        entry.item_sum = max(0, entry.item_sum - item_bytes([item]))
+        entry.size = max(0, data) + entry.item_part
+        self._total = max(0, self._total + entry.size - had)
         return item

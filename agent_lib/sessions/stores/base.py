@@ -45,6 +45,17 @@ class StoredSession:
     version: int = 0
 
 
+@dataclass(frozen=True)
+class Accounted:
+    """The bytes a store accounts against ``max_memory``: the running total, each
+    indexed session's figure (payload estimate plus items, see ``stores.items``) and
+    each shared record's (``stores.records``)."""
+
+    total: int
+    sessions: dict[str, int]
+    records: dict[str, int] = field(default_factory=dict)
+
+
 @dataclass
 class CleanupReport:
     """What one cleanup run did; ``to_dict`` is the JSON the CLI and the operator read.
@@ -144,6 +155,10 @@ class SessionStore(abc.ABC):
     ) -> CleanupReport:
         """Remove what expired, ended or is over a cap, in atomic batches; with
         ``verify``, also check every index entry against its key."""
+
+    async def accounted(self) -> Accounted:
+        """The bytes accounted against ``max_memory`` (for diagnostics and tests)."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no byte accounting")
 
     @abc.abstractmethod
     def key_for(self, session_id: str) -> str:

@@ -11,17 +11,20 @@ plus the cleanup CronJob would.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import threading
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from itertools import islice
 
 from agent_lib.errors import ConfigError, PayloadTooLarge, SessionConflict
+from agent_lib.sessions import _loops
+from agent_lib.sessions.stores._memory_entry import _Entry
 from agent_lib.sessions.stores._memory_items import MemoryItems
+from agent_lib.sessions.stores._memory_records import _Record
 from agent_lib.sessions.stores.base import (
     WRITE_EVICTION_BUDGET,
+    Accounted,
     CleanupReport,
     Limits,
     SessionExistsError,
@@ -32,23 +35,13 @@ from agent_lib.sessions.stores.base import (
 DEFAULT_SWEEP_INTERVAL_S = 30.0
 
 
-@dataclass
-class _Entry:
-    payload: bytes
-    created_us: int
-    last_us: int
-    size: int
-    version: int = 1
-    items: deque[bytes] = field(default_factory=deque)
-    item_bytes: int = 0
-
-
 def _wall_us() -> int:
     return time.time_ns() // 1_000
 
 
+@_loops.thread_safe
 class MemoryStore(MemoryItems, SessionStore):
-    """One namespace of sessions in a dict; safe to share within one event loop."""
+    """One namespace of sessions in a dict; safe to share between loops and threads."""
 
     def __init__(
         self,
@@ -64,20 +57,30 @@ class MemoryStore(MemoryItems, SessionStore):
         self._clock = clock_us
         self._by_access: OrderedDict[str, _Entry] = OrderedDict()
         self._by_birth: OrderedDict[str, None] = OrderedDict()
+        self._records: dict[str, _Record] = {}
         self._total = 0
         self._by_writes: tuple[int, int, int] = (0, 0, 0)  # evicted, dropped dead, bytes
         self._sweeper: asyncio.Task[None] | None = None
+        self._lock = threading.RLock()  # see `_loops.thread_safe`
 
     def key_for(self, session_id: str) -> str:
-        return f"memory:{self.namespace}:{session_id}"
+        """The key the session would have in Redis under the default prefix: sizes are
+        estimated from its length, so both stores account the same bytes."""
+        return f"hourglass:{{hourglass:{self.namespace}}}:s:{session_id}"
 
     @property
     def total_bytes(self) -> int:
         """The estimated bytes accounted against ``max_memory``."""
         return self._total
 
+    async def accounted(self) -> Accounted:
+        """The bytes accounted against ``max_memory``: the running total and each indexed
+        session's figure (as `RedisStore.accounted`)."""
+        sizes = {sid: e.size for sid, e in self._by_access.items()}
+        return Accounted(self._total, sizes, {rid: r.size for rid, r in self._records.items()})
+
     def _start_sweeper(self) -> None:
-        if self._sweeper is None and self.sweep_interval:
+        if self.sweep_interval and not _loops.running(self._sweeper):
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
 
     async def _sweep_forever(self) -> None:
@@ -194,11 +197,12 @@ class MemoryStore(MemoryItems, SessionStore):
             return None
         if if_version is not None and if_version != entry.version:
             raise SessionConflict(session_id, if_version, entry.version)
-        if self.limits.max_memory and size > self.limits.max_memory:
-            raise PayloadTooLarge(size, self.limits.max_memory)
-        self._note(self._make_room(0, size - entry.size, session_id, WRITE_EVICTION_BUDGET))
-        self._total += size - entry.size
-        entry.payload, entry.size = payload, size
+        new_size = size + entry.item_part  # the items stay, and so do their bytes
+        if self.limits.max_memory and new_size > self.limits.max_memory:
+            raise PayloadTooLarge(new_size, self.limits.max_memory)
+        self._note(self._make_room(0, new_size - entry.size, session_id, WRITE_EVICTION_BUDGET))
+        self._total += new_size - entry.size
+        entry.payload, entry.size = payload, new_size
         entry.version += 1
         self._renew(session_id, entry, now)
         return StoredSession(payload, entry.created_us, now, entry.version)
@@ -239,6 +243,11 @@ class MemoryStore(MemoryItems, SessionStore):
                     report.complete = False
                     break
                 await asyncio.sleep(0)
+            now = self._clock()
+            records, freed = self._compact_records(lambda sid: self._live(sid, now) is not None)
+            report.bytes_freed += freed
+            if records:
+                report.extra["records_removed"] = records
         report.duration_s = time.perf_counter() - started
         return report
 
@@ -283,8 +292,5 @@ class MemoryStore(MemoryItems, SessionStore):
             report.evicted = live - lim.max_sessions
 
     async def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
+        sweeper, self._sweeper = self._sweeper, None
+        await _loops.stop(sweeper)

@@ -6,6 +6,10 @@ Key layout of one namespace (``P`` is the SessionPolicy's ``keyPrefix``)::
                      a string with PX = the sliding TTL (capped by the lifetime)
     P:{P:ns}:i:<id>  the session's item list, if it has one (`RedisItems`): no TTL of its
                      own, removed with the session; marked by the field '*i:<id>' of sizes
+    P:{P:ns}:r:<rid> a shared record's fields (`stores.records`), a hash; its owners (session
+    P:{P:ns}:o:<rid> id -> value) in a second one; no TTL, never a session; their bytes
+                     are the field '*r:<rid>' of sizes
+    P:{P:ns}:records set of the shared records' ids, which cleanup compacts
     P:{P:ns}:lru     sorted set id -> last access (us): LRU order and idle deadlines
     P:{P:ns}:born    sorted set id -> creation (us): absolute lifetime
     P:{P:ns}:sizes   hash id -> estimated bytes, plus '*total' (their running sum),
@@ -43,9 +47,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -72,21 +77,27 @@ from agent_lib.errors import (
     SessionStoreUnavailable,
 )
 from agent_lib.sessions._ids import validate_key_prefix, validate_namespace
+from agent_lib.sessions._loops import MAX_EVENT_LOOPS, PerLoop
 from agent_lib.sessions.stores._redis_items import RedisItems
 from agent_lib.sessions.stores._value import born as _born
 from agent_lib.sessions.stores._value import unwrap as _unwrap
 from agent_lib.sessions.stores.base import (
     WRITE_EVICTION_BUDGET,
+    Accounted,
     CleanupReport,
     Limits,
     SessionExistsError,
     SessionStore,
     StoredSession,
 )
+from agent_lib.sessions.stores.items import ITEM_OVERHEAD_BYTES, LIST_OVERHEAD_BYTES
+from agent_lib.sessions.stores.records import FIELD_OVERHEAD_BYTES, RECORD_OVERHEAD_BYTES
 
 DEFAULT_RETRIES = 3
 DEFAULT_SOCKET_TIMEOUT_S = 5.0
 DEFAULT_CONNECT_TIMEOUT_S = 2.0
+EVICTION_RECHECKS = 4
+"""Most extra passes one cleanup makes while Redis keeps evicting keys during it."""
 _log = logging.getLogger("agent_lib.sessions")
 
 AnyRedis = aioredis.Redis | RedisCluster
@@ -99,6 +110,9 @@ _ERROR_CLASSES: tuple[tuple[type[Exception], type[SessionStoreUnavailable], str]
     (rexc.MasterDownError, SessionStoreLoading, "masterdown"),
     (rexc.TryAgainError, SessionStoreResharding, "tryagain"),
     (rexc.ClusterDownError, SessionStoreResharding, "clusterdown"),
+    (rexc.AuthenticationError, SessionStoreUnavailable, "auth"),
+    (rexc.AuthenticationWrongNumberOfArgsError, SessionStoreUnavailable, "auth"),
+    (rexc.AuthorizationError, SessionStoreUnavailable, "noperm"),
     (rexc.TimeoutError, SessionStoreUnavailable, "timeout"),
     (rexc.ConnectionError, SessionStoreUnavailable, "connection"),
     (rexc.ClusterError, SessionStoreResharding, "clusterdown"),
@@ -113,6 +127,10 @@ _RETRY_BACKOFF = EqualJitterBackoff(cap=2.0, base=0.1)
 _TRANSIENT = ("tryagain", "clusterdown", "masterdown", "loading", "readonly", "connection")
 
 
+_AUTH_FAILED = "session store refused the credentials (auth): the user or password is wrong"
+_AUTH_MISSING = "session store needs a password (auth): the URL gives none"
+
+
 def _worth_retrying(error: SessionError) -> bool:
     return isinstance(error, SessionStoreUnavailable) and error.reason in _TRANSIENT
 
@@ -125,6 +143,10 @@ def _unavailable(error: BaseException) -> SessionError:
     """Our exception for a redis-py one, chosen by its class (replies lose their prefix)."""
     for raised, ours, reason in _ERROR_CLASSES:
         if isinstance(error, raised):
+            if reason == "auth":  # never a reply's text: it may quote what was sent
+                text = str(error).lower()
+                missing = "authentication required" in text or "must be called with" in text
+                return ours(_AUTH_MISSING if missing else _AUTH_FAILED, reason)
             verb = "unreachable" if reason in ("connection", "timeout") else "refused"
             return ours(f"session store {verb} ({reason}): {error}", reason)
     if isinstance(error, rexc.ResponseError) and str(error).startswith("BUSY"):
@@ -139,7 +161,14 @@ def _script(name: str) -> str:
     # Beside this module, not looked up by package name: the deprecated `agent_lib.stores`
     # alias can leave that name's module spec without a package path.
     folder = Path(__file__).with_name("_lua")
-    return (folder / "common.lua").read_text() + "\n" + (folder / f"{name}.lua").read_text()
+    # The item accounting's constants come from Python, so both stores use the same.
+    constants = (
+        f"local ITEM_OVERHEAD, LIST_OVERHEAD = {ITEM_OVERHEAD_BYTES}, {LIST_OVERHEAD_BYTES}\n"
+        f"local RECORD_OVERHEAD, FIELD_OVERHEAD = {RECORD_OVERHEAD_BYTES}, "
+        f"{FIELD_OVERHEAD_BYTES}\n"
+    )
+    common = (folder / "common.lua").read_text()
+    return constants + common + "\n" + (folder / f"{name}.lua").read_text()
 
 
 @dataclass(frozen=True)
@@ -150,6 +179,7 @@ class RedisOptions:
     socket_timeout: float = DEFAULT_SOCKET_TIMEOUT_S
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S
     max_connections: int = 64
+    max_event_loops: int = MAX_EVENT_LOOPS  # one pool per live event loop, at most this many
 
     def retry(self) -> Retry:
         return Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), self.retries)
@@ -170,13 +200,16 @@ def connect(url: str, options: RedisOptions | None = None) -> tuple[AnyRedis, bo
     if scheme in ("redis", "rediss", "unix"):
         # A blocking pool makes a burst of concurrent calls wait for a connection
         # (bounded by the socket timeout) instead of failing with "too many connections".
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url,
-            max_connections=options.max_connections,
-            timeout=options.socket_timeout,
-            retry_on_error=[rexc.ConnectionError, rexc.TimeoutError],
-            **options.common(),
-        )
+        try:
+            pool = aioredis.BlockingConnectionPool.from_url(
+                url,
+                max_connections=options.max_connections,
+                timeout=options.socket_timeout,
+                retry_on_error=[rexc.ConnectionError, rexc.TimeoutError],
+                **options.common(),
+            )
+        except (ValueError, TypeError) as error:
+            raise ConfigError("url", _rejected_option(error)) from None
         return aioredis.Redis.from_pool(pool), False
     if scheme in ("redis+cluster", "rediss+cluster"):
         hosts, auth, _, query = _split_multi_host(rest, "url")
@@ -215,6 +248,13 @@ def connect(url: str, options: RedisOptions | None = None) -> tuple[AnyRedis, bo
     )
 
 
+def _rejected_option(error: Exception) -> str:
+    """redis-py's complaint about a URL, by the option's name only (values may be secret)."""
+    named = re.search(r"Invalid value for '(\w+)'", str(error))
+    option = f" {named.group(1)}" if named else "s"
+    return f"redis-py does not accept the URL's query option{option}"
+
+
 def _flag(query: dict[str, list[str]], name: str) -> bool:
     return query.get(name, ["false"])[-1].lower() in ("1", "true", "yes")
 
@@ -237,7 +277,7 @@ def _split_multi_host(
     for item in filter(None, hostlist.split(",")):
         host, _, port = item.rpartition(":")
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ConfigError(field, f"{item!r} is not host:port")
+            raise ConfigError(field, "every host must be host:port with a port from 1 to 65535")
         hosts.append((host.strip("[]"), int(port)))
     if not hosts:
         raise ConfigError(field, "at least one host:port is required")
@@ -256,10 +296,16 @@ class RedisStore(RedisItems, SessionStore):
         key_prefix: str = "hourglass",
         cluster: bool = False,
         retries: int = DEFAULT_RETRIES,
+        factory: Callable[[], AnyRedis] | None = None,
+        max_event_loops: int = MAX_EVENT_LOOPS,
     ) -> None:
         namespace = validate_namespace(namespace)
         key_prefix = validate_key_prefix(key_prefix)
-        self.client = client
+        # A connection belongs to one event loop: ``factory`` makes a client for each
+        # further loop (without one, ``client`` serves one loop only).
+        self._clients: PerLoop[AnyRedis] = PerLoop(
+            factory or _one_loop_only, _aclose, limit=max_event_loops, first=client
+        )
         self.limits = limits
         self.cluster = cluster
         self.namespace = namespace
@@ -267,6 +313,9 @@ class RedisStore(RedisItems, SessionStore):
         base = f"{key_prefix}:{{{key_prefix}:{namespace}}}"
         self.session_base = f"{base}:s:"
         self.items_base = f"{base}:i:"
+        self.records_base = f"{base}:r:"
+        self.owners_base = f"{base}:o:"
+        self.records_set = f"{base}:records"
         self.index_keys = (f"{base}:lru", f"{base}:born", f"{base}:sizes")
         self._scripts: dict[str, AsyncScript] = {}
         self._policy_checked = False
@@ -290,7 +339,14 @@ class RedisStore(RedisItems, SessionStore):
             key_prefix=key_prefix,
             cluster=cluster,
             retries=options.retries,
+            factory=lambda: connect(url, options)[0],
+            max_event_loops=options.max_event_loops,
         )
+
+    @property
+    def client(self) -> AnyRedis:
+        """The client of the running event loop (made on the loop's first call)."""
+        return self._clients.get()
 
     def key_for(self, session_id: str) -> str:
         return self.session_base + session_id
@@ -491,6 +547,7 @@ class RedisStore(RedisItems, SessionStore):
             report.bytes_freed = int(reply[4])
         else:
             await self._cleanup_batches(report, batch_size, max_batches, verify)
+            await self._recheck_evictions(report, batch_size, max_batches)
         report.duration_s = time.perf_counter() - started
         return report
 
@@ -501,8 +558,9 @@ class RedisStore(RedisItems, SessionStore):
         caps = (lim.ttl_us, lim.lifetime_us, lim.max_sessions or 0, lim.max_memory or 0)
         skipped = 0
         by_writes = (0, 0, 0)
+        batches_before = report.batches
         while True:
-            first = report.batches == 0
+            first = report.batches == batches_before
             args = (*caps, batch_size, skipped, int(first), int(verify))
             reply = await self._run("cleanup", self.index_keys, args)
             scanned, expired, w_evicted, w_expired, freed, done, w_bytes = (
@@ -532,6 +590,60 @@ class RedisStore(RedisItems, SessionStore):
                 break
         if any(by_writes):
             await self._run("ack", self.index_keys, by_writes)
+        await self._compact_records(report, batch_size)
+
+    async def _compact_records(self, report: CleanupReport, batch_size: int) -> None:
+        """Drop record owners that are no longer live sessions, and records without one
+        (`stores.records`): one pass over the set naming them, a batch at a time."""
+        lim = self.limits
+        keys = [*self.index_keys, self.records_set]
+        cursor: bytes | int = 0
+        removed = 0
+        while True:
+            cursor, ids = await self._run("records_scan", keys, (cursor, batch_size))
+            if ids:
+                names = [_text(i) for i in ids]
+                record_keys = list(keys)
+                for name in names:
+                    record_keys += self._record_keys(name)
+                args = (lim.ttl_us, lim.lifetime_us, *names)
+                gone, freed = await self._run("records_compact", record_keys, args)
+                removed += int(gone)
+                report.bytes_freed += int(freed)
+            if int(cursor) == 0:
+                break
+        if removed:
+            report.extra["records_removed"] = removed
+
+    async def accounted(self) -> Accounted:
+        """The bytes accounted against ``max_memory``: the running total and each indexed
+        session's figure (one read of the sizes hash, for diagnostics and tests)."""
+        try:
+            fields = await self.client.hgetall(self.index_keys[2])
+        except (rexc.RedisError, OSError) as error:
+            raise _unavailable(error) from error
+        named = {_text(k): int(v) for k, v in fields.items() if _text(k)[:3] != "*i:"}
+        sizes = {k: v for k, v in named.items() if not k.startswith("*")}
+        records = {k[3:]: v for k, v in named.items() if k.startswith("*r:")}
+        return Accounted(named.get("*total", 0), sizes, records)
+
+    async def _recheck_evictions(
+        self, report: CleanupReport, batch_size: int, max_batches: int | None
+    ) -> None:
+        """At ``maxmemory`` a cleanup's own commands make Redis evict more keys while it
+        runs, behind a check that has passed them: while the eviction counter has moved
+        since the last check began, check again (at most ``EVICTION_RECHECKS`` passes,
+        within ``max_batches``). The report says whether it held still
+        (``evictions_settled``; when not, counts may be off until the next run)."""
+        rechecks = 0
+        while True:
+            moved = int(await self._run("evictions", self.index_keys, ()))
+            spent = max_batches is not None and report.batches >= max_batches
+            if not moved or rechecks == EVICTION_RECHECKS or spent or not report.complete:
+                break
+            rechecks += 1
+            await self._cleanup_batches(report, batch_size, max_batches, False)
+        report.extra.update(evictions_settled=not moved, eviction_rechecks=rechecks)
 
     async def memory_usage(self, session_id: str) -> int | None:
         """Redis' own ``MEMORY USAGE`` of a session key (for checking the estimates)."""
@@ -542,7 +654,19 @@ class RedisStore(RedisItems, SessionStore):
         return None if value is None else int(value)
 
     async def close(self) -> None:
-        await self.client.aclose()
+        await self._clients.aclose()
+
+
+def _one_loop_only() -> AnyRedis:
+    raise ConfigError(
+        "client",
+        "a RedisStore built around one client serves one event loop; build it with "
+        "RedisStore.from_url (or give a factory) to use it from several",
+    )
+
+
+async def _aclose(client: AnyRedis) -> None:
+    await client.aclose()
 
 
 def _text(value: bytes | str) -> str:

@@ -95,6 +95,48 @@ local ITEMS = string.sub(LRU, 1, -4) .. 'i:'
 local MARK = '*i:'
 local LISTED = '*listed'
 
+-- What a session's items add to its size (agent_lib.sessions.stores.items.items_part),
+-- kept in its mark field: each item's length plus ITEM_OVERHEAD, plus LIST_OVERHEAD
+-- while the list has any item. ITEM_OVERHEAD and LIST_OVERHEAD are set by the line the
+-- loader puts before this prelude. A mark of 1 was written before item bytes were kept
+-- (a real figure is 0 or over LIST_OVERHEAD): such a list is counted once, here.
+-- Returns the part and whether the session has a mark.
+local function item_part(id, list)
+  local mark = redis.call('HGET', SIZES, MARK .. id)
+  if not mark then
+    return 0, false
+  end
+  local part = tonumber(mark)
+  if part == 1 then
+    part = 0
+    for _, item in ipairs(redis.call('LRANGE', list, 0, -1)) do
+      part = part + #item + ITEM_OVERHEAD
+    end
+    if part > 0 then
+      part = part + LIST_OVERHEAD
+    end
+  end
+  return part, true
+end
+
+-- Keep `part` as the session's item part (marking it as having a list).
+local function set_item_part(id, part)
+  if redis.call('HSET', SIZES, MARK .. id, fmt(math.max(0, part))) == 1 then
+    redis.call('HINCRBY', SIZES, LISTED, 1)
+  end
+end
+
+-- Set a session's accounted bytes (its payload's estimate plus its item part), keeping
+-- the running total in step; neither goes below zero.
+local function account(id, size)
+  size = math.max(0, size)
+  local old = tonumber(redis.call('HGET', SIZES, id) or '0')
+  redis.call('HSET', SIZES, id, fmt(size))
+  if size ~= old and redis.call('HINCRBY', SIZES, TOTAL, fmt(size - old)) < 0 then
+    redis.call('HSET', SIZES, TOTAL, 0)
+  end
+end
+
 -- Drop index entries of `ids` (nothing else: no key, no item list); returns the bytes
 -- they accounted for.
 local function drop_index(ids, lru_ranks_from)
@@ -270,4 +312,83 @@ local function make_room(base, now, lifetime, max_sessions, max_memory, adding, 
     redis.call('HINCRBY', SIZES, EVICTED_BYTES, freed)
   end
   return evicted
+end
+
+-- Shared records (agent_lib.sessions.stores.records): two hashes under the namespace's
+-- tag, '...:r:<rid>' its fields and '...:o:<rid>' its owners (session id -> value), so
+-- reading the fields never reads the owners. Never in LRU or BORN (not a session: no
+-- max_sessions, no LRU pick, no TTL); its accounted bytes are SIZES[RSIZE .. rid],
+-- counted in the total; RECORDS names every record for cleanup, which removes one once
+-- none of its owners is a live session. RECORD_OVERHEAD and FIELD_OVERHEAD come from
+-- the loader's first line, like the item constants.
+local RSIZE = '*r:'
+
+local function entry_cost(name, value)
+  return #name + #value + FIELD_OVERHEAD
+end
+
+-- Remove a declared record (both hashes) with its accounting; returns the bytes freed.
+local function drop_record(records, key, owners_key, rid)
+  local size = tonumber(redis.call('HGET', SIZES, RSIZE .. rid) or '0')
+  redis.call('UNLINK', key, owners_key)
+  redis.call('HDEL', SIZES, RSIZE .. rid)
+  redis.call('SREM', records, rid)
+  if size ~= 0 and redis.call('HINCRBY', SIZES, TOTAL, fmt(-size)) < 0 then
+    redis.call('HSET', SIZES, TOTAL, 0)
+  end
+  return size
+end
+
+-- A record as records_read.lua returns it: {fields, owners (if asked), exists}.
+local function read_record(key, owners_key, with_owners)
+  local fields, owners = redis.call('HGETALL', key), {}
+  if with_owners then
+    owners = redis.call('HGETALL', owners_key)
+  end
+  local exists = 0
+  if #fields > 0 or #owners > 0 or redis.call('EXISTS', owners_key) == 1 then
+    exists = 1
+  end
+  return {fields, owners, exists}
+end
+
+-- Apply record writes: ARGV from `at` holds, per record, rid, reset ('1'/'0'), owner
+-- ('1' then its value, or '0' then ''), n fields, then n name/value pairs; KEYS[first..]
+-- hold each record's two hashes (fields, owners) in the same order, `records` the set
+-- naming them. `sid` is the writing session.
+local function write_records(records, first, at, count, sid)
+  for r = 0, count - 1 do
+    local key, owners_key, rid = KEYS[first + 2 * r], KEYS[first + 2 * r + 1], ARGV[at]
+    local reset, has_owner, owner = ARGV[at + 1] == '1', ARGV[at + 2] == '1', ARGV[at + 3]
+    local n = tonumber(ARGV[at + 4])
+    local from = at + 5
+    at = from + 2 * n
+    if reset then
+      drop_record(records, key, owners_key, rid)
+    end
+    if n > 0 or has_owner then
+      local before = tonumber(redis.call('HGET', SIZES, RSIZE .. rid) or '0')
+      local size = before
+      if size == 0 then
+        size = RECORD_OVERHEAD + #key + #owners_key
+      end
+      local function put(hash, name, value)
+        local old = redis.call('HSTRLEN', hash, name)
+        if old > 0 or redis.call('HEXISTS', hash, name) == 1 then
+          size = size - entry_cost(name, '') - old
+        end
+        redis.call('HSET', hash, name, value)
+        size = size + entry_cost(name, value)
+      end
+      for i = from, at - 1, 2 do
+        put(key, ARGV[i], ARGV[i + 1])
+      end
+      if has_owner then
+        put(owners_key, sid, owner)
+      end
+      redis.call('HSET', SIZES, RSIZE .. rid, fmt(size))
+      redis.call('HINCRBY', SIZES, TOTAL, fmt(size - before))
+      redis.call('SADD', records, rid)
+    end
+  end
 end

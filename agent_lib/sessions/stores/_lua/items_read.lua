@@ -1,10 +1,13 @@
 -- Read the newest items of a session and renew it, like access.lua. KEYS[4] session key,
--- KEYS[5] its item list. ARGV: id, ttl_us, lifetime_us, key base, limit (-1: all),
+-- KEYS[5] its item list. ARGV: id, ttl_us, lifetime_us, key base, limit (negative,
+-- or at least the list's length: all; kept as the caller's digits, never formatted),
 -- with payload (1/0), renew (1/0: 0 reads without renewing, for listings). LRANGE from
 -- the tail costs O(limit), not O(length). The birth time comes from the session's own
 -- header, like access.lua's.
--- Returns {value (header and payload) or '', created, now, {items...}, version} or false
--- when the session is gone; the caller strips the header.
+-- KEYS[6..]: shared records to read with it, each as its two hashes (common.lua).
+-- Returns {value (header and payload) or '', created, now, {items...}, version, then
+-- each record as read_record returns it, without owners} or false when the session is gone; the caller strips the
+-- header.
 local id, ttl, lifetime, base = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local limit = tonumber(ARGV[5])
 local value
@@ -36,12 +39,16 @@ if ARGV[7] ~= '0' then
   note_ttl(ttl)
 end
 local items = {}
-if limit < 0 then
+if limit < 0 or (limit > 0 and limit >= redis.call('LLEN', KEYS[5])) then
   items = redis.call('LRANGE', KEYS[5], 0, -1)
 elseif limit > 0 then
-  items = redis.call('LRANGE', KEYS[5], -limit, -1)
+  items = redis.call('LRANGE', KEYS[5], fmt(-limit), -1)
 end
 if ARGV[6] ~= '1' then
   value = ''
 end
-return {value, born, now, items, version or 0}
+local out = {value, born, now, items, version or 0}
+for k = 6, #KEYS, 2 do
+  out[#out + 1] = read_record(KEYS[k], KEYS[k + 1], false)
+end
+return out

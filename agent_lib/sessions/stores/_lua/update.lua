@@ -4,8 +4,8 @@
 -- score of each candidate. The token replaces the stored one: a retry of this call
 -- after a lost reply finds it and reports the write as done instead of a conflict.
 -- Returns {1, created, now, version, evicted}; false when the session does not exist;
--- {-2, stored version} on a version mismatch; {-1} when the session alone is over
--- max_memory; {3, ids, scores} when room is needed: call again declaring those
+-- {-2, stored version} on a version mismatch; {-1} when the session alone (with its
+-- items) is over max_memory; {3, ids, scores} when room is needed: call again declaring those
 -- sessions.
 local id, size = ARGV[1], tonumber(ARGV[3])
 local ttl, lifetime = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -25,7 +25,9 @@ end
 if ARGV[8] ~= '' and tonumber(ARGV[8]) ~= version then
   return {-2, version}
 end
-if max_memory > 0 and size > max_memory then
+-- the items stay, and so do their bytes
+local new = size + item_part(id, KEYS[5])
+if max_memory > 0 and new > max_memory then
   return {-1}
 end
 local now = now_us()
@@ -39,20 +41,19 @@ if px <= 0 then
 end
 local old = tonumber(redis.call('HGET', SIZES, id) or '0')
 local evicted = 0
-if over_caps(0, max_memory, 0, size - old) then
+if over_caps(0, max_memory, 0, new - old) then
   if #KEYS == 5 then
-    local ids = room_candidates(now, ttl, lifetime, 0, max_memory, 0, size - old, id, budget)
+    local ids = room_candidates(now, ttl, lifetime, 0, max_memory, 0, new - old, id, budget)
     if #ids[1] > 0 then
       return {3, ids[1], ids[2]}
     end
   else
-    evicted = make_room(base, now, lifetime, 0, max_memory, 0, size - old, 6, 11)
+    evicted = make_room(base, now, lifetime, 0, max_memory, 0, new - old, 6, 11)
   end
 end
 redis.call('SET', KEYS[4], header(version + 1, born, ARGV[10]) .. ARGV[2], 'PX', px_ms(px))
 note_ttl(ttl)
 redis.call('ZADD', LRU, fmt(now), id)
 redis.call('ZADD', BORN, 'NX', fmt(born), id)
-redis.call('HSET', SIZES, id, size)
-redis.call('HINCRBY', SIZES, TOTAL, size - old)
+account(id, new)
 return {1, born, now, version + 1, evicted}
