@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 UV_VERSION := 0.13.9
 UV := UV_PROJECT_ENVIRONMENT=$(abspath $(VENV)) $(PY) -m uv
 
-.PHONY: install sync lock run test test-slow lint bench controlplane
+.PHONY: install sync lock run test test-slow lint bench controlplane prometheus
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -34,7 +34,12 @@ controlplane: $(PY)
 	@if command -v go >/dev/null 2>&1; then $(PY) -m tests.controlplane --build-only; \
 	else echo "no Go: the control-plane tests will be left out"; fi
 
-test: $(PY) lint controlplane
+# The same for the test Prometheus (about 5-25 min cold, by the machine's load).
+prometheus: $(PY)
+	@if command -v go >/dev/null 2>&1; then $(PY) -m tests.prometheus --build-only; \
+	else echo "no Go: the Prometheus tests will be left out"; fi
+
+test: $(PY) lint controlplane prometheus
 	$(PY) -m pytest -m "not slow" -p no:cacheprovider
 
 test-slow: $(PY) controlplane

@@ -16,4 +16,9 @@ GOALS: dict[str, tuple[str, float]] = {
     "operator_rss_ratio_10k_foreign_configmaps": ("<=", 1.2),
     "local_edit_to_agent_p99_ms": ("<=", 500.0),
     "cr_to_agent_p99_ms": ("<=", 1000.0),
+    # issue 22: timeouts sized from observed latency
+    "timed_overhead_ns": ("<=", 1000.0),
+    "recommend_error_pct": ("<=", 15.0),
+    # 3 queries per tuned profile per round, a round every 300 s by default
+    "tuning_queries_per_profile_hour": ("<=", 36.0),
 }

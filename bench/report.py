@@ -173,6 +173,24 @@ ABOUT: dict[str, tuple[str, str]] = {
         "`hourglass local`: spec file saved to the agent's `on_change`, p99",
         "`local_edit_to_agent_p50_ms`",
     ),
+    "timed_overhead_ns": (
+        "`with tm.timed(name):` around an empty block, best round, minus the bare pair",
+        "`t = perf_counter(); perf_counter() - t`, interleaved in the same run",
+    ),
+    "recommend_error_pct": (
+        "the operator's recommendation through the real Prometheus vs headroom x the true "
+        "p99.9 of the recorded draws, worst of 3 lognormal workloads (p99.9 0.2 s .. 2 min)",
+        "the p99.9 of the very samples the synthetic agents recorded",
+    ),
+    "tuning_queries_per_profile_hour": (
+        "Prometheus queries per tuned profile per hour at the default 300 s interval, "
+        "counted by the client",
+        "3 queries per round (quantile, count, timeouts)",
+    ),
+    "recommend_round_ms": (
+        "one tuning round for one profile (three PromQL queries), median of 5",
+        "-",
+    ),
 }
 
 

@@ -19,6 +19,8 @@
   ``IDLE_QUICK_S``), in percent of one CPU (goal <= 0.5). The watcher thread is the
   only thing running, asleep in ``poll(2)`` on inotify until an event (with watchfiles,
   polling or off Linux, it would wake every ``step_ms``).
+- ``timed_overhead_ns``: ``with tm.timed(name)`` over a bare perf_counter pair
+  (goal <= 1,000; see `bench.timed`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from agent_lib import TimeoutConfig, TimeoutManager, atomic_swap
 from agent_lib.config import load_text, parse_documents, render_config
 from agent_lib.config.timeout_profiles import TimeoutProfile
 from agent_lib.timeouts.reload import WatchSettings
+from bench import timed
 
 REPO = Path(__file__).resolve().parent.parent
 SWAPS = 50
@@ -51,6 +54,7 @@ def run(quick: bool) -> dict[str, float]:
         polling = reload_latencies(20, WatchSettings(force_polling=True, poll_delay_ms=100))
         metrics["reload_latency_polling_p50_ms"] = _percentile(polling, 50)
     metrics["reload_idle_cpu_pct"] = idle_cpu_pct(IDLE_QUICK_S if quick else IDLE_S)
+    metrics.update(timed.run(quick))
     return metrics
 
 

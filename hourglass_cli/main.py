@@ -16,6 +16,7 @@ _VERBS = {
     "operator": "hourglass_cli.operator:operator",
     "local": "hourglass_cli.local:local",
     "rollout": "hourglass_cli.rollout:rollout",
+    "recommend": "hourglass_cli.recommend:recommend",
 }
 
 

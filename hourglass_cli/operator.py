@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
 import click
@@ -69,6 +70,12 @@ from hourglass_operator.settings import OperatorSettings
 @click.option(
     "--webhook-insecure", is_flag=True, default=None, help="Plain HTTP webhook (tests only)."
 )
+@click.option(
+    "--prometheus-url",
+    default=None,
+    help="Prometheus to read agent latency from, for spec.tuning "
+    "(default: $HOURGLASS_PROMETHEUS_URL; none: Tuned=False).",
+)
 def operator(
     namespaces: tuple[str, ...],
     all_namespaces: bool,
@@ -88,6 +95,7 @@ def operator(
     webhook_cert: str | None,
     webhook_key: str | None,
     webhook_insecure: bool | None,
+    prometheus_url: str | None,
 ) -> None:
     """Reconcile TimeoutProfiles and SessionPolicies into hourglass-config and cleanup CronJobs."""
     if namespaces and all_namespaces:
@@ -97,9 +105,14 @@ def operator(
         all_namespaces = True
     if peering and standalone:
         raise click.UsageError("--peering and --standalone exclude each other")
+    env = dict(os.environ)
+    if prometheus_url is not None:
+        env["HOURGLASS_PROMETHEUS_URL"] = prometheus_url
     try:
-        settings = OperatorSettings.from_env()
+        settings = OperatorSettings.from_env(env)
     except OperatorConfigError as error:
+        if prometheus_url is not None and error.field == "HOURGLASS_PROMETHEUS_URL":
+            raise click.BadParameter(error.reason, param_hint="'--prometheus-url'") from None
         raise click.UsageError(str(error)) from None
     overrides: dict[str, object] = {
         # kopf's own names for its text formats are accepted as well.

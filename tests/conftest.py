@@ -14,6 +14,7 @@ pytest_plugins: list[str] = [
     "tests.fixtures.k8s_emulator",
     "tests.fixtures.controlplane",
     "tests.fixtures.timeouts",
+    "tests.fixtures.prometheus",
 ]
 
 

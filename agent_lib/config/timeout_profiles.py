@@ -68,6 +68,40 @@ def check_polling_order(
             )
 
 
+TuningMode = Literal["Off", "Recommend", "Apply"]
+
+
+class TuningBounds(SpecModel):
+    """The range a tuned timeout may take: a recommendation is clamped into it."""
+
+    min: Duration | None = None
+    max: Duration | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TuningBounds:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise PydanticCustomError(
+                "bounds_order",
+                "min ({low}) must not exceed max ({high})",
+                {"low": format_duration(self.min), "high": format_duration(self.max)},
+            )
+        return self
+
+
+class TuningSpec(SpecModel):
+    """Timeouts sized from observed latency: ``percentile`` of the last ``window``, times
+    ``headroom``. ``Recommend`` only writes status; ``Apply`` also renders the value."""
+
+    mode: TuningMode = "Off"
+    percentile: Annotated[float, Field(ge=50.0, le=99.999)] = 99.9
+    headroom: Annotated[float, Field(ge=1.0, le=10.0)] = 1.5
+    window: Duration = 86400.0
+    min_samples: Annotated[int, Field(ge=1, le=1_000_000_000)] = 1000
+    bounds: Annotated[dict[TimeoutName, TuningBounds], Field(max_length=MAX_TIMEOUTS)] = Field(
+        default_factory=dict
+    )
+
+
 class TimeoutProfileSpec(SpecModel):
     default: bool = False
     extends: K8sName | None = None
@@ -75,6 +109,7 @@ class TimeoutProfileSpec(SpecModel):
         default_factory=dict
     )
     polling: PollingSpec | None = None
+    tuning: TuningSpec | None = None
 
 
 class TimeoutProfile(ResourceModel):

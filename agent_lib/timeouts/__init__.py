@@ -7,6 +7,7 @@ Layers, outermost first (each module imports only the ones below it):
 - ``polling``: ``poll`` / ``apoll`` with a profile's polling policy;
 - ``_http``: ``httpx.Timeout`` / ``aiohttp.ClientTimeout`` from a profile, capped by the deadline;
 - ``deadlines``: the ambient ``deadline()`` scope and ``remaining()``;
+- ``timing``: ``timed()`` and the latency histogram every bounded operation records into;
 - ``metrics``: ``TimeoutEvents``, counters the layers above report into.
 
 The public names are exported from ``agent_lib``; import them from there.

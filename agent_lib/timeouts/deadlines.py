@@ -32,6 +32,7 @@ from types import TracebackType
 
 from agent_lib.errors import DeadlineExceeded
 from agent_lib.timeouts.metrics import TimeoutEvents, default_events
+from agent_lib.timeouts.timing import deadline_outcome, default_recorder
 
 Clock = Callable[[], float]
 
@@ -187,6 +188,11 @@ class Deadline:
         for child in children:
             child._retime()
 
+    def _record(self, error: BaseException | None) -> None:
+        """One operation of this name in the latency histogram (`agent_lib.timeouts.timing`)."""
+        elapsed = self._clock() - self.started_at
+        default_recorder.observe(self.name, elapsed, deadline_outcome(self.name, error))
+
     def _outcome(self, error: BaseException | None) -> BaseException | None:
         """The exception to raise on exit instead of ``error``, if any.
 
@@ -216,6 +222,7 @@ class Deadline:
     ) -> None:
         replacement = self._outcome(exc)
         self._leave()
+        self._record(replacement or exc)
         if replacement is not None:
             raise replacement from exc
 
@@ -241,9 +248,11 @@ class Deadline:
         except TimeoutError as timed_out:
             error = self._exceeded()
             self._leave()
+            self._record(error)
             raise error from timed_out
         replacement = self._outcome(exc)
         self._leave()
+        self._record(replacement or exc)
         if replacement is not None:
             raise replacement from exc
 

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from agent_lib.config import CONFIG_KEY, parse_config
 from agent_lib.errors import ConfigError, UnknownTimeout
-from agent_lib.timeouts import _http
+from agent_lib.timeouts import _http, _http_timing
 from agent_lib.timeouts._arbiter import Arbiter, Stamp
 from agent_lib.timeouts._cluster_link import ClusterLink
 from agent_lib.timeouts._layers import (
@@ -65,6 +65,7 @@ from agent_lib.timeouts.deadlines import Deadline, remaining
 from agent_lib.timeouts.metrics import TimeoutEvents
 from agent_lib.timeouts.polling import PollingPolicy, apoll, poll_with
 from agent_lib.timeouts.reload import WatchSettings
+from agent_lib.timeouts.timing import Timed
 
 if TYPE_CHECKING:
     import aiohttp
@@ -250,6 +251,26 @@ class TimeoutManager:
     ) -> aiohttp.ClientTimeout:
         """An ``aiohttp.ClientTimeout`` from timeout ``name``, capped by the active deadline."""
         return _http.aiohttp_timeout(self, name, connect=connect)
+
+    @staticmethod
+    def timed(name: str) -> Timed:
+        """Record how long a block (``with``/``async with``) or each call of a decorated
+        function takes, as one operation of ``name`` (ok, timeout or error)."""
+        return Timed(name)
+
+    def httpx_transport(self, name: str, transport: Any | None = None) -> httpx.BaseTransport:
+        """An httpx transport that records each request as one operation of ``name``."""
+        return _http_timing.httpx_transport(name, transport)
+
+    def httpx_async_transport(
+        self, name: str, transport: Any | None = None
+    ) -> httpx.AsyncBaseTransport:
+        """The asyncio form of `httpx_transport`."""
+        return _http_timing.httpx_async_transport(name, transport)
+
+    def aiohttp_trace_config(self, name: str) -> aiohttp.TraceConfig:
+        """An aiohttp ``TraceConfig`` that records each request as one operation of ``name``."""
+        return _http_timing.aiohttp_trace_config(name)
 
     @staticmethod
     def remaining() -> float | None:

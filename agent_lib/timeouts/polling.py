@@ -247,15 +247,21 @@ def _settled(budget: Deadline) -> Iterator[Deadline]:
     """``budget`` as the active deadline, without `Deadline`'s check at exit: the loop
     itself decides when the budget is spent, so a result it returns is kept."""
     budget._enter()
+    ended: BaseException | None = None
     try:
         yield budget
     except TimeoutError as error:
         replacement = budget._outcome(error)
+        ended = replacement or error
         if replacement is None:
             raise
         raise replacement from error
+    except BaseException as error:
+        ended = error
+        raise
     finally:
         budget._leave()
+        budget._record(ended)  # the latency histogram (agent_lib.timeouts.timing)
 
 
 def _refuse_awaitable(result: object, name: str) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 from agent_lib.config.bundle import CONFIGMAP_NAME, HASH_ANNOTATION
 from agent_lib.config.revision import revision_to_write
-from hourglass_operator import metrics
+from hourglass_operator import metrics, tuning
 from hourglass_operator.cronjob import (
     CRONJOB_NAME,
     POLICY_LABEL,
@@ -97,7 +97,7 @@ class Controller:
             started = time.perf_counter()
             plan = plan_namespace(
                 namespace,
-                live,
+                tuning.with_applied(live, self._status_of),
                 image=self._settings.image,
                 now=utcnow(),
                 statuses=self._statuses[namespace],
@@ -326,6 +326,21 @@ class Controller:
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
             raise errors[0]
+
+    async def update_status(
+        self,
+        namespace: str,
+        body: Mapping[str, Any],
+        change: Callable[[Mapping[str, Any]], dict[str, Any]],
+    ) -> dict[str, Any]:
+        """Write ``change(status)`` over a resource's status as last written (spec.tuning)."""
+        async with self._locks[namespace]:
+            old = self._status_of(body)
+            new = change(old)
+            if new != old:
+                await self._patch_status(namespace, key_of(body), old, new)
+                self._statuses[namespace][str(body.get("metadata", {}).get("uid"))] = new
+            return new
 
     def _status_of(self, body: Mapping[str, Any]) -> Mapping[str, Any]:
         """The status a resource has now: ours if written since the body was seen."""

@@ -204,6 +204,38 @@ _ROLLOUT: Schema = {
     },
 }
 
+_RECOMMENDATION: Schema = {
+    "type": "object",
+    "properties": {
+        "value": {"type": "string", "maxLength": 32, "description": "The recommended timeout."},
+        "observed": {"type": "string", "maxLength": 32, "description": "The observed pXX."},
+        "current": {"type": "string", "maxLength": 32, "description": "The spec's value."},
+        "effective": {
+            "type": "string",
+            "maxLength": 32,
+            "description": "What agents run (Apply): the recommendation, clamped to bounds.",
+        },
+        "appliedAt": {"type": "string", "format": "date-time"},
+        "percentile": {"type": "number"},
+        "samples": {"type": "integer", "minimum": 0},
+        "window": {"type": "string", "maxLength": 32},
+        "lastUpdated": {"type": "string", "format": "date-time"},
+        "censored": {"type": "boolean"},
+    },
+}
+_RECOMMENDATIONS: Schema = {
+    "type": "object",
+    "description": "Per timeout name: what observed latency suggests (spec.tuning).",
+    "maxProperties": 64,
+    "additionalProperties": _RECOMMENDATION,
+}
+_TUNED = {
+    "name": "Tuned",
+    "type": "string",
+    "priority": 1,
+    "jsonPath": '.status.conditions[?(@.type=="Tuned")].status',
+}
+
 _APPLIED = {"name": "Applied", "type": "string", "jsonPath": ".status.rollout.applied"}
 _READY = {
     "name": "Ready",
@@ -225,6 +257,13 @@ _DESCRIPTIONS: dict[str, dict[tuple[str, ...], str]] = {
         ("polling", "multiplier"): "Factor applied to the wait after each attempt (>= 1).",
         ("polling", "jitter"): "Random fraction (0..1) added to or removed from each wait.",
         ("polling", "maxDuration"): "Total time after which poll() gives up.",
+        ("tuning",): "Size timeouts from observed latency (status.recommendations).",
+        ("tuning", "mode"): "Off (default), Recommend (status only) or Apply (agents run it).",
+        ("tuning", "percentile"): "The latency percentile to cover (default 99.9).",
+        ("tuning", "headroom"): "Factor over the observed percentile (default 1.5).",
+        ("tuning", "window"): "How far back the latency is read (default 24h).",
+        ("tuning", "minSamples"): "Fewer calls in the window: no recommendation (Tuned=False).",
+        ("tuning", "bounds"): "Per timeout name: the min and max a recommendation may take.",
     },
     "SessionPolicy": {
         ("store",): "Where sessions live; the Redis URL comes from a Secret, never inline.",
@@ -270,10 +309,11 @@ KINDS: tuple[Kind, ...] = (
             _APPLIED,
             {"name": "Default", "type": "boolean", "jsonPath": ".spec.default"},
             {"name": "Hash", "type": "string", "jsonPath": ".status.configHash"},
+            _TUNED,
             _AGE,
         ),
         rules=_PROFILE_RULES,
-        status=_status_schema({"rollout": _ROLLOUT}),
+        status=_status_schema({"rollout": _ROLLOUT, "recommendations": _RECOMMENDATIONS}),
     ),
     Kind(
         kind="SessionPolicy",

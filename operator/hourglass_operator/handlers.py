@@ -19,7 +19,7 @@ import kopf
 
 from agent_lib.config.bundle import CONFIGMAP_NAME
 from hourglass_operator import kopf_settings as hourglass_kopf_settings
-from hourglass_operator import metrics, rollout_handlers, webhook
+from hourglass_operator import metrics, rollout_handlers, tuning_handlers, webhook
 from hourglass_operator.controller import Controller, WriteRefused
 from hourglass_operator.cronjob import POLICY_LABEL
 from hourglass_operator.k8s import Kube
@@ -166,6 +166,13 @@ def build_registry(
                     )
                 except Exception:
                     _log.exception("resync of %s failed; the next round retries it", namespace)
+
+    async def rerender(namespace: str) -> None:
+        await reconcile(namespace, "Tuning", indices_seen)
+
+    tuning_handlers.register(
+        registry, settings, lambda: state["controller"], indices_seen, rerender
+    )
 
     @kopf.on.startup(registry=registry)
     async def start_resync(**_: Any) -> None:

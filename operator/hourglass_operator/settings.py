@@ -61,6 +61,13 @@ class OperatorSettings:
     resync_seconds: int = DEFAULT_RESYNC_S
     """Every namespace is re-read and re-reconciled this often (HOURGLASS_RESYNC_SECONDS),
     which bounds what a missed watch event can leave wrong."""
+    prometheus_url: str | None = None
+    """Where spec.tuning's latency is read (HOURGLASS_PROMETHEUS_URL, ``--prometheus-url``)."""
+    prometheus_selector: str = 'namespace="{namespace}"'
+    """PromQL label matchers of a namespace's agent series (HOURGLASS_PROMETHEUS_SELECTOR);
+    ``{namespace}`` and ``{profile}`` are substituted."""
+    tuning_interval_seconds: int = 300
+    """How often each tuned profile is re-evaluated (HOURGLASS_TUNING_INTERVAL_SECONDS)."""
     replicas: int = 1
     """How many replicas the Deployment runs (HOURGLASS_REPLICAS, set by the manifests and
     chart): above one, the operator refuses to start without its peering object."""
@@ -92,6 +99,9 @@ class OperatorSettings:
             log_format=log_format,
             image_pull_secrets=_names(env, "HOURGLASS_IMAGE_PULL_SECRETS"),
             replicas=_count(env, "HOURGLASS_REPLICAS"),
+            prometheus_url=_http_url(env, "HOURGLASS_PROMETHEUS_URL"),
+            prometheus_selector=_selector(env, "HOURGLASS_PROMETHEUS_SELECTOR"),
+            tuning_interval_seconds=_count(env, "HOURGLASS_TUNING_INTERVAL_SECONDS", 300),
             resync_seconds=_count(env, "HOURGLASS_RESYNC_SECONDS", DEFAULT_RESYNC_S),
         )
 
@@ -159,6 +169,30 @@ def _https_url(env: Mapping[str, str], name: str) -> str | None:
             name, f"{value!r:.80} is not an https:// URL (the API server calls only https)"
         )
     return value.rstrip("/")
+
+
+def _http_url(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    if not value:
+        return None
+    parsed = urllib.parse.urlsplit(value)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.username:
+        raise OperatorConfigError(
+            name, "is not an http(s):// URL without credentials (e.g. http://prometheus:9090)"
+        )
+    return value.rstrip("/")
+
+
+def _selector(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip() or 'namespace="{namespace}"'
+    if not re.fullmatch(
+        r'[a-zA-Z_][a-zA-Z0-9_]*\s*(=|!=|=~|!~)\s*"[^"]*"(\s*,\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(=|!=|=~|!~)\s*"[^"]*")*',
+        value,
+    ):
+        raise OperatorConfigError(
+            name, 'is not PromQL label matchers such as namespace="{namespace}",job="agents"'
+        )
+    return value
 
 
 def _base64(env: Mapping[str, str], name: str) -> str | None:

@@ -16,6 +16,8 @@ CLEANUP_SCHEDULED = "CleanupScheduled"
 """False (only) when a SessionPolicy gets no cleanup CronJob, with the reason."""
 ROLLOUT_CONDITIONS = ("Applied", "Reconciling", "Stalled")
 """Written by `hourglass_operator.rollout` from the agent pods; a render keeps them."""
+KEPT_CONDITIONS = (*ROLLOUT_CONDITIONS, "Tuned")
+"""Conditions a render keeps: the rollout's and spec.tuning's (`hourglass_operator.tuning`)."""
 MAX_MESSAGE = 4096
 """Condition messages are cut here (the CRD allows 32768; Events show 1024)."""
 
@@ -71,7 +73,7 @@ def build_status(
     status["conditions"] = merge_conditions(previous_conditions, conditions, generation, now) + [
         dict(c)
         for c in previous_conditions
-        if isinstance(c, Mapping) and c.get("type") in ROLLOUT_CONDITIONS
+        if isinstance(c, Mapping) and c.get("type") in KEPT_CONDITIONS
     ]
     if config_hash is not None:
         status["configHash"] = config_hash

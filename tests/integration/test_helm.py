@@ -439,3 +439,34 @@ def test_disruption_budget_only_with_several_replicas(
     for budget in budgets:
         selector = budget["spec"]["selector"]["matchLabels"]
         assert selector == deployment["spec"]["selector"]["matchLabels"]
+
+
+def test_tuning_values_reach_the_operator_and_the_pod_monitor(chart: helm.Chart) -> None:
+    """tuning.prometheus.url becomes HOURGLASS_PROMETHEUS_URL; the PodMonitor is optional."""
+    plain = _docs(chart, {})
+    assert not [d for d in plain if d["kind"] == "PodMonitor"]
+    values = {
+        "tuning": {
+            "prometheus": {"url": "http://prometheus.monitoring:9090"},
+            "podMonitor": {"enabled": True, "namespaces": ["agents-prod"]},
+        }
+    }
+    docs = _docs(chart, values)
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    env = {
+        e["name"]: e.get("value")
+        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["HOURGLASS_PROMETHEUS_URL"] == "http://prometheus.monitoring:9090"
+    assert env["HOURGLASS_PROMETHEUS_SELECTOR"] == 'namespace="{namespace}"'
+    (monitor,) = [d for d in docs if d["kind"] == "PodMonitor"]
+    assert monitor["spec"]["selector"]["matchLabels"] == {
+        "hourglass.dev/config": "hourglass-config"
+    }
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["agents-prod"]}
+    assert "HOURGLASS_PROMETHEUS_URL" not in {
+        e["name"]
+        for d in plain
+        if d["kind"] == "Deployment"
+        for e in d["spec"]["template"]["spec"]["containers"][0]["env"]
+    }

@@ -107,7 +107,12 @@ def test_crd_document_is_valid_for_kubernetes(
 @pytest.mark.parametrize(
     ("kind", "plural", "short", "columns"),
     [
-        ("TimeoutProfile", "timeoutprofiles", "tp", ["Ready", "Applied", "Default", "Hash", "Age"]),
+        (
+            "TimeoutProfile",
+            "timeoutprofiles",
+            "tp",
+            ["Ready", "Applied", "Default", "Hash", "Tuned", "Age"],
+        ),
         (
             "SessionPolicy",
             "sessionpolicies",

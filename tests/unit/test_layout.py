@@ -126,8 +126,10 @@ def test_new_paths_do_not_warn() -> None:
 LAYERS = {
     "timeouts": [
         "metrics",
+        "timing",
         "deadlines",
         "_http",
+        "_http_timing",
         "_layers",
         "polling",
         "_inotify",
