@@ -75,25 +75,24 @@ def _settled(cluster: Cluster, ns: str) -> str | None:
     return digest if hashes == {digest} else None
 
 
-def _rollout_status(
-    cluster: Cluster, ns: str, timeout: str = "30s"
+def rollout_status_cli(
+    *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
+    """`hourglass rollout status ARGS`, as a user runs it (the console script)."""
     return subprocess.run(
-        [
-            str(Path(sys.executable).with_name("hourglass")),
-            "rollout",
-            "status",
-            "-n",
-            ns,
-            "--timeout",
-            timeout,
-        ],
+        [str(Path(sys.executable).with_name("hourglass")), "rollout", "status", *args],
         capture_output=True,
         text=True,
-        env=cluster.env(),
+        env=env,
         timeout=90,
         check=False,
     )
+
+
+def _rollout_status(
+    cluster: Cluster, ns: str, timeout: str = "30s"
+) -> subprocess.CompletedProcess[str]:
+    return rollout_status_cli("-n", ns, "--timeout", timeout, env=cluster.env())
 
 
 def _environment(cluster: Cluster, operator: OperatorProcess) -> tuple[str, str]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -33,7 +32,14 @@ from tests.fixtures.controlplane import RealCluster as Cluster
 from tests.fixtures.operator_process import OperatorProcess
 from tests.integration._refusals import Refusal
 from tests.integration._resources import _condition
-from tests.integration._rollout import PODS, _environment, _hash, _report, _rollout_status
+from tests.integration._rollout import (
+    PODS,
+    _environment,
+    _hash,
+    _report,
+    _rollout_status,
+    rollout_status_cli,
+)
 
 pytestmark = pytest.mark.timeout(180)
 BAD_NAME = "timeouts.fooBar: unknown timeout name"
@@ -281,23 +287,7 @@ def test_evicted_finished_and_terminating_pods_stop_counting(
 
 
 def _cli(kubeconfig: Path, ns: str = "default") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            str(Path(sys.executable).with_name("hourglass")),
-            "rollout",
-            "status",
-            "-n",
-            ns,
-            "--timeout",
-            "20s",
-            "--kubeconfig",
-            str(kubeconfig),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
+    return rollout_status_cli("-n", ns, "--timeout", "20s", "--kubeconfig", str(kubeconfig))
 
 
 def _kubeconfig(cluster: Cluster, server: str | None = None, token: str | None = None) -> Path:
