@@ -65,7 +65,11 @@ def test_every_ownership_change_passes_the_admission_plugin(
     wait(lambda: _owners(real_cluster, ns) == {"base", "slow"}, what="a second owner joined")
 
     real_cluster.apply(_yaml(_policy(ns, "sessions", {"ttl": "10m", "store": STORE})))
-    cronjob = wait(lambda: real_cluster.get("cronjobs", ns, "hourglass-cleanup"), what="CronJob")
+    # The CronJob passes two admission policies (the operator's and the Secret opt-in);
+    # on a loaded CI machine the first try can be refused and retried with backoff.
+    cronjob = wait(
+        lambda: real_cluster.get("cronjobs", ns, "hourglass-cleanup"), timeout=90, what="CronJob"
+    )
     ref = cronjob["metadata"]["ownerReferences"][0]
     assert (ref["name"], ref["blockOwnerDeletion"]) == ("sessions", True)
     wait(lambda: _owners(real_cluster, ns) == {"base", "slow", "sessions"}, what="3 owners")
