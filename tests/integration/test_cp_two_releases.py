@@ -1,7 +1,7 @@
 """Two chart releases on one control plane, each owning its own namespaces (issue 21, item 4).
 
 One operator release per group of environment namespaces is the documented way to split
-a very large cluster (docs/reliability.md, "Splitting a large cluster"). Both releases
+a very large cluster (docs/architecture.md, "Splitting a very large cluster"). Both releases
 here are named ``hourglass`` (Helm allows one name in two namespaces): release A in
 ``a1`` watches ``a1`` and ``a2`` (``watch.scope: namespaces``), release B in ``b1`` watches
 its own namespace, without the session-store opt-in. The real Helm engine renders them,
@@ -11,8 +11,10 @@ environment, ServiceAccount token, TLS Secret and webhook.
 Proven on the real kube-apiserver:
 - Helm's ownership check passes for the second install: no object of B exists already
   under A's ownership (cluster-scoped names carry the release namespace);
-- each operator writes only its own namespaces' ConfigMaps and statuses, and once settled
-  nothing is rewritten (no fight);
+- a third release listing one of A's namespaces is refused by that check (A's peering
+  object there): a namespace belongs to one release;
+- each operator lists, watches and writes only its own namespaces (ConfigMaps, statuses),
+  and once settled nothing is rewritten (no fight);
 - kopf's peering objects are per namespace, and each names only its own release's operator;
 - each release's webhook and admission-policy bindings judge only its namespaces: a bad
   profile in B's namespace is refused by B, B's namespaces accept resources while A's
@@ -74,6 +76,7 @@ class _Release:
     watched: tuple[str, ...]
     values: dict[str, Any]
     workdir: Path
+    name: str = RELEASE
     port: int = field(default_factory=free_port)
     docs: list[dict[str, Any]] = field(default_factory=list)
     operator: OperatorProcess | None = None
@@ -123,14 +126,14 @@ def _values(watched: tuple[str, ...], port: int, **extra: Any) -> dict[str, Any]
 def _prepare(release: _Release) -> None:
     """Render as ``helm install`` does, with the ownership annotations Helm adds."""
     release.values = _values(release.watched, release.port) | release.values
-    rendered = render(release.values, release.namespace, RELEASE)
+    rendered = render(release.values, release.namespace, release.name)
     release.docs = [
         d for docs in rendered.values() for d in docs if d["kind"] not in UNSERVED_KINDS
     ]
     for doc in release.docs:
         doc["metadata"].setdefault("annotations", {}).update(
             {
-                "meta.helm.sh/release-name": RELEASE,
+                "meta.helm.sh/release-name": release.name,
                 "meta.helm.sh/release-namespace": release.namespace,
             }
         )
@@ -218,6 +221,16 @@ def _written_namespaces(cluster: RealCluster, release: _Release, since: int) -> 
     }
 
 
+def _watched_namespaces(cluster: RealCluster, release: _Release, since: int) -> set[str]:
+    """Namespaces the release's operator lists (a watch starts with a list; the audit log
+    has a watch only when it ends). Cluster-wide lists are the CRDs and the namespaces
+    only, which carry nothing of another release."""
+    lists = [e for e in cluster.audited(release.user, since=since) if e["verb"] == "list"]
+    everywhere = {e["objectRef"]["resource"] for e in lists if not e["objectRef"].get("namespace")}
+    assert everywhere <= {"customresourcedefinitions", "namespaces"}, everywhere
+    return {e["objectRef"]["namespace"] for e in lists if e["objectRef"].get("namespace")}
+
+
 def _webhook_namespaces(cluster: RealCluster, release: _Release) -> list[set[str]]:
     (configuration,) = release.of_kind("ValidatingWebhookConfiguration")
     live = cluster.get("validatingwebhookconfigurations", None, configuration["metadata"]["name"])
@@ -286,6 +299,12 @@ def test_two_releases_each_own_their_namespaces(real_cluster: RealCluster, tmp_p
         for release in (a, b):
             assert _owned_elsewhere(real_cluster, release) == []
             real_cluster.kubectl("apply", "-f", str(release.manifest))
+        # A namespace belongs to one release: a third one that also lists a2 is refused
+        # by Helm, on A's peering object there.
+        c = _Release(f"two-c-{tag}", (f"two-c-{tag}", a2), {}, tmp_path, name="other")
+        _prepare(c)
+        assert _owned_elsewhere(real_cluster, c) == ["KopfPeering/hourglass"]
+
         _start(real_cluster, a)
         _start(real_cluster, b)
         _apply(real_cluster, _profile(a2, "team", {"default": True}))
@@ -310,10 +329,10 @@ def test_two_releases_each_own_their_namespaces(real_cluster: RealCluster, tmp_p
                 if e["verb"] in WRITES and e["objectRef"].get("resource") in OWNED
             ]
             assert rewrites == [], rewrites
-        # Each wrote only its own namespaces, and was refused nothing.
-        assert _written_namespaces(real_cluster, a, mark) == {a1, a2}
-        assert _written_namespaces(real_cluster, b, mark) == {b1}
+        # Each watched and wrote only its own namespaces, and was refused nothing.
         for release in (a, b):
+            assert _watched_namespaces(real_cluster, release, mark) == set(release.watched)
+            assert _written_namespaces(real_cluster, release, mark) == set(release.watched)
             assert real_cluster.forbidden(since=mark, user=release.user) == []
 
         # One peering object per watched namespace, naming only its own release's operator.
