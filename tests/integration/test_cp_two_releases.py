@@ -12,9 +12,11 @@ Proven on the real kube-apiserver:
 - Helm's ownership check passes for the second install: no object of B exists already
   under A's ownership (cluster-scoped names carry the release namespace);
 - a third release listing one of A's namespaces is refused by that check (A's peering
-  object there): a namespace belongs to one release;
+  and agents' objects there): a namespace belongs to one release;
 - each operator lists, watches and writes only its own namespaces (ConfigMaps, statuses),
   and once settled nothing is rewritten (no fight);
+- the agents of every owned namespace get their RBAC from the release (A's second
+  namespace included), for their namespace's ConfigMap only;
 - kopf's peering objects are per namespace, and each names only its own release's operator;
 - each release's webhook and admission-policy bindings judge only its namespaces: a bad
   profile in B's namespace is refused by B, B's namespaces accept resources while A's
@@ -22,8 +24,8 @@ Proven on the real kube-apiserver:
   opt-in does not reach B's namespaces.
 
 On the chart before this test, the two releases rendered the same ClusterRole, webhook
-configuration and policy names (so Helm refused the second install), and A's session-store
-binding refused B's SessionPolicy.
+configuration and policy names (so Helm refused the second install), A's session-store
+binding refused B's SessionPolicy, and the agents of a2 had no ServiceAccount.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.fixtures.controlplane import RealCluster
+from tests.fixtures.agent_pods import AGENT_SA
+from tests.fixtures.controlplane import ApiError, RealCluster
 from tests.fixtures.operator_process import OperatorProcess, free_port
 from tests.integration._helm_release import UNSERVED_KINDS, chart_crds, operator_env, render
 from tests.integration._resources import _condition, _config, _policy, _profile, _yaml
@@ -51,6 +54,7 @@ from tests.integration._resources import _condition, _config, _policy, _profile,
 pytestmark = pytest.mark.timeout(240)
 
 RELEASE = "hourglass"
+CONFIG = "hourglass-config"
 CLUSTER_KINDS = frozenset(
     {
         "ClusterRole",
@@ -300,10 +304,11 @@ def test_two_releases_each_own_their_namespaces(real_cluster: RealCluster, tmp_p
             assert _owned_elsewhere(real_cluster, release) == []
             real_cluster.kubectl("apply", "-f", str(release.manifest))
         # A namespace belongs to one release: a third one that also lists a2 is refused
-        # by Helm, on A's peering object there.
+        # by Helm, on A's peering object and agents' objects there.
         c = _Release(f"two-c-{tag}", (f"two-c-{tag}", a2), {}, tmp_path, name="other")
         _prepare(c)
-        assert _owned_elsewhere(real_cluster, c) == ["KopfPeering/hourglass"]
+        agents = {f"{kind}/{AGENT_SA}" for kind in ("ServiceAccount", "Role", "RoleBinding")}
+        assert set(_owned_elsewhere(real_cluster, c)) == {"KopfPeering/hourglass"} | agents
 
         _start(real_cluster, a)
         _start(real_cluster, b)
@@ -334,6 +339,15 @@ def test_two_releases_each_own_their_namespaces(real_cluster: RealCluster, tmp_p
             assert _watched_namespaces(real_cluster, release, mark) == set(release.watched)
             assert _written_namespaces(real_cluster, release, mark) == set(release.watched)
             assert real_cluster.forbidden(since=mark, user=release.user) == []
+
+        # The agents of A's second namespace get their RBAC from release A: their
+        # namespace's hourglass-config, and not B's.
+        agent = real_cluster.token(AGENT_SA, a2)
+        own = real_cluster.request("GET", real_cluster.path("configmaps", a2, CONFIG), token=agent)
+        assert own["metadata"]["name"] == CONFIG
+        with pytest.raises(ApiError) as caught:
+            real_cluster.request("GET", real_cluster.path("configmaps", b1, CONFIG), token=agent)
+        assert caught.value.status == 403, caught.value
 
         # One peering object per watched namespace, naming only its own release's operator.
         for release in (a, b):
