@@ -55,6 +55,7 @@ pytestmark = pytest.mark.timeout(240)
 
 RELEASE = "hourglass"
 CONFIG = "hourglass-config"
+HANDLED = "hourglass.dev/last-handled-configuration"
 CLUSTER_KINDS = frozenset(
     {
         "ClusterRole",
@@ -186,7 +187,8 @@ def _start(cluster: RealCluster, release: _Release) -> OperatorProcess:
 
 
 def _settled(cluster: RealCluster, namespace: str, profiles: set[str]) -> bool:
-    """Every profile rendered into the namespace's ConfigMap, and its status observed."""
+    """Every profile rendered into the namespace's ConfigMap, its status observed, and
+    kopf done with it."""
     if cluster.get("configmaps", namespace, "hourglass-config") is None:
         return False
     if set(_config(cluster, namespace)["profiles"]) != profiles:
@@ -197,6 +199,10 @@ def _settled(cluster: RealCluster, namespace: str, profiles: set[str]) -> bool:
         if status.get("observedGeneration") != profile["metadata"]["generation"]:
             return False
         if _condition(profile, "Valid").get("status") != "True":
+            return False
+        # kopf's last patch of a handled object: the spec it handled, as an annotation.
+        handled = profile["metadata"].get("annotations", {}).get(HANDLED)
+        if handled is None or json.loads(handled).get("spec") != profile["spec"]:
             return False
     return True
 
