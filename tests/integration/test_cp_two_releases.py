@@ -88,7 +88,7 @@ class _Release:
 
     @property
     def pod_id(self) -> str:
-        return f"{RELEASE}-{self.namespace}-pod"
+        return f"{self.name}-{self.namespace}-pod"
 
     @property
     def account(self) -> str:
@@ -114,7 +114,7 @@ class _Release:
         return {(d["kind"], d["metadata"]["name"]) for d in self.docs if d["kind"] in CLUSTER_KINDS}
 
 
-def _values(watched: tuple[str, ...], port: int, **extra: Any) -> dict[str, Any]:
+def _values(watched: tuple[str, ...], port: int) -> dict[str, Any]:
     scope = {"scope": "namespaces", "namespaces": list(watched)} if len(watched) > 1 else {}
     return {
         "operator": {
@@ -124,7 +124,6 @@ def _values(watched: tuple[str, ...], port: int, **extra: Any) -> dict[str, Any]
         },
         "timeoutProfiles": {"base": {"default": True, "timeouts": {"request": "30s"}}},
         "agents": {"rbac": {"create": True}, "admissionPolicy": {"create": True}},
-        **extra,
     }
 
 
@@ -367,8 +366,14 @@ def test_two_releases_each_own_their_namespaces(real_cluster: RealCluster, tmp_p
                 assert peers == {release.pod_id}, (ns, peers)
 
         # Each webhook configuration selects its own release's namespaces only.
-        assert _webhook_namespaces(real_cluster, a) == [{a1, a2}, {a1, a2}]
-        assert _webhook_namespaces(real_cluster, b) == [{b1}, {b1}]
+        for release in (a, b):
+            owned = set(release.watched)
+            real_cluster.wait_for(
+                lambda release=release, owned=owned: (
+                    _webhook_namespaces(real_cluster, release) == [owned, owned]
+                ),
+                what=f"{release.namespace}'s webhooks registered for {sorted(owned)}",
+            )
 
         # A's session-store opt-in binds A's namespaces; B turned it off for its own.
         real_cluster.kubectl("create", "secret", "generic", "plain", "-n", a2,
