@@ -136,7 +136,7 @@ NAMED: dict[tuple[str, str, str], str] = {
     ("batch", "cronjobs", "patch"): "hourglass-cleanup",
     # The chart's release `hourglass` in WATCHED: cluster-scoped names carry the namespace.
     ("admissionregistration.k8s.io", "validatingwebhookconfigurations", "patch"): (
-        f"hourglass-{WATCHED}"
+        f"{WATCHED}.hourglass"
     ),
 }
 """Grants limited by ``resourceNames`` to the one object the operator needs them on: every

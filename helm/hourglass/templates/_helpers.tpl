@@ -18,9 +18,9 @@
 {{- end -}}
 
 {{/* Name of a cluster-scoped object (ClusterRole, webhook configuration, admission
-policies): the full name and the release namespace, since Helm allows one release name in
-two namespaces and a second release must not meet the first one's objects. Optional
-suffix: (list . "-operator"). */}}
+policies): `<release namespace>.<full name><suffix>`. Helm allows one release name in two
+namespaces, and a second release must not meet the first one's objects; a namespace has
+no dot, so no two releases can ever share a name. Optional suffix: (list . "-operator"). */}}
 {{- define "hourglass.clusterName" -}}
 {{- $ctx := . -}}
 {{- $suffix := "" -}}
@@ -28,7 +28,7 @@ suffix: (list . "-operator"). */}}
 {{- $ctx = index . 0 -}}
 {{- $suffix = index . 1 -}}
 {{- end -}}
-{{- printf "%s-%s%s" (include "hourglass.fullname" $ctx) $ctx.Release.Namespace $suffix | trunc 253 | trimSuffix "-" -}}
+{{- printf "%s.%s%s" $ctx.Release.Namespace (include "hourglass.fullname" $ctx) $suffix -}}
 {{- end -}}
 
 {{/* matchResources of an admission-policy binding: the watched namespaces only, so that
