@@ -17,7 +17,7 @@ from agent_lib.sessions._ids import validate_session_id
 from agent_lib.sessions._memory_estimate import VALUE_HEADER_BYTES, estimate_session_bytes
 from agent_lib.sessions.items import RecordUpdate, _encode, _record_write
 from agent_lib.sessions.manager import SessionManager
-from agent_lib.sessions.stores.entries import EntryPut, EntryStore
+from agent_lib.sessions.stores.entries import EntryPut, EntryStore, check_names
 
 __all__ = ["Entries", "EntryPut", "SessionEntries"]
 
@@ -65,23 +65,15 @@ class SessionEntries:
                 raise ConfigError("puts", f"must hold EntryPut values, got {put!r:.60}")
             if len(put.value) > limit:
                 raise PayloadTooLarge(len(put.value), limit)
+        _check("puts", puts, drop)
         payload = _encode({} if data is None else data, limit, "data")
         key, value = len(self.sessions.store.key_for(sid)), len(payload) + VALUE_HEADER_BYTES
         size = estimate_session_bytes(key, value, len(sid))
         writes = [_record_write(update, limit) for update in records]
         self.sessions._ensure_cleaner()
-        try:
-            count = await self._store.write_entries(
-                sid,
-                puts,
-                drop=drop,
-                payload=payload,
-                size=size,
-                must_exist=must_exist,
-                records=writes,
-            )
-        except ValueError as error:  # a name the store refuses, before any I/O
-            raise ConfigError("puts", str(error)) from None
+        count = await self._store.write_entries(
+            sid, puts, drop=drop, payload=payload, size=size, must_exist=must_exist, records=writes
+        )
         if count is None:
             raise SessionNotFound(sid)
         return count
@@ -97,13 +89,19 @@ class SessionEntries:
         """The entries under ``prefix`` (only the newest group's with ``latest_group``),
         renewing the session unless ``renew`` is false; ``None`` when it does not exist."""
         sid = validate_session_id(session_id)
+        _check("prefix", (), (prefix,))
         self.sessions._ensure_cleaner()
-        try:
-            stored = await self._store.read_entries(
-                sid, prefix=prefix, latest_group=latest_group, renew=renew
-            )
-        except ValueError as error:  # a prefix the store refuses, before any I/O
-            raise ConfigError("prefix", str(error)) from None
+        stored = await self._store.read_entries(
+            sid, prefix=prefix, latest_group=latest_group, renew=renew
+        )
         if stored is None:
             return None
         return Entries(stored.entries, stored.created_us / 1e6, stored.last_access_us / 1e6)
+
+
+def _check(what: str, puts: Sequence[EntryPut], drop: Sequence[bytes]) -> None:
+    """`check_names`, as the clear error of a bad input naming the argument."""
+    try:
+        check_names(puts, drop)
+    except ValueError as error:
+        raise ConfigError(what, str(error)) from None

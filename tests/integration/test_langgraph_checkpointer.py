@@ -18,12 +18,19 @@ import pytest
 
 pytest.importorskip("langgraph.checkpoint.conformance")
 
-from langgraph.checkpoint.base import BaseCheckpointSaver
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    BaseCheckpointSaver,
+    Checkpoint,
+    CheckpointMetadata,
+    create_checkpoint,
+    empty_checkpoint,
+)
 from langgraph.checkpoint.conformance import checkpointer_test, validate
 from langgraph.checkpoint.conformance.capabilities import ALL_CAPABILITIES
 from langgraph.graph import END, START, StateGraph
 
-from agent_lib.integrations.langgraph import HourglassSaver
+from agent_lib.integrations.langgraph import HourglassSaver, _sid
 from agent_lib.sessions.manager import SessionManager
 from tests.fixtures.redis_server import RedisProcess, fresh_namespace
 
@@ -62,7 +69,7 @@ def _graph(saver: HourglassSaver):  # type: ignore[no-untyped-def]
 
 _READ_BACK = """
 import asyncio, json, sys
-from agent_lib.integrations.langgraph import HourglassSaver
+from agent_lib.integrations.langgraph import HourglassSaver, _sid
 from agent_lib.sessions.manager import SessionManager
 sm = SessionManager.from_url(sys.argv[1], namespace=sys.argv[2])
 saver = HourglassSaver(sm)
@@ -137,3 +144,42 @@ def test_sync_methods_refuse_a_running_loop(redis_server: RedisProcess) -> None:
             saver.get_tuple({"configurable": {"thread_id": "x"}})
 
     asyncio.run(inside())
+
+
+def _checkpoint(n: int) -> Checkpoint:
+    """A checkpoint of fixed id and time, so two threads can hold byte-identical ones."""
+    checkpoint = create_checkpoint(empty_checkpoint(), None, n)
+    checkpoint["id"] = f"1ef00000-0000-6000-8000-{n:012d}"
+    checkpoint["ts"] = "2026-01-01T00:00:00+00:00"
+    checkpoint["channel_values"] = {"notes": f"step {n} " + "x" * 2000}
+    return checkpoint
+
+
+async def _put(saver: HourglassSaver, thread: str, n: int, run: str, ns: str = "") -> None:
+    config: RunnableConfig = {"configurable": {"thread_id": thread, "checkpoint_ns": ns}}
+    metadata: CheckpointMetadata = {"source": "loop", "step": n, "run_id": run}  # type: ignore[typeddict-unknown-key]
+    stored = await saver.aput(config, _checkpoint(n), metadata, {})
+    await saver.aput_writes(stored, [("notes", f"write {n}")], task_id=f"task-{n}")
+
+
+async def test_removed_checkpoints_free_their_bytes(redis_server: RedisProcess) -> None:
+    """``delete_for_runs`` and ``prune`` leave a thread exactly the size of one that only
+    ever held what remains (the log of the first version kept every removed byte)."""
+    async with SessionManager.from_url(redis_server.url, namespace=fresh_namespace()) as sm:
+        saver = HourglassSaver(sm)
+        for n, run in ((1, "run-1"), (2, "run-2"), (3, "run-2")):
+            await _put(saver, "pruned", n, f"p-{n}")
+            await _put(saver, "by-run", n, run)
+        await _put(saver, "by-run", 4, "run-1", ns="child")
+        await _put(saver, "only-run-1", 1, "run-1")
+        await _put(saver, "only-run-1", 4, "run-1", ns="child")
+        await _put(saver, "only-latest", 3, "p-3")
+        await saver.adelete_for_runs(["run-2"])
+        await saver.aprune(["pruned"])
+        sizes = (await sm.store.accounted()).sessions
+        assert sizes[_sid("by-run")] == sizes[_sid("only-run-1")]
+        assert sizes[_sid("pruned")] == sizes[_sid("only-latest")]
+        left = [t.config["configurable"]["checkpoint_id"] async for t in saver.alist(None)]
+        assert sorted(left) == sorted(_checkpoint(n)["id"] for n in (1, 4, 1, 4, 3, 3)), (
+            "each thread keeps what was not removed, and list(None) finds every thread"
+        )

@@ -85,10 +85,14 @@ if live then
   part = item_part(id, SET)
   data = math.max(0, had - part)
   count = redis.call('ZCARD', SET)
+  local seen = {}  -- prefixes may overlap: each member goes once
   for d = DROPS, DROPS + n_drops - 1 do
     for _, member in ipairs(redis.call('ZRANGEBYLEX', SET, '[' .. ARGV[d], '(' .. ARGV[d] .. '\255')) do
-      gone[#gone + 1] = member
-      delta = delta - cost(member)
+      if not seen[member] then
+        seen[member] = true
+        gone[#gone + 1] = member
+        delta = delta - cost(member)
+      end
     end
   end
 end
