@@ -15,9 +15,6 @@ from collections.abc import AsyncGenerator
 from typing import Annotated, TypedDict
 
 import pytest
-
-pytest.importorskip("langgraph.checkpoint.conformance")
-
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     BaseCheckpointSaver,
