@@ -62,7 +62,6 @@ from agent_lib.sessions.manager import SessionManager
 __all__ = ["HourglassSaver"]
 
 _T = TypeVar("_T")
-_DATA = {"framework": "langgraph"}
 _REGISTRY = "lg-threads"
 _NS_END, _GROUP_END = b"\x1e", b"\x1f"
 _ESCAPES = {"%": "%25", "\0": "%00", "\x1e": "%1E", "\x1f": "%1F"}
@@ -274,9 +273,7 @@ class HourglassSaver(BaseCheckpointSaver[str]):
             *self._dump(full),
         )
         put = EntryPut(_group(ns, checkpoint["id"]) + b"c", value)
-        await self._entries.write(
-            _sid(thread_id), [put], data=_DATA, records=[_registration(thread_id)]
-        )
+        await self._entries.write(_sid(thread_id), [put], records=[_registration(thread_id)])
         return _config(thread_id, ns, checkpoint["id"])
 
     async def aput_writes(
@@ -299,7 +296,7 @@ class HourglassSaver(BaseCheckpointSaver[str]):
             if index < 0 or name not in puts:
                 puts[name] = EntryPut(name, packed, replace=index < 0)
         if puts:
-            await self._entries.write(_sid(thread_id), list(puts.values()), data=_DATA)
+            await self._entries.write(_sid(thread_id), list(puts.values()))
 
     async def adelete_thread(self, thread_id: str) -> None:
         await self.sessions.delete(_sid(str(thread_id)))
@@ -322,7 +319,6 @@ class HourglassSaver(BaseCheckpointSaver[str]):
             _sid(target),
             [EntryPut(name, value) for name, value in read.entries],
             drop=[b""],
-            data=_DATA,
             records=[_registration(target)],
         )
 

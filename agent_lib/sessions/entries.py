@@ -21,6 +21,9 @@ from agent_lib.sessions.stores.entries import EntryPut, EntryStore, check_names
 
 __all__ = ["Entries", "EntryPut", "SessionEntries"]
 
+_EMPTY = b"{}"
+"""The data of a session written without any (as `SessionItems` stores it)."""
+
 
 @dataclass(frozen=True)
 class Entries:
@@ -66,7 +69,7 @@ class SessionEntries:
             if len(put.value) > limit:
                 raise PayloadTooLarge(len(put.value), limit)
         _check("puts", puts, drop)
-        payload = _encode({} if data is None else data, limit, "data")
+        payload = _EMPTY if data is None else _encode(data, limit, "data")
         key, value = len(self.sessions.store.key_for(sid)), len(payload) + VALUE_HEADER_BYTES
         size = estimate_session_bytes(key, value, len(sid))
         writes = [_record_write(update, limit) for update in records]

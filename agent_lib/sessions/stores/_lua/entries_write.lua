@@ -174,4 +174,4 @@ account(id, new)
 if n_records > 0 then
   write_records(KEYS[6], 7, RECORDS_AT + 1, n_records, id)
 end
-return {1, born, now, redis.call('ZCARD', SET), evicted, version}
+return {1, born, now, count, evicted, version}
