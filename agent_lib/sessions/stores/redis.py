@@ -172,9 +172,12 @@ def _script(name: str) -> str:
         f"local ITEM_OVERHEAD, LIST_OVERHEAD = {ITEM_OVERHEAD_BYTES}, {LIST_OVERHEAD_BYTES}\n"
         f"local RECORD_OVERHEAD, FIELD_OVERHEAD = {RECORD_OVERHEAD_BYTES}, "
         f"{FIELD_OVERHEAD_BYTES}\n"
-        f"local ENTRY_OVERHEAD, SET_OVERHEAD = {ENTRY_OVERHEAD_BYTES}, {SET_OVERHEAD_BYTES}\n"
-        f"local GROUP_END = '\\{GROUP_END[0]}'\n"
     )
+    if name.startswith("entries_"):  # only these scripts need the entries' constants
+        constants += (
+            f"local ENTRY_OVERHEAD, SET_OVERHEAD = {ENTRY_OVERHEAD_BYTES}, {SET_OVERHEAD_BYTES}\n"
+            f"local GROUP_END = '\\{GROUP_END[0]}'\n"
+        )
     common = (folder / "common.lua").read_text()
     return constants + common + "\n" + (folder / f"{name}.lua").read_text()
 
