@@ -22,7 +22,8 @@ Bounds: a thread holds at most ``max_memory`` bytes (LRU eviction of whole threa
 past it; without ``max_memory``, the idle TTL and the lifetime bound it), each
 checkpoint or write at most ``max_payload`` (1 MiB by default; a bigger one raises
 `PayloadTooLarge`). ``list(None)`` and ``delete_for_runs`` reach every thread through
-the shared record ``lg-threads``, whose owners are the live threads.
+the shared record ``lg-threads``, whose owners are the live threads: the put that starts
+a thread registers it in the same script, later puts skip that work.
 """
 
 from __future__ import annotations
@@ -273,7 +274,9 @@ class HourglassSaver(BaseCheckpointSaver[str]):
             *self._dump(full),
         )
         put = EntryPut(_group(ns, checkpoint["id"]) + b"c", value)
-        await self._entries.write(_sid(thread_id), [put], records=[_registration(thread_id)])
+        await self._entries.write(
+            _sid(thread_id), [put], records=[_registration(thread_id)], records_on_create=True
+        )
         return _config(thread_id, ns, checkpoint["id"])
 
     async def aput_writes(

@@ -56,11 +56,13 @@ class SessionEntries:
         data: Any = None,
         must_exist: bool = False,
         records: Sequence[RecordUpdate] = (),
+        records_on_create: bool = False,
     ) -> int:
         """Drop the entries under each prefix of ``drop``, then store ``puts`` (each value
         up to ``max_payload``), creating the session with ``data`` when needed, or with
         ``must_exist`` raising `SessionNotFound` instead. ``records`` are written in the
-        same atomic step. Returns how many entries the session now holds."""
+        same atomic step (with ``records_on_create`` only by the write that creates the
+        session, as a registration). Returns how many entries the session now holds."""
         sid = validate_session_id(session_id)
         limit = self.sessions.max_payload
         for put in puts:
@@ -75,7 +77,14 @@ class SessionEntries:
         writes = [_record_write(update, limit) for update in records]
         self.sessions._ensure_cleaner()
         count = await self._store.write_entries(
-            sid, puts, drop=drop, payload=payload, size=size, must_exist=must_exist, records=writes
+            sid,
+            puts,
+            drop=drop,
+            payload=payload,
+            size=size,
+            must_exist=must_exist,
+            records=writes,
+            records_on_create=records_on_create,
         )
         if count is None:
             raise SessionNotFound(sid)

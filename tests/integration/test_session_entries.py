@@ -10,7 +10,7 @@ import pytest
 
 from agent_lib.errors import ConfigError, PayloadTooLarge, SessionError, SessionNotFound
 from agent_lib.sessions.entries import EntryPut, SessionEntries
-from agent_lib.sessions.items import SessionItems
+from agent_lib.sessions.items import RecordUpdate, SessionItems
 from agent_lib.sessions.manager import SessionManager
 from agent_lib.sessions.stores.entries import SET_OVERHEAD_BYTES, entry_cost
 from agent_lib.sessions.stores.redis import RedisStore
@@ -120,3 +120,23 @@ async def test_entries_on_redis_cluster(redis_cluster: RedisCluster) -> None:
         assert await entries.read("t0") is None
         found = await entries.read("t2", latest_group=True)
         assert found is not None and found.entries == [(b"g\x1fc", b"x" * 50)]
+
+
+async def test_records_on_create_register_once_per_life(url: str) -> None:
+    async with _manager(url) as sm:
+        entries, items = SessionEntries(sm), SessionItems(sm)
+
+        async def write(n: int) -> None:
+            update = RecordUpdate("registry", fields={"n": n}, owner=f"life {n}")
+            await entries.write("t", [_put(b"g\x1fc")], records=[update], records_on_create=True)
+
+        await write(1)
+        await write(2)  # the session lives: its registration stands
+        found = await items.read_records(["registry"], owners=True)
+        assert found["registry"].fields == {"n": 1}
+        assert found["registry"].owners == {"t": "life 1"}
+        await sm.delete("t")
+        await write(3)  # a new life registers again
+        found = await items.read_records(["registry"], owners=True)
+        assert found["registry"].fields == {"n": 3}
+        assert found["registry"].owners == {"t": "life 3"}

@@ -237,6 +237,7 @@ class StoresSideBySide(RuleBasedStateMachine):
         drop=st.lists(PREFIXES, max_size=2),
         must_exist=st.booleans(),
         writes=RECORD_WRITES,
+        on_create=st.booleans(),
     )
     def write_entries(
         self,
@@ -245,11 +246,18 @@ class StoresSideBySide(RuleBasedStateMachine):
         drop: list[bytes],
         must_exist: bool,
         writes: list[RecordUpdate],
+        on_create: bool,
     ) -> None:
         async def call(sm: SessionManager, _: SessionItems) -> object:
             entries = SessionEntries(sm)
             return await entries.write(
-                sid, puts, drop=drop, data={"e": 1}, must_exist=must_exist, records=writes
+                sid,
+                puts,
+                drop=drop,
+                data={"e": 1},
+                must_exist=must_exist,
+                records=writes,
+                records_on_create=on_create,
             )
 
         self._both(call)

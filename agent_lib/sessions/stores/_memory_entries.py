@@ -53,6 +53,7 @@ class MemoryEntries(EntryStore):
         size: int,
         must_exist: bool = False,
         records: Sequence[RecordWrite] = (),
+        records_on_create: bool = False,
     ) -> int | None:
         check_names(puts, drop)
         self._start_sweeper()
@@ -75,6 +76,7 @@ class MemoryEntries(EntryStore):
         cap = self.limits.max_memory
         if cap and new_size > cap:
             raise PayloadTooLarge(new_size, cap)
+        created = entry is None
         if entry is None:
             self._note(self._make_room(1, new_size, None, WRITE_EVICTION_BUDGET))
             entry = _Entry(payload, now, now, 0)
@@ -88,7 +90,8 @@ class MemoryEntries(EntryStore):
         entry.entry_sum = entry_sum
         entry.size = new_size
         self._total += new_size - had
-        self._write_records(session_id, records)
+        if created or not records_on_create:
+            self._write_records(session_id, records)
         return len(entries)
 
     async def read_entries(

@@ -39,12 +39,13 @@ class RedisEntries(EntryStore):
         size: int,
         must_exist: bool = False,
         records: Sequence[RecordWrite] = (),
+        records_on_create: bool = False,
     ) -> int | None:
         check_names(puts, drop)
         lim = self.limits
         mode = "update" if must_exist else "keep"
         caps = f"{lim.ttl_us} {lim.lifetime_us} {lim.max_sessions or 0} {lim.max_memory or 0}"
-        head = f"{caps} {size} {WRITE_EVICTION_BUDGET} {mode}"
+        head = f"{caps} {size} {WRITE_EVICTION_BUDGET} {mode} {int(records_on_create)}"
         fixed = (session_id, payload, secrets.token_urlsafe(9))
         record_keys, record_args = self._record_writes(records)
         tail: list[Any] = [*record_args, *drop]

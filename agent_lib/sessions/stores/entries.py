@@ -76,14 +76,17 @@ class EntryStore(abc.ABC):
         size: int,
         must_exist: bool = False,
         records: Sequence[RecordWrite] = (),
+        records_on_create: bool = False,
     ) -> int | None:
         """In one atomic step: remove every entry whose name starts with one of ``drop``,
         then store ``puts`` (distinct names), creating the session with ``payload`` if it
         does not exist (``size`` is the payload's estimate alone), and write ``records``
-        as `ItemStore.append_items` does. A data write: the version goes up by one.
-        Returns how many entries the session holds, or ``None`` when ``must_exist`` and
-        the session does not exist (then nothing is written). Raises `PayloadTooLarge`
-        when the session alone would exceed ``max_memory``."""
+        as `ItemStore.append_items` does (with ``records_on_create``, only when this
+        write creates the session: a registration, kept while the session lives). A data
+        write: the version goes up by one. Returns how many entries the session holds, or
+        ``None`` when ``must_exist`` and the session does not exist (then nothing is
+        written). Raises `PayloadTooLarge` when the session alone would exceed
+        ``max_memory``."""
 
     @abc.abstractmethod
     async def read_entries(

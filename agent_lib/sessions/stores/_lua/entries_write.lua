@@ -7,7 +7,8 @@
 -- sessions this write may remove to stay under the caps, in pairs of key and item key
 -- (none on the first call). ARGV: a header of space-separated fields (ttl_us,
 -- lifetime_us, max_sessions, max_memory, payload size, eviction budget, mode 'keep' |
--- 'update' (only on a live session), n candidates, n drops, then '-' followed by each
+-- 'update' (only on a live session), records only on creation (1/0), n candidates,
+-- n drops, then '-' followed by each
 -- put's replace flag, '1' or '0'), id, payload, write token,
 -- the LRU score of each of the n candidates, the number of record writes and each write
 -- (as write_records reads them), each prefix to drop, then each put's member 'name \0
@@ -24,11 +25,12 @@ for field in string.gmatch(ARGV[1], '%S+') do
 end
 local ttl, lifetime = tonumber(h[1]), tonumber(h[2])
 local max_sessions, max_memory, size = tonumber(h[3]), tonumber(h[4]), tonumber(h[5])
-local budget, update, n_drops = tonumber(h[6]), h[7] == 'update', tonumber(h[9])
+local budget, update, on_create = tonumber(h[6]), h[7] == 'update', h[8] == '1'
+local n_drops, flags = tonumber(h[10]), h[11]
 local id, token = ARGV[2], ARGV[4]
 local base = string.sub(KEYS[4], 1, #KEYS[4] - #id)
 local SCORES = 5
-local RECORDS_AT = SCORES + tonumber(h[8])
+local RECORDS_AT = SCORES + tonumber(h[9])
 local n_records = tonumber(ARGV[RECORDS_AT])
 local DROPS = RECORDS_AT + 1
 for _ = 1, n_records do
@@ -100,7 +102,7 @@ count = count - #gone
 local puts = {}
 for p = PUTS, #ARGV do
   local member = ARGV[p]
-  local replace = string.byte(h[10], p - PUTS + 2) == 49
+  local replace = string.byte(flags, p - PUTS + 2) == 49
   local old = false
   if live then
     local name = string.sub(member, 1, string.find(member, '\0', 1, true) - 1)
@@ -171,7 +173,7 @@ set_item_part(id, part)
 note_ttl(ttl)
 redis.call('ZADD', LRU, fmt(now), id)
 account(id, new)
-if n_records > 0 then
+if n_records > 0 and not (live and on_create) then
   write_records(KEYS[6], 7, RECORDS_AT + 1, n_records, id)
 end
 return {1, born, now, count, evicted, version}
