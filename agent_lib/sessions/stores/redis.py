@@ -78,6 +78,7 @@ from agent_lib.errors import (
 )
 from agent_lib.sessions._ids import validate_key_prefix, validate_namespace
 from agent_lib.sessions._loops import MAX_EVENT_LOOPS, PerLoop
+from agent_lib.sessions.stores._redis_entries import RedisEntries
 from agent_lib.sessions.stores._redis_items import RedisItems
 from agent_lib.sessions.stores._value import born as _born
 from agent_lib.sessions.stores._value import unwrap as _unwrap
@@ -89,6 +90,11 @@ from agent_lib.sessions.stores.base import (
     SessionExistsError,
     SessionStore,
     StoredSession,
+)
+from agent_lib.sessions.stores.entries import (
+    ENTRY_OVERHEAD_BYTES,
+    GROUP_END,
+    SET_OVERHEAD_BYTES,
 )
 from agent_lib.sessions.stores.items import ITEM_OVERHEAD_BYTES, LIST_OVERHEAD_BYTES
 from agent_lib.sessions.stores.records import FIELD_OVERHEAD_BYTES, RECORD_OVERHEAD_BYTES
@@ -167,6 +173,11 @@ def _script(name: str) -> str:
         f"local RECORD_OVERHEAD, FIELD_OVERHEAD = {RECORD_OVERHEAD_BYTES}, "
         f"{FIELD_OVERHEAD_BYTES}\n"
     )
+    if name.startswith("entries_"):  # only these scripts need the entries' constants
+        constants += (
+            f"local ENTRY_OVERHEAD, SET_OVERHEAD = {ENTRY_OVERHEAD_BYTES}, {SET_OVERHEAD_BYTES}\n"
+            f"local GROUP_END = '\\{GROUP_END[0]}'\n"
+        )
     common = (folder / "common.lua").read_text()
     return constants + common + "\n" + (folder / f"{name}.lua").read_text()
 
@@ -284,7 +295,7 @@ def _split_multi_host(
     return hosts, auth, slash + path, parse_qs(query)
 
 
-class RedisStore(RedisItems, SessionStore):
+class RedisStore(RedisItems, RedisEntries, SessionStore):
     """One namespace of sessions in Redis; see the module docstring for the layout."""
 
     def __init__(
