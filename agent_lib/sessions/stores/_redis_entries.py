@@ -7,6 +7,7 @@ must make room under a cap runs twice, as an item append does (``_redis_items``)
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -16,12 +17,16 @@ from agent_lib.sessions.stores.base import WRITE_EVICTION_BUDGET, Limits
 from agent_lib.sessions.stores.entries import EntryPut, EntryStore, StoredEntries, check_names
 from agent_lib.sessions.stores.records import RecordWrite
 
+_GLOB = re.compile(r"[*?\[\]\\]")
+_SCAN_COUNT = 1000
+
 
 class RedisEntries(EntryStore):
     """Mixed into `RedisStore` beside `RedisItems`."""
 
     limits: Limits
     session_base: str
+    index_keys: tuple[str, str, str]
 
     if TYPE_CHECKING:  # provided by RedisStore and RedisItems
 
@@ -87,3 +92,15 @@ class RedisEntries(EntryStore):
         return StoredEntries(
             [(name, value) for name, value in pairs], int(reply[0]), int(reply[1]), int(reply[2])
         )
+
+    async def session_ids(self, prefix: str) -> list[str]:
+        lim = self.limits
+        pattern = _GLOB.sub(lambda found: "\\" + found.group(), prefix) + "*"
+        found: set[str] = set()  # a scan may return an id twice
+        cursor: Any = 0
+        while True:
+            args = (lim.ttl_us, lim.lifetime_us, cursor, pattern, _SCAN_COUNT)
+            cursor, ids = await self._run("entries_ids", list(self.index_keys), args)
+            found.update(i.decode() if isinstance(i, bytes) else i for i in ids)
+            if int(cursor) == 0:
+                return sorted(found)
