@@ -10,9 +10,9 @@
 - ``langgraph_put_get_ratio_vs_raw_redis``: throughput of `HourglassSaver` ``aput`` then
   ``aget_tuple`` of a 10 KiB checkpoint, each on a new thread, over raw redis-py writing
   and reading the same serialized bytes with the same two round trips (a pipeline of SET
-  with the TTL and RPUSH of the thread to a registry list, then GET; ``aput`` registers
-  the thread in its own write), 32 concurrent workers, best of 7 rounds of each side in
-  alternating order (goal >= 0.7).
+  with the TTL and RPUSH of the thread to a registry list, then GET; ``aput`` needs no
+  registry: ``list(None)`` finds threads in the namespace's session index), 32
+  concurrent workers, best of 7 rounds of each side in alternating order (goal >= 0.7).
 """
 
 from __future__ import annotations

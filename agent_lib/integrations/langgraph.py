@@ -22,8 +22,9 @@ Bounds: a thread holds at most ``max_memory`` bytes (LRU eviction of whole threa
 past it; without ``max_memory``, the idle TTL and the lifetime bound it), each
 checkpoint or write at most ``max_payload`` (1 MiB by default; a bigger one raises
 `PayloadTooLarge`). ``list(None)`` and ``delete_for_runs`` reach every thread through
-the shared record ``lg-threads``, whose owners are the live threads: the put that starts
-a thread registers it in the same script, later puts skip that work.
+the namespace's own index of live sessions (the ids with the threads' ``lg-`` prefix),
+so a put writes nothing beside the thread's session; a checkpoint holds its thread id,
+which its session id (a hash) does not give back.
 """
 
 from __future__ import annotations
@@ -57,13 +58,13 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from agent_lib.errors import ConfigError, SessionNotFound
 from agent_lib.sessions.entries import EntryPut, SessionEntries
-from agent_lib.sessions.items import RecordUpdate, SessionItems
 from agent_lib.sessions.manager import SessionManager
 
 __all__ = ["HourglassSaver"]
 
 _T = TypeVar("_T")
-_REGISTRY = "lg-threads"
+_SID_PREFIX = "lg-"
+_SID_SHAPE = re.compile(r"lg-[A-Za-z0-9_-]{43}\Z")
 _NS_END, _GROUP_END = b"\x1e", b"\x1f"
 _ESCAPES = {"%": "%25", "\0": "%00", "\x1e": "%1E", "\x1f": "%1F"}
 _ESCAPE = str.maketrans(_ESCAPES)
@@ -76,7 +77,7 @@ _LENGTH = struct.Struct(">I")
 def _sid(thread_id: str) -> str:
     """A valid Hourglass id for LangGraph's free-form thread ids (46 characters)."""
     digest = hashlib.sha256(thread_id.encode()).digest()
-    return "lg-" + base64.urlsafe_b64encode(digest).decode().rstrip("=")
+    return _SID_PREFIX + base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
 def _thread_id(config: RunnableConfig) -> str:
@@ -127,7 +128,8 @@ def _unpack(blob: bytes) -> list[bytes]:
 
 @dataclass
 class _Stored:
-    """One checkpoint as read: its fields (packed) and its writes by (task, idx)."""
+    """One checkpoint as read: its fields (packed: parent, run id, checkpoint, metadata,
+    thread id) and its writes by (task, idx)."""
 
     ns: str
     checkpoint_id: str
@@ -137,6 +139,10 @@ class _Stored:
     @property
     def run_id(self) -> str:
         return self.fields[1].decode() if self.fields else ""
+
+    @property
+    def thread_id(self) -> str | None:
+        return self.fields[6].decode() if len(self.fields) > 6 else None
 
 
 def _parse(entries: Sequence[tuple[bytes, bytes]]) -> list[_Stored]:
@@ -173,7 +179,6 @@ class HourglassSaver(BaseCheckpointSaver[str]):
         super().__init__(serde=serde)
         self.sessions = sessions
         self._entries = SessionEntries(sessions)
-        self._items = SessionItems(sessions)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_lock = threading.Lock()
 
@@ -194,8 +199,20 @@ class HourglassSaver(BaseCheckpointSaver[str]):
         )
         return [] if read is None else _parse(read.entries)
 
+    async def _threads(self) -> AsyncIterator[tuple[str, list[_Stored]]]:
+        """Every live thread with a checkpoint and its checkpoints (not renewed), in the
+        order of their session ids; a session of another kind is left alone."""
+        for sid in await self._entries.session_ids(_SID_PREFIX):
+            if not _SID_SHAPE.match(sid):
+                continue
+            read = await self._entries.read(sid, renew=False)
+            stored = [] if read is None else _parse(read.entries)
+            thread_id = next((s.thread_id for s in stored if s.thread_id is not None), None)
+            if thread_id is not None and _sid(thread_id) == sid:
+                yield thread_id, stored
+
     def _tuple(self, thread_id: str, stored: _Stored) -> CheckpointTuple:
-        parent, _, cp_kind, cp_blob, md_kind, md_blob = stored.fields
+        parent, _, cp_kind, cp_blob, md_kind, md_blob = stored.fields[:6]
         ordered = sorted(
             stored.writes.items(), key=lambda kv: writes_sort_key(kv[1][1].decode(), *kv[0])
         )
@@ -229,20 +246,10 @@ class HourglassSaver(BaseCheckpointSaver[str]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
-        prefix = b""
-        if config is not None:
-            thread_ids = [_thread_id(config)]
-            ns_wanted = config["configurable"].get("checkpoint_ns")
-            cid_wanted = get_checkpoint_id(config)
-            if ns_wanted is not None:
-                prefix = _ns_prefix(str(ns_wanted))
-                if cid_wanted:
-                    prefix = _group(str(ns_wanted), cid_wanted)
-        else:
-            thread_ids, cid_wanted = await self._registered(), None
         before_id = get_checkpoint_id(before) if before else None
-        for thread_id in thread_ids:
-            for stored in await self._read(thread_id, prefix, renew=config is not None):
+        cid_wanted = None if config is None else get_checkpoint_id(config)
+        async for thread_id, found_in_thread in self._listed(config):
+            for stored in found_in_thread:
                 if cid_wanted and stored.checkpoint_id != cid_wanted:
                     continue
                 if before_id and stored.checkpoint_id >= before_id:
@@ -255,6 +262,24 @@ class HourglassSaver(BaseCheckpointSaver[str]):
                         return
                     limit -= 1
                 yield found
+
+    async def _listed(
+        self, config: RunnableConfig | None
+    ) -> AsyncIterator[tuple[str, list[_Stored]]]:
+        """The checkpoints ``list`` looks through: of the config's thread (under its
+        namespace and checkpoint id when given), or of every thread."""
+        if config is None:
+            async for pair in self._threads():
+                yield pair
+            return
+        thread_id, prefix = _thread_id(config), b""
+        ns_wanted = config["configurable"].get("checkpoint_ns")
+        cid_wanted = get_checkpoint_id(config)
+        if ns_wanted is not None:
+            prefix = _ns_prefix(str(ns_wanted))
+            if cid_wanted:
+                prefix = _group(str(ns_wanted), cid_wanted)
+        yield thread_id, await self._read(thread_id, prefix)
 
     async def aput(
         self,
@@ -272,11 +297,10 @@ class HourglassSaver(BaseCheckpointSaver[str]):
             b"" if run is None else str(run).encode(),
             *self._dump(checkpoint),
             *self._dump(full),
+            thread_id.encode(),
         )
         put = EntryPut(_group(ns, checkpoint["id"]) + b"c", value)
-        await self._entries.write(
-            _sid(thread_id), [put], records=[_registration(thread_id)], records_on_create=True
-        )
+        await self._entries.write(_sid(thread_id), [put])
         return _config(thread_id, ns, checkpoint["id"])
 
     async def aput_writes(
@@ -308,8 +332,7 @@ class HourglassSaver(BaseCheckpointSaver[str]):
         wanted = {str(run) for run in run_ids}
         if not wanted:
             return
-        for thread_id in await self._registered():
-            stored = await self._read(thread_id, renew=False)
+        async for thread_id, stored in self._threads():
             gone = [_group(s.ns, s.checkpoint_id) for s in stored if s.run_id in wanted]
             await self._drop(thread_id, gone)
 
@@ -318,12 +341,8 @@ class HourglassSaver(BaseCheckpointSaver[str]):
         if read is None or not read.entries:
             return
         target = str(target_thread_id)
-        await self._entries.write(
-            _sid(target),
-            [EntryPut(name, value) for name, value in read.entries],
-            drop=[b""],
-            records=[_registration(target)],
-        )
+        puts = [EntryPut(name, _owned(name, value, target)) for name, value in read.entries]
+        await self._entries.write(_sid(target), puts, drop=[b""])
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         if strategy not in ("keep_latest", "delete"):
@@ -344,11 +363,6 @@ class HourglassSaver(BaseCheckpointSaver[str]):
         if groups:
             with contextlib.suppress(SessionNotFound):  # gone meanwhile: nothing to drop
                 await self._entries.write(_sid(thread_id), [], drop=groups, must_exist=True)
-
-    async def _registered(self) -> list[str]:
-        found = await self._items.read_records([_REGISTRY], owners=True)
-        record = found.get(_REGISTRY)
-        return [] if record is None else sorted(map(str, record.owners.values()))
 
     def get_next_version(self, current: str | None, channel: None) -> str:
         """``<counter>.<random>`` as LangGraph's own savers make them (sortable strings)."""
@@ -440,7 +454,8 @@ def _config(thread_id: str, ns: str, checkpoint_id: str) -> RunnableConfig:
     }
 
 
-def _registration(thread_id: str) -> RecordUpdate:
-    """The thread's line in the registry record, written with each checkpoint: cleanup
-    drops it once the thread's session is gone."""
-    return RecordUpdate(_REGISTRY, owner=thread_id)
+def _owned(name: bytes, value: bytes, thread_id: str) -> bytes:
+    """An entry copied to ``thread_id``: a checkpoint names its new thread."""
+    if not name.endswith(_GROUP_END + b"c"):
+        return value
+    return _pack(*_unpack(value)[:6], thread_id.encode())

@@ -110,6 +110,14 @@ class SessionEntries:
             return None
         return Entries(stored.entries, stored.created_us / 1e6, stored.last_access_us / 1e6)
 
+    async def session_ids(self, prefix: str = "") -> list[str]:
+        """The ids of the live sessions whose id starts with ``prefix``, sorted (a scan of
+        the namespace: for listings, not for every call)."""
+        if not isinstance(prefix, str):
+            raise ConfigError("prefix", f"must be a str, got {type(prefix).__name__}")
+        self.sessions._ensure_cleaner()
+        return await self._store.session_ids(prefix)
+
 
 def _check(what: str, puts: Sequence[EntryPut], drop: Sequence[bytes]) -> None:
     """`check_names`, as the clear error of a bad input naming the argument."""

@@ -28,6 +28,7 @@ from langgraph.checkpoint.conformance.capabilities import ALL_CAPABILITIES
 from langgraph.graph import END, START, StateGraph
 
 from agent_lib.integrations.langgraph import HourglassSaver, _sid
+from agent_lib.sessions.items import SessionItems
 from agent_lib.sessions.manager import SessionManager
 from tests.fixtures.redis_server import RedisProcess, fresh_namespace
 
@@ -67,6 +68,7 @@ def _graph(saver: HourglassSaver):  # type: ignore[no-untyped-def]
 _READ_BACK = """
 import asyncio, json, sys
 from agent_lib.integrations.langgraph import HourglassSaver, _sid
+from agent_lib.sessions.items import SessionItems
 from agent_lib.sessions.manager import SessionManager
 sm = SessionManager.from_url(sys.argv[1], namespace=sys.argv[2])
 saver = HourglassSaver(sm)
@@ -161,22 +163,47 @@ async def _put(saver: HourglassSaver, thread: str, n: int, run: str, ns: str = "
 
 async def test_removed_checkpoints_free_their_bytes(redis_server: RedisProcess) -> None:
     """``delete_for_runs`` and ``prune`` leave a thread exactly the size of one that only
-    ever held what remains (the log of the first version kept every removed byte)."""
+    ever held what remains (the log of the first version kept every removed byte); the
+    threads compared have ids of one length, as each checkpoint holds its thread id."""
     async with SessionManager.from_url(redis_server.url, namespace=fresh_namespace()) as sm:
         saver = HourglassSaver(sm)
         for n, run in ((1, "run-1"), (2, "run-2"), (3, "run-2")):
             await _put(saver, "pruned", n, f"p-{n}")
             await _put(saver, "by-run", n, run)
         await _put(saver, "by-run", 4, "run-1", ns="child")
-        await _put(saver, "only-run-1", 1, "run-1")
-        await _put(saver, "only-run-1", 4, "run-1", ns="child")
-        await _put(saver, "only-latest", 3, "p-3")
+        await _put(saver, "run1-o", 1, "run-1")
+        await _put(saver, "run1-o", 4, "run-1", ns="child")
+        await _put(saver, "latest", 3, "p-3")
         await saver.adelete_for_runs(["run-2"])
         await saver.aprune(["pruned"])
         sizes = (await sm.store.accounted()).sessions
-        assert sizes[_sid("by-run")] == sizes[_sid("only-run-1")]
-        assert sizes[_sid("pruned")] == sizes[_sid("only-latest")]
+        assert sizes[_sid("by-run")] == sizes[_sid("run1-o")]
+        assert sizes[_sid("pruned")] == sizes[_sid("latest")]
         left = [t.config["configurable"]["checkpoint_id"] async for t in saver.alist(None)]
         assert sorted(left) == sorted(_checkpoint(n)["id"] for n in (1, 4, 1, 4, 3, 3)), (
             "each thread keeps what was not removed, and list(None) finds every thread"
         )
+
+
+async def test_a_put_writes_only_its_thread_and_list_finds_every_thread(
+    redis_server: RedisProcess,
+) -> None:
+    """A put writes nothing beside its thread's session (the first version also wrote
+    the registry record ``lg-threads`` with each new thread); ``list(None)`` and
+    ``delete_for_runs`` find threads through the session index, a copied thread under
+    its own id, and leave other sessions alone, even one with a thread-like id."""
+    async with SessionManager.from_url(redis_server.url, namespace=fresh_namespace()) as sm:
+        saver = HourglassSaver(sm)
+        await _put(saver, "first", 1, "run-1")
+        await _put(saver, "second", 2, "run-2")
+        await saver.acopy_thread("first", "copy")
+        await sm.create({"not": "a thread"}, session_id=_sid("elsewhere"))
+        await sm.create(session_id="lg-other")
+        found = await SessionItems(sm).read_records(["lg-threads"], owners=True)
+        assert found == {}, "no registry record"
+        assert (await sm.store.accounted()).records == {}
+        listed = [t.config["configurable"]["thread_id"] async for t in saver.alist(None)]
+        assert sorted(listed) == ["copy", "first", "second"]
+        await saver.adelete_for_runs(["run-1"])
+        listed = [t.config["configurable"]["thread_id"] async for t in saver.alist(None)]
+        assert listed == ["second"]

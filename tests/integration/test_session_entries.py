@@ -110,6 +110,25 @@ async def test_entries_go_with_their_session(url: str) -> None:
         assert await entries.write("t", [_put(b"new\x1fc")]) == 1, "a new session, empty"
 
 
+async def test_session_ids_are_the_live_ones_under_a_prefix(url: str) -> None:
+    """How an integration finds its sessions without a registry: ended ones (not yet
+    cleaned up) and other prefixes are left out, ids that are glob patterns match as text."""
+    async with _manager(url, ttl=0.4) as sm:
+        entries = SessionEntries(sm)
+        await entries.write("lg-old", [_put(b"g\x1fc")])
+        await asyncio.sleep(0.6)
+        await entries.write("lg-b", [_put(b"g\x1fc")])
+        await entries.write("lg-a", [_put(b"g\x1fc")])
+        await sm.create(session_id="lgx")
+        await sm.create(session_id="other")
+        assert await entries.session_ids("lg-") == ["lg-a", "lg-b"]
+        assert await entries.session_ids("") == ["lg-a", "lg-b", "lgx", "other"]
+        assert await entries.session_ids("lg?") == []
+        assert await entries.session_ids("none") == []
+        with pytest.raises(ConfigError, match="prefix"):
+            await entries.session_ids(b"lg-")  # type: ignore[arg-type]
+
+
 async def test_entries_on_redis_cluster(redis_cluster: RedisCluster) -> None:
     async with SessionManager.from_url(
         redis_cluster.url, namespace=fresh_namespace(), max_sessions=2
@@ -120,6 +139,7 @@ async def test_entries_on_redis_cluster(redis_cluster: RedisCluster) -> None:
         assert await entries.read("t0") is None
         found = await entries.read("t2", latest_group=True)
         assert found is not None and found.entries == [(b"g\x1fc", b"x" * 50)]
+        assert await entries.session_ids("t") == ["t1", "t2"], "one slot, one scan"
 
 
 async def test_records_on_create_register_once_per_life(url: str) -> None:

@@ -7,7 +7,8 @@ reads by prefix and of the newest group, with records and ``must_exist``, on ses
 of their own), create, update (with and without ``if_version``), append (keep,
 replace the data, must exist), pop, read (``None``, negative, 0, small, past the length,
 ``2**63 - 1``, ``2**64``), get, touch, delete, count, cleanup and the caps
-(``max_sessions``, ``max_memory``) with the LRU evictions they cause. TTLs are long, so
+(``max_sessions``, ``max_memory``) with the LRU evictions they cause, and the live
+session ids under a prefix (``SessionEntries.session_ids``). TTLs are long, so
 nothing expires by the clock: the two stores' clocks differ, their rules must not.
 
 On the code before issue 25 (with the memory store's key renamed as here, so both
@@ -277,6 +278,10 @@ class StoresSideBySide(RuleBasedStateMachine):
     @rule()
     def count(self) -> None:
         self._both(lambda sm, _: sm.count())
+
+    @rule(prefix=st.sampled_from(["", "a", "p", "q", "x"]))
+    def session_ids(self, prefix: str) -> None:
+        self._both(lambda sm, _: SessionEntries(sm).session_ids(prefix))
 
     @rule()
     def cleanup(self) -> None:

@@ -42,6 +42,7 @@ class MemoryEntries(EntryStore):
         def _note(self, removed: tuple[int, int, int]) -> None: ...
         def _start_sweeper(self) -> None: ...
         def _write_records(self, session_id: str, records: Sequence[RecordWrite]) -> None: ...
+        def _dead(self, entry: _Entry, now: int) -> bool: ...
 
     async def write_entries(
         self,
@@ -119,3 +120,11 @@ class MemoryEntries(EntryStore):
             names = [] if group is None else [n for n in names if n.startswith(group)]
         found = [(name, entry.entries[name]) for name in names]
         return StoredEntries(found, entry.created_us, now, entry.version)
+
+    async def session_ids(self, prefix: str) -> list[str]:
+        now = self._clock()
+        return sorted(
+            sid
+            for sid, entry in self._by_access.items()
+            if sid.startswith(prefix) and not self._dead(entry, now)
+        )

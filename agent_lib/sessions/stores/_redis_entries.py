@@ -7,6 +7,7 @@ must make room under a cap runs twice, as an item append does (``_redis_items``)
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -16,12 +17,16 @@ from agent_lib.sessions.stores.base import WRITE_EVICTION_BUDGET, Limits
 from agent_lib.sessions.stores.entries import EntryPut, EntryStore, StoredEntries, check_names
 from agent_lib.sessions.stores.records import RecordWrite
 
+_GLOB = re.compile(r"[*?\[\]\\]")
+_SCAN_COUNT = 1000
+
 
 class RedisEntries(EntryStore):
     """Mixed into `RedisStore` beside `RedisItems`."""
 
     limits: Limits
     session_base: str
+    index_keys: tuple[str, str, str]
 
     if TYPE_CHECKING:  # provided by RedisStore and RedisItems
 
@@ -46,20 +51,19 @@ class RedisEntries(EntryStore):
         mode = "update" if must_exist else "keep"
         caps = f"{lim.ttl_us} {lim.lifetime_us} {lim.max_sessions or 0} {lim.max_memory or 0}"
         head = f"{caps} {size} {WRITE_EVICTION_BUDGET} {mode} {int(records_on_create)}"
-        fixed = (session_id, payload, secrets.token_urlsafe(9))
         record_keys, record_args = self._record_writes(records)
-        tail: list[Any] = [*record_args, *drop]
+        tail: list[Any] = [*record_args[1:], *drop]  # their count goes in the header
         tail += (b"".join((put.name, b"\0", put.value)) for put in puts)
         flags = "-" + "".join("1" if put.replace else "0" for put in puts)
+        # id and write token in the header too: fewer arguments cost the client less
+        ends = f"{len(drop)} {flags} {record_args[0]} {session_id} {secrets.token_urlsafe(9)}"
         keys = [*self._keys(session_id), *record_keys]
-        reply = await self._run(
-            "entries_write", keys, (f"{head} 0 {len(drop)} {flags}", *fixed, *tail)
-        )
+        reply = await self._run("entries_write", keys, (f"{head} 0 {ends}", payload, *tail))
         if int(reply[0]) == 3:  # over a cap: again, declaring the sessions it may remove
             others = [v.decode() if isinstance(v, bytes) else v for v in reply[1]]
             scores = list(reply[2])
             keys += self._keys(session_id, *others)[5:]
-            args = (f"{head} {len(scores)} {len(drop)} {flags}", *fixed, *scores, *tail)
+            args = (f"{head} {len(scores)} {ends}", payload, *scores, *tail)
             reply = await self._run("entries_write", keys, args)
         status = int(reply[0])
         if status < 0:
@@ -78,8 +82,8 @@ class RedisEntries(EntryStore):
     ) -> StoredEntries | None:
         check_names((), (prefix,))
         lim = self.limits
-        head = f"{lim.ttl_us} {lim.lifetime_us} {int(latest_group)} {int(renew)}"
-        args = (head, session_id, prefix)
+        head = f"{lim.ttl_us} {lim.lifetime_us} {int(latest_group)} {int(renew)} {session_id}"
+        args = (head, prefix)
         reply = await self._run("entries_read", self._keys(session_id), args)
         if not reply:
             return None
@@ -87,3 +91,15 @@ class RedisEntries(EntryStore):
         return StoredEntries(
             [(name, value) for name, value in pairs], int(reply[0]), int(reply[1]), int(reply[2])
         )
+
+    async def session_ids(self, prefix: str) -> list[str]:
+        lim = self.limits
+        pattern = _GLOB.sub(lambda found: "\\" + found.group(), prefix) + "*"
+        found: set[str] = set()  # a scan may return an id twice
+        cursor: Any = 0
+        while True:
+            args = (lim.ttl_us, lim.lifetime_us, cursor, pattern, _SCAN_COUNT)
+            cursor, ids = await self._run("entries_ids", list(self.index_keys), args)
+            found.update(i.decode() if isinstance(i, bytes) else i for i in ids)
+            if int(cursor) == 0:
+                return sorted(found)

@@ -102,6 +102,12 @@ class EntryStore(abc.ABC):
         `GROUP_END`); renews the session unless ``renew`` is false. ``None`` when the
         session does not exist (any more)."""
 
+    @abc.abstractmethod
+    async def session_ids(self, prefix: str) -> list[str]:
+        """The ids of the live sessions whose id starts with ``prefix``, sorted: how an
+        integration finds its own sessions without a registry written on each call.
+        Cost grows with the namespace's sessions (a scan), so not for a hot path."""
+
 
 def entry_cost(name: bytes, value: bytes) -> int:
     """What one entry adds to its session's accounted size."""

@@ -1,13 +1,13 @@
 -- Read a session's entries under a name prefix (agent_lib.sessions.stores.entries) and
 -- renew it, like items_read.lua. KEYS[4] session key, KEYS[5] its entry set. ARGV: a
--- header 'ttl_us lifetime_us latest-group(1/0) renew(1/0)', id, prefix. With latest
+-- header 'ttl_us lifetime_us latest-group(1/0) renew(1/0) id', prefix. With latest
 -- group, only the entries of the newest group under the prefix: the last name under
 -- it, cut after its first GROUP_END past the prefix, as a prefix of its own; two range
 -- reads of O(log n + found). Returns {created, now, version, {members...}} (members
 -- are 'name \0 value') or false when the session is gone.
-local ttl, lifetime, latest, renew = string.match(ARGV[1], '^(%d+) (%d+) (%d) (%d)$')
+local ttl, lifetime, latest, renew, id = string.match(ARGV[1], '^(%d+) (%d+) (%d) (%d) (%S+)$')
 ttl, lifetime = tonumber(ttl), tonumber(lifetime)
-local id, prefix = ARGV[2], ARGV[3]
+local prefix = ARGV[2]
 local base = string.sub(KEYS[4], 1, #KEYS[4] - #id)
 local value = peek(KEYS[4])
 if not value then
