@@ -26,7 +26,7 @@ from typing import Any
 
 from bench._goals import GOALS
 
-AREAS = ("timeouts", "sessions", "agents", "operator", "apiserver", "local", "tuning")
+AREAS = ("timeouts", "sessions", "agents", "operator", "apiserver", "local", "tuning", "fleet")
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "latest.json"
 SERIES = ROOT / "bench" / "results" / "series.json"
