@@ -38,9 +38,9 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from hourglass_operator.settings import DEFAULT_RESYNC_S
 
 from agent_lib.config.bundle import CONFIGMAP_NAME
-from hourglass_operator.settings import DEFAULT_RESYNC_S
 from tests.controlplane._build import BuildError, cached_bin_dir
 from tests.controlplane._run import ControlPlane
 from tests.fixtures.agent_pods import AgentPod, agent_rbac
