@@ -188,6 +188,8 @@ def fan_out(cluster: RealCluster, fleet: Fleet, watchers: int, patches: int) -> 
             "cr_to_agent_p99_ms_1000_watchers": ordered[max(0, -(-99 * len(ordered) // 100) - 1)],
             "cr_to_agent_p50_ms_1000_watchers": statistics.median(measured),
             "fleet_api_watchers": float(watchers),
+            "fleet_api_watch_failing_streaks": float(sum(group.refusals.values())),
+            "fleet_api_watch_429_streaks": float(group.refusals["429"]),
         }
 
 
