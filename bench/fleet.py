@@ -206,9 +206,9 @@ def spread(cluster: RealCluster, fleet: Fleet, namespaces: int, per_ns: int) -> 
         idle = _rss_mib(operator)
         cpu_before = _cpu_s(operator)
         pods = {n: [f"agent-{i:04d}" for i in range(per_ns)] for n in names}
-        driver = AgentDriver(fleet, pods).start()
-        stack.callback(driver.stop)
         fleet.run(fleet.gather(fleet.pods(n, p) for n, p in pods.items()))
+        driver = AgentDriver(fleet, pods).start()  # after the Pods: it reports at once
+        stack.callback(driver.stop)
         total = namespaces * per_ns
         _wait(lambda: driver.patches >= total, 600, "the driver's first reports")
         fleet.run(fleet.gather(fleet.set_request(n, 12) for n in names))
