@@ -29,6 +29,7 @@ The control plane, the operator and this process share the machine's two cores.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import statistics
 import sys
@@ -308,7 +309,9 @@ def run(quick: bool) -> dict[str, float]:
             for part in _PARTS:
                 started = time.perf_counter()
                 try:
-                    figures |= part(cluster, fleet, size)
+                    produced = part(cluster, fleet, size)
+                    figures |= produced
+                    print(f"# {json.dumps(produced, sort_keys=True)}", file=sys.stderr)
                 except Exception as error:  # the other parts' figures still count
                     failed.append(f"{part.__name__}: {type(error).__name__}: {error}")
                 took = time.perf_counter() - started
