@@ -83,6 +83,7 @@ def _sizes(quick: bool) -> dict[str, int]:
             "spread_pods": 100,
             "namespaces": 200,
             "idle_s": 30,
+            "resync_s": 10,
         }
     return {
         "pods": 2000,
@@ -93,6 +94,7 @@ def _sizes(quick: bool) -> dict[str, int]:
         "spread_pods": 100,
         "namespaces": 2000,
         "idle_s": 60,
+        "resync_s": RESYNC_PROBE_S,
     }
 
 
@@ -232,12 +234,16 @@ def spread(cluster: RealCluster, fleet: Fleet, namespaces: int, per_ns: int) -> 
 
 
 def big_cluster(
-    cluster: RealCluster, fleet: Fleet, namespaces: int, idle_s: int
+    cluster: RealCluster,
+    fleet: Fleet,
+    namespaces: int,
+    idle_s: int,
+    resync_s: int = RESYNC_PROBE_S,
 ) -> dict[str, float]:
     """Cold start over ``namespaces`` (a profile and a policy each), then the idle requests."""
     names = [f"fleet-ns-{n:05d}" for n in range(namespaces)]
     fleet.run(fleet.namespaces(names))
-    os.environ["HOURGLASS_RESYNC_SECONDS"] = str(RESYNC_PROBE_S)
+    os.environ["HOURGLASS_RESYNC_SECONDS"] = str(resync_s)
     try:
         operator = OperatorProcess(cluster, name="fleet-cold", verbose=False)
         started = time.perf_counter()
@@ -256,14 +262,14 @@ def big_cluster(
         cold = time.perf_counter() - started
         settled = _quiet(cluster)
         mark = cluster.audit_mark()
-        window = max(idle_s, 3 * RESYNC_PROBE_S)
+        window = max(idle_s, 3 * resync_s)
         time.sleep(window)
         calls = operator_call_log(cluster, mark)
         rss = _rss_mib(operator)
     finally:
         operator.stop()
     resync = sorted(when for when, key in calls if key in _RESYNC_CALLS)
-    rounds = 1 + sum(1 for a, b in itertools.pairwise(resync) if b - a > RESYNC_PROBE_S / 2)
+    rounds = 1 + sum(1 for a, b in itertools.pairwise(resync) if b - a > resync_s / 2)
     per_round = len(resync) / rounds if resync else 0.0
     steady = (len(calls) - len(resync)) * 60 / window
     return {
@@ -341,7 +347,7 @@ def _spread(cluster: RealCluster, fleet: Fleet, size: dict[str, int]) -> dict[st
 
 
 def _big_cluster(cluster: RealCluster, fleet: Fleet, size: dict[str, int]) -> dict[str, float]:
-    return big_cluster(cluster, fleet, size["namespaces"], size["idle_s"])
+    return big_cluster(cluster, fleet, size["namespaces"], size["idle_s"], size["resync_s"])
 
 
 _PARTS = (_rollouts, _fan_out, _big_cluster, _spread)
