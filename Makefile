@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 UV_VERSION := 0.13.9
 UV := UV_PROJECT_ENVIRONMENT=$(abspath $(VENV)) $(PY) -m uv
 
-.PHONY: install sync lock run test test-slow lint bench controlplane prometheus
+.PHONY: install uv sync lock run test test-slow lint bench controlplane prometheus
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -14,13 +14,17 @@ $(PY):
 
 install: $(PY)
 
+# The pinned uv, also in a venv that lost it (an exact `uv sync` removes uv itself).
+uv: $(PY)
+	@$(PY) -m uv --version 2>/dev/null | grep -q " $(UV_VERSION)" || $(PY) -m pip install -q uv==$(UV_VERSION)
+
 # Bring an existing .venv back to exactly what uv.lock says (after a pull that moved it).
-sync: $(PY)
+sync: uv
 	$(UV) sync -q --locked --inexact --extra dev
 
 # Refresh the lock on purpose: newest versions the pyproject ranges allow, then review
 # the diff of uv.lock and run make test before committing it.
-lock: $(PY)
+lock: uv
 	$(UV) lock --upgrade
 
 # In CI (CI=true) the local job renders, cleans once and exits; elsewhere it runs

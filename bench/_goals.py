@@ -8,6 +8,7 @@ GOALS: dict[str, tuple[str, float]] = {
     "session_create_ratio_vs_raw_redis": (">=", 0.95),
     "session_touch_ratio_vs_raw_redis": (">=", 0.95),
     "agents_session_add_get_ratio_vs_sdk_redis": (">=", 1.0),
+    "langgraph_put_get_ratio_vs_raw_redis": (">=", 0.7),
     "cleanup_expired_per_s": (">=", 250_000.0),
     "cleanup_scaling_ratio": ("<=", 1.25),
     "memory_estimate_error_pct": ("<=", 20.0),

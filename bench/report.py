@@ -74,6 +74,15 @@ ABOUT: dict[str, tuple[str, str]] = {
         "the same, median of the round-by-round ratios",
         "hand-written pipelined redis-py, same server, same run",
     ),
+    "langgraph_put_get_ratio_vs_raw_redis": (
+        "`HourglassSaver` aput + aget_tuple of a 10 KiB checkpoint (a new thread each) "
+        "throughput over raw redis-py, best round of each side",
+        "redis-py SET with TTL + RPUSH (pipelined), then GET of the same serialized bytes",
+    ),
+    "langgraph_put_get_ratio_vs_raw_redis_paired_median": (
+        "the same, median of the round-by-round ratios",
+        "redis-py SET with TTL + RPUSH (pipelined), then GET of the same serialized bytes",
+    ),
     "agents_session_add_get_ratio_vs_sdk_redis": (
         "`HourglassSession` add_items + get_items(limit=20) throughput over the SDK's own, "
         "best round of each side",

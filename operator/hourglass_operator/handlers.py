@@ -23,6 +23,7 @@ from hourglass_operator import metrics, resync, rollout_handlers, tuning_handler
 from hourglass_operator.controller import Controller, WriteRefused
 from hourglass_operator.cronjob import POLICY_LABEL
 from hourglass_operator.k8s import Kube
+from hourglass_operator.leadership import Leadership, Peering
 from hourglass_operator.retry import Retrier
 from hourglass_operator.settings import OperatorSettings
 
@@ -49,13 +50,21 @@ def build_registry(
     settings: OperatorSettings,
     controller: Controller | None = None,
     registry: kopf.OperatorRegistry | None = None,
+    identity: str | None = None,
 ) -> kopf.OperatorRegistry:
     """Every handler of the operator, in a fresh registry unless one is given.
 
-    The webhook handlers are added only when enabled.
+    The webhook handlers are added only when enabled. ``identity`` is this replica's id in
+    kopf's peering (given to ``kopf.operator`` too): with it, the resync and tuning loops
+    run only where this replica leads.
     """
     registry = registry if registry is not None else kopf.OperatorRegistry()
     state: dict[str, Controller] = {}
+    leadership: list[Leadership] = []
+
+    async def leads_in(namespace: str) -> bool:
+        return not leadership or await leadership[0].leads_in(namespace)
+
     if controller is not None:
         state["controller"] = controller
 
@@ -74,6 +83,20 @@ def build_registry(
         hourglass_kopf_settings.apply(kwargs["settings"], settings)
         if "controller" not in state:
             state["controller"] = Controller(Kube(), settings, _post_event)
+        peering = kwargs["settings"].peering
+        if identity is not None and not leadership:
+            leadership.append(
+                Leadership(
+                    Kube(),
+                    Peering(
+                        peering.name,
+                        identity,
+                        peering.priority,
+                        peering.clusterwide,
+                        peering.standalone,
+                    ),
+                )
+            )
         metrics.serve(settings.metrics_port, settings.metrics_addr)
 
     @kopf.index(GROUP, VERSION, PROFILES, id="hourglass_profiles", registry=registry)
@@ -172,6 +195,8 @@ def build_registry(
             observed = await _observe(state["controller"], settings, namespaces)
             for namespace in sorted(namespaces):
                 try:
+                    if not await leads_in(namespace):
+                        continue  # paused by kopf: our indices are frozen, the leader resyncs
                     state["controller"].distrust(namespace)
                     await reconcile(namespace, "Resync", indices_seen, observed)
                     policies = indices_seen.get("hourglass_policies", {})
@@ -187,7 +212,7 @@ def build_registry(
         await reconcile(namespace, "Tuning", indices_seen)
 
     tuning_handlers.register(
-        registry, settings, lambda: state["controller"], indices_seen, rerender
+        registry, settings, lambda: state["controller"], indices_seen, rerender, leads_in
     )
 
     @kopf.on.startup(registry=registry)

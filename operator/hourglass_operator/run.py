@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import kopf
+from kopf._core.engines.peering import Identity  # the type kopf.operator() asks for
 
 from hourglass_operator import kopf_settings as hourglass_kopf_settings
 from hourglass_operator import logs
@@ -61,6 +64,15 @@ def _priority(options: KopfOptions) -> int:
     return 1 + secrets.randbelow(1_000_000)
 
 
+def peering_identity() -> str:
+    """This replica's id in kopf's peering, as kopf would build it (``POD_ID`` in a pod),
+    chosen here so that our own loops can find themselves among the peers."""
+    pod = os.environ.get("POD_ID")
+    if pod:
+        return pod
+    return f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(3)}"
+
+
 def run(options: KopfOptions, settings: OperatorSettings) -> None:
     """Run until SIGTERM/SIGINT."""
     logs.configure(settings.log_format, verbose=options.verbose, debug=options.debug)
@@ -77,7 +89,8 @@ def run(options: KopfOptions, settings: OperatorSettings) -> None:
             standalone=standalone,
         )
     )
-    registry = build_registry(settings)
+    identity = peering_identity()
+    registry = build_registry(settings, identity=identity)
     asyncio.run(
         kopf.operator(
             registry=registry,
@@ -88,5 +101,6 @@ def run(options: KopfOptions, settings: OperatorSettings) -> None:
             standalone=options.standalone,
             priority=_priority(options) if not options.standalone else None,
             peering_name=options.peering,
+            identity=Identity(identity),
         )
     )

@@ -22,6 +22,7 @@ def register(
     controller: Callable[[], Controller],
     indices_seen: Mapping[str, Any],
     rerender: Callable[[str], Awaitable[None]],
+    leads_in: Callable[[str], Awaitable[bool]],
 ) -> None:
     tasks: list[asyncio.Task[None]] = []
 
@@ -37,7 +38,7 @@ def register(
             settings.prometheus_selector,
             settings.tuning_interval_seconds,
         )
-        tasks.append(asyncio.create_task(tuner.run_forever(namespaces, rerender)))
+        tasks.append(asyncio.create_task(tuner.run_forever(namespaces, rerender, leads_in)))
 
     @kopf.on.cleanup(registry=registry)
     async def stop_tuning(**_: Any) -> None:

@@ -229,10 +229,15 @@ class Tuner:
         self,
         namespaces: Callable[[], Mapping[str, Sequence[Mapping[str, Any]]]],
         rerender: Callable[[str], Awaitable[None]],
+        leads_in: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
+        """Tune every namespace each interval; where ``leads_in`` says another replica
+        leads, skip it (this replica's indices are frozen there)."""
         while True:
             for namespace, bodies in sorted(namespaces().items()):
                 try:
+                    if leads_in is not None and not await leads_in(namespace):
+                        continue
                     if await self.run_round(namespace, bodies):
                         await rerender(namespace)
                 except Exception:

@@ -13,31 +13,24 @@ call finds them there and builds nothing.
 from __future__ import annotations
 
 import json
-import os
 import re
-import resource
-import shutil
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests._gobuild import STAMP, BuildError, cache_root, go_binary, write_stamp
+from tests._gobuild import log as _golog
+from tests._gobuild import run_go as _go
 from tests.controlplane import versions
 
 HERE = Path(__file__).resolve().parent
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager")
-_STAMP = "build.json"
 _ETCD_MODULES = ("api/v3", "client/pkg/v3", "client/v3", "pkg/v3", "server/v3")
 _MAINS = {
     "kube-apiserver": "k8s.io/kubernetes/cmd/kube-apiserver",
     "kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
     "etcd": "go.etcd.io/etcd/server/v3",
 }
-
-
-class BuildError(RuntimeError):
-    """The control plane could not be built; the message says which step and why."""
 
 
 @dataclass(frozen=True)
@@ -50,39 +43,21 @@ class Built:
 
 def cache_dir() -> Path:
     """``$HOURGLASS_CONTROLPLANE_CACHE`` or ``~/.cache/hourglass/controlplane``, per version."""
-    root = os.environ.get("HOURGLASS_CONTROLPLANE_CACHE") or (
-        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hourglass/controlplane"
+    return cache_root("HOURGLASS_CONTROLPLANE_CACHE", "controlplane") / (
+        f"k8s-{versions.KUBERNETES}-etcd-{versions.ETCD}"
     )
-    return Path(root) / f"k8s-{versions.KUBERNETES}-etcd-{versions.ETCD}"
 
 
 def cached_bin_dir() -> Path | None:
     """The folder of ready binaries, or None when they must be built first."""
     bin_dir = cache_dir() / "bin"
-    if (cache_dir() / _STAMP).is_file() and all((bin_dir / b).is_file() for b in BINARIES):
+    if (cache_dir() / STAMP).is_file() and all((bin_dir / b).is_file() for b in BINARIES):
         return bin_dir
     return None
 
 
-def go_binary() -> str | None:
-    return shutil.which("go")
-
-
 def _log(message: str) -> None:
-    print(f"[controlplane build] {message}", file=sys.stderr, flush=True)
-
-
-def _go(args: list[str], cwd: Path, *, step: str) -> str:
-    env = {**os.environ, "GOFLAGS": "-mod=mod", "CGO_ENABLED": "0", "GOWORK": "off"}
-    proc = subprocess.run(
-        ["go", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False
-    )
-    if proc.returncode != 0:
-        tail = "\n".join(proc.stderr.strip().splitlines()[-25:])
-        missing = re.findall(r"(\S+@\S+): (?:reading|unknown revision|invalid version)", tail)
-        hint = f" (module not served by the proxy: {', '.join(missing)})" if missing else ""
-        raise BuildError(f"{step} failed{hint}: go {' '.join(args[:3])} ...\n{tail}")
-    return proc.stdout
+    _golog("controlplane", message)
 
 
 def staging_replaces(kubernetes_go_mod: str, staging_version: str) -> list[str]:
@@ -167,17 +142,8 @@ def build(*, force: bool = False) -> Built:
             src,
             step=f"build {name}",
         )
-    seconds = time.monotonic() - started
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    (root / _STAMP).write_text(
-        json.dumps(
-            {
-                "kubernetes": versions.KUBERNETES,
-                "etcd": versions.ETCD,
-                "seconds": round(seconds, 1),
-                "peak_rss_mib": round(peak),
-            }
-        )
+    seconds, peak = write_stamp(
+        root, started, {"kubernetes": versions.KUBERNETES, "etcd": versions.ETCD}
     )
     _log(f"built in {seconds:.0f}s, peak child RSS {peak:.0f} MiB -> {bin_dir}")
     return Built(bin_dir, seconds, peak, cached=False)

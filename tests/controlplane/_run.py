@@ -57,6 +57,9 @@ class ControlPlaneError(RuntimeError):
     """A component did not start; the message carries the tail of its log."""
 
 
+_PORT_TRIES = 3
+
+
 @dataclass
 class ControlPlane:
     """One etcd + kube-apiserver + kube-controller-manager, state under ``state_dir``."""
@@ -87,7 +90,20 @@ class ControlPlane:
         return self.state_dir / "certs" / "apiserver.crt"
 
     def start(self) -> ControlPlane:
+        """Start the three; a port taken between `free_port()` and the bind (another test
+        or session picked it too) is retried on fresh ports, up to ``_PORT_TRIES`` times."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        for attempt in range(1, _PORT_TRIES + 1):
+            try:
+                self._start_once()
+                return self
+            except ControlPlaneError as error:
+                if "address already in use" not in str(error) or attempt == _PORT_TRIES:
+                    raise
+                self.etcd_port, self.api_port = free_port(), free_port()
+        raise AssertionError("unreachable")
+
+    def _start_once(self) -> None:
         started = time.monotonic()
         try:
             self._write_credentials()
@@ -99,7 +115,6 @@ class ControlPlane:
         except BaseException:
             self.stop()
             raise
-        return self
 
     def stop(self) -> None:
         """SIGTERM each component (newest first), SIGKILL what outlives the grace period."""

@@ -122,6 +122,34 @@ def test_chart_agents_match_the_manifests(chart: helm.Chart) -> None:
     )
 
 
+def test_chart_agents_of_every_owned_namespace(chart: helm.Chart) -> None:
+    """A release that owns several namespaces (issue 21: one release per group of
+    environments) gives the agents of each their RBAC, and its policy confines them all."""
+    owned = ["agents-prod", "agents-prod-eu"]
+    values = {
+        "operator": {"watch": {"scope": "namespaces", "namespaces": owned}},
+        "agents": {"rbac": {"create": True}, "admissionPolicy": {"create": True}},
+    }
+    docs = _chart_docs(chart, values)
+    for kind in ("ServiceAccount", "Role", "RoleBinding"):
+        agents = [d for d in _by_kind(docs, kind) if d["metadata"]["name"] == "hourglass-agent"]
+        assert sorted(d["metadata"]["namespace"] for d in agents) == owned, kind
+    bindings = [
+        d for d in _by_kind(docs, "RoleBinding") if d["metadata"]["name"] == "hourglass-agent"
+    ]
+    assert [b["subjects"][0]["namespace"] for b in bindings] == [
+        b["metadata"]["namespace"] for b in bindings
+    ]
+    (policy,) = [
+        d
+        for d in _by_kind(docs, "ValidatingAdmissionPolicy")
+        if d["metadata"]["name"].endswith("-agents")
+    ]
+    (condition,) = policy["spec"]["matchConditions"]
+    accounts = ", ".join(f"'system:serviceaccount:{ns}:hourglass-agent'" for ns in owned)
+    assert condition["expression"] == f"request.userInfo.username in [{accounts}]"
+
+
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_environment_values_ship_the_agents_objects(chart: helm.Chart, env: str) -> None:
     values = yaml.safe_load((CHART / f"values-{env}.yaml").read_text())

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.fixtures.controlplane import RealCluster
 from tests.fixtures.operator_process import OperatorProcess
+from tests.integration._resources import _configmap, _profile, _wait_timeout, _yaml
 
 pytestmark = pytest.mark.timeout(120)
 HOURGLASS = str(Path(sys.executable).with_name("hourglass"))
@@ -62,3 +64,54 @@ def test_standalone_is_the_explicit_way_out(real_cluster: RealCluster) -> None:
             assert process.alive()
         finally:
             process.stop()
+
+
+STANDBY_RESYNC_S = 3
+
+
+def _replica(cluster: RealCluster, priority: int, name: str) -> OperatorProcess:
+    return OperatorProcess(
+        cluster,
+        "--all-namespaces",
+        "--peering",
+        "hourglass",
+        "--priority",
+        str(priority),
+        name=name,
+    )
+
+
+def test_a_standby_replica_writes_nothing_on_its_resync(real_cluster: RealCluster) -> None:
+    """A replica that kopf's peering paused has stopped watching: its indices are frozen
+    at the pause. Its resync loop must not reconcile from them; before the fix it wrote
+    the stale config every round and the leader wrote it back (a flapping ConfigMap)."""
+    ns = real_cluster.namespace()
+    real_cluster.apply(
+        _yaml(_profile(ns, "base", {"default": True, "timeouts": {"request": "10s"}}))
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HOURGLASS_REPLICAS", "2")
+        patch.setenv("HOURGLASS_RESYNC_SECONDS", str(STANDBY_RESYNC_S))
+        standby = _replica(real_cluster, 2_000_001, "ha-standby")
+        leader = _replica(real_cluster, 3_000_001, "ha-leader")
+        try:
+            standby.start(timeout=60)
+            _wait_timeout(real_cluster, ns, "base", "request", 10)
+            leader.start(timeout=60)
+            real_cluster.wait_for(
+                lambda: any("Pausing operations" in line for line in standby.log_lines()),
+                timeout=60,
+                what="the standby pausing in favour of the leader",
+            )
+            real_cluster.apply(
+                _yaml(_profile(ns, "base", {"default": True, "timeouts": {"request": "20s"}}))
+            )
+            _wait_timeout(real_cluster, ns, "base", "request", 20)
+            before = (_configmap(real_cluster, ns) or {})["metadata"]["resourceVersion"]
+            time.sleep(3 * STANDBY_RESYNC_S + 1)  # three of the standby's resync rounds
+            after = _configmap(real_cluster, ns) or {}
+            assert after["metadata"]["resourceVersion"] == before, standby.log_tail()
+            assert standby.alive() and leader.alive()
+        finally:
+            leader.stop()
+            standby.stop()

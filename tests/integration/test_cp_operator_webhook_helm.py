@@ -20,9 +20,7 @@ import dataclasses
 import json
 import uuid
 from pathlib import Path
-from typing import Any
 
-import helm_python as helm
 import pytest
 import yaml
 from hourglass_operator.settings import OperatorSettings
@@ -36,27 +34,13 @@ from tests.fixtures.operator_process import (
     check_api_calls,
     free_port,
 )
+from tests.integration._helm_release import operator_env as _operator_env
+from tests.integration._helm_release import render as _render
 from tests.integration._resources import _profile
 
 pytestmark = pytest.mark.timeout(180)
 
 CONFIGURATIONS = "validatingwebhookconfigurations"
-
-
-def _render(values: dict[str, Any], namespace: str, release: str) -> dict[str, list[Any]]:
-    with helm.Chart.load(CHART) as chart:
-        rendered = chart.render(values, name=release, namespace=namespace, is_install=True)
-    return {p: load_all(t) for p, t in rendered.items() if p.endswith((".yaml", ".yml"))}
-
-
-def _operator_env(container: dict[str, Any], files: dict[str, Path], port: int) -> dict[str, str]:
-    """The chart's literal env for the operator container, with the Secret's files local."""
-    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
-    for name in ("HOURGLASS_WEBHOOK_CERT", "HOURGLASS_WEBHOOK_KEY", "HOURGLASS_WEBHOOK_CA"):
-        env[name] = str(files[Path(env[name]).name])
-    # OperatorProcess chooses its own metrics port and image; the webhook listens on loopback.
-    del env["HOURGLASS_METRICS_PORT"], env["HOURGLASS_OPERATOR_IMAGE"]
-    return env | {"HOURGLASS_WEBHOOK_PORT": str(port), "HOURGLASS_WEBHOOK_ADDR": "127.0.0.1"}
 
 
 def test_helm_install_with_webhook_and_profiles_then_the_apiserver_calls_it(

@@ -53,7 +53,7 @@ def test_the_chart_renders_the_same_rules_for_its_account_and_image(scope: str) 
     bindings = {
         d["metadata"]["name"]: d for d in docs if d["kind"] == "ValidatingAdmissionPolicyBinding"
     }
-    ours = policies["hg-hourglass-operator"]["spec"]
+    ours = policies["agents-prod.hg-hourglass-operator"]["spec"]
     shipped = _docs(POLICY)["ValidatingAdmissionPolicy"]["spec"]
     deployment = next(d for d in docs if d["kind"] == "Deployment")
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
@@ -65,14 +65,27 @@ def test_the_chart_renders_the_same_rules_for_its_account_and_image(scope: str) 
     (condition,) = ours["matchConditions"]
     assert f"'system:serviceaccount:agents-prod:{account}'" in condition["expression"]
 
-    store = policies["hg-hourglass-session-store"]["spec"]
+    store = policies["agents-prod.hg-hourglass-session-store"]["spec"]
     assert store == _docs(STORE_POLICY)["ValidatingAdmissionPolicy"]["spec"]
     shipped_binding = _docs(STORE_POLICY)["ValidatingAdmissionPolicyBinding"]["spec"]
-    assert bindings["hg-hourglass-session-store"]["spec"] == {
+    # A namespace-scoped release binds its policies to its own namespaces (issue 21), so a
+    # second release's namespaces are judged by that release alone.
+    scoped = {} if scope == "cluster" else {"matchResources": _namespaces("agents-prod")}
+    assert bindings["agents-prod.hg-hourglass-session-store"]["spec"] == {
         **shipped_binding,
-        "policyName": "hg-hourglass-session-store",
+        "policyName": "agents-prod.hg-hourglass-session-store",
+        **scoped,
     }
-    assert bindings["hg-hourglass-operator"]["spec"]["policyName"] == "hg-hourglass-operator"
+    assert bindings["agents-prod.hg-hourglass-operator"]["spec"] == {
+        "policyName": "agents-prod.hg-hourglass-operator",
+        "validationActions": ["Deny"],
+        **scoped,
+    }
+
+
+def _namespaces(*names: str) -> dict[str, Any]:
+    expression = {"key": "kubernetes.io/metadata.name", "operator": "In", "values": list(names)}
+    return {"namespaceSelector": {"matchExpressions": [expression]}}
 
 
 def test_the_chart_policies_can_be_turned_off() -> None:
@@ -87,6 +100,6 @@ def test_the_webhook_configuration_guard_comes_with_the_webhook() -> None:
         for d in _chart({"operator": {"webhook": {"enabled": True}}})
         if d["kind"] == "ValidatingAdmissionPolicy"
     }
-    assert "hg-hourglass-operator-webhook" in names
+    assert "agents-prod.hg-hourglass-operator-webhook" in names
     without = {d["metadata"]["name"] for d in _chart() if d["kind"] == "ValidatingAdmissionPolicy"}
-    assert "hg-hourglass-operator-webhook" not in without
+    assert "agents-prod.hg-hourglass-operator-webhook" not in without

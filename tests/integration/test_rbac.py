@@ -136,7 +136,10 @@ NAMED: dict[tuple[str, str, str], str] = {
     ("batch", "cronjobs", "get"): "hourglass-cleanup",
     ("batch", "cronjobs", "list"): "hourglass-cleanup",
     ("batch", "cronjobs", "patch"): "hourglass-cleanup",
-    ("admissionregistration.k8s.io", "validatingwebhookconfigurations", "patch"): "hourglass",
+    # The chart's release `hourglass` in WATCHED: cluster-scoped names carry the namespace.
+    ("admissionregistration.k8s.io", "validatingwebhookconfigurations", "patch"): (
+        f"{WATCHED}.hourglass"
+    ),
 }
 """Grants limited by ``resourceNames`` to the one object the operator needs them on: every
 get/list/watch/patch/update/delete of the objects it owns (issue 27; list and watch of

@@ -2,10 +2,13 @@
 every answer and every accounted byte compared (`SessionStore.accounted`).
 
 The state machine covers shared records (written with an append, read, compacted by
-cleanup), create, update (with and without ``if_version``), append (keep,
+cleanup), named entries (``stores.entries``: puts that replace or keep, drops by prefix,
+reads by prefix and of the newest group, with records and ``must_exist``, on sessions
+of their own), create, update (with and without ``if_version``), append (keep,
 replace the data, must exist), pop, read (``None``, negative, 0, small, past the length,
 ``2**63 - 1``, ``2**64``), get, touch, delete, count, cleanup and the caps
-(``max_sessions``, ``max_memory``) with the LRU evictions they cause. TTLs are long, so
+(``max_sessions``, ``max_memory``) with the LRU evictions they cause, and the live
+session ids under a prefix (``SessionEntries.session_ids``). TTLs are long, so
 nothing expires by the clock: the two stores' clocks differ, their rules must not.
 
 On the code before issue 25 (with the memory store's key renamed as here, so both
@@ -17,7 +20,12 @@ estimate from keys of one length) it fails within its first examples; shrunk::
 
 (the first append to a created session counted the list's overhead on Redis only);
 ``read(limit=2**63 - 1)`` raised "value is not an integer" on Redis and
-``read(limit=2**64)`` a bare ValueError in memory.
+``read(limit=2**64)`` a bare ValueError in memory. Its entry rules found, on the first
+entries script, a member under two drop prefixes counted twice on Redis; shrunk::
+
+    state.write_entries(drop=[], must_exist=False, puts=[<one entry>], sid='p', writes=[])
+    state.write_entries(drop=[b'', b''], must_exist=False, puts=[<the same>], sid='p', ...)
+    -> memory accounts (439, {'p': 439}), Redis (314, {'p': 314})
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from agent_lib.errors import (
     SessionExists,
     SessionNotFound,
 )
+from agent_lib.sessions.entries import EntryPut, SessionEntries
 from agent_lib.sessions.items import RecordUpdate, SessionItems
 from agent_lib.sessions.manager import SessionManager
 from agent_lib.sessions.stores.base import Accounted
@@ -45,6 +54,20 @@ from tests.fixtures.redis_server import RedisProcess, fresh_namespace
 
 _T = TypeVar("_T")
 IDS = st.sampled_from(["a", "b", "c", "d", "e"])
+ENTRY_IDS = st.sampled_from(["p", "q"])  # item lists and entries never share a session
+ANY_IDS = st.sampled_from(["a", "b", "c", "d", "e", "p", "q"])
+NAMES = st.sampled_from([b"n1\x1fc", b"n1\x1fw", b"n2\x1fc", b"n2\x1fwx", b"m\x1fc", b"n1"])
+PREFIXES = st.sampled_from([b"", b"n", b"n1", b"n1\x1f", b"n2\x1fw", b"m", b"z"])
+PUTS = st.lists(
+    st.builds(
+        EntryPut,
+        name=NAMES,
+        value=st.sampled_from([b"", b"v", b"w" * 300, b"\0\xff" * 600]),
+        replace=st.booleans(),
+    ),
+    max_size=3,
+    unique_by=lambda put: put.name,
+)
 SIZES = st.sampled_from([0, 1, 40, 300, 1200])
 RECORDS = st.sampled_from(["r1", "r2"])
 RECORD_WRITES = st.lists(
@@ -117,11 +140,11 @@ class StoresSideBySide(RuleBasedStateMachine):
 
     # --- session data -------------------------------------------------------------
 
-    @rule(sid=IDS, size=SIZES)
+    @rule(sid=ANY_IDS, size=SIZES)
     def create(self, sid: str, size: int) -> None:
         self._both(lambda sm, _: _version(sm.create({"x": "c" * size}, session_id=sid)))
 
-    @rule(sid=IDS, size=SIZES, conditional=st.booleans())
+    @rule(sid=ANY_IDS, size=SIZES, conditional=st.booleans())
     def update(self, sid: str, size: int, conditional: bool) -> None:
         async def call(sm: SessionManager, _: SessionItems) -> object:
             version = None
@@ -137,7 +160,7 @@ class StoresSideBySide(RuleBasedStateMachine):
     def update_if_stale_version(self, sid: str, stale: int) -> None:
         self._both(lambda sm, _: _version(sm.update(sid, {"s": stale}, if_version=stale)))
 
-    @rule(sid=IDS)
+    @rule(sid=ANY_IDS)
     def get(self, sid: str) -> None:
         async def call(sm: SessionManager, _: SessionItems) -> object:
             found = await sm.get(sid)
@@ -145,11 +168,11 @@ class StoresSideBySide(RuleBasedStateMachine):
 
         self._both(call)
 
-    @rule(sid=IDS)
+    @rule(sid=ANY_IDS)
     def touch(self, sid: str) -> None:
         self._both(lambda sm, _: sm.touch(sid))
 
-    @rule(sid=IDS)
+    @rule(sid=ANY_IDS)
     def delete(self, sid: str) -> None:
         self._both(lambda sm, _: sm.delete(sid))
 
@@ -207,11 +230,58 @@ class StoresSideBySide(RuleBasedStateMachine):
 
         self._both(call)
 
+    # --- entries ----------------------------------------------------------------------
+
+    @rule(
+        sid=ENTRY_IDS,
+        puts=PUTS,
+        drop=st.lists(PREFIXES, max_size=2),
+        must_exist=st.booleans(),
+        writes=RECORD_WRITES,
+        on_create=st.booleans(),
+    )
+    def write_entries(
+        self,
+        sid: str,
+        puts: list[EntryPut],
+        drop: list[bytes],
+        must_exist: bool,
+        writes: list[RecordUpdate],
+        on_create: bool,
+    ) -> None:
+        async def call(sm: SessionManager, _: SessionItems) -> object:
+            entries = SessionEntries(sm)
+            return await entries.write(
+                sid,
+                puts,
+                drop=drop,
+                data={"e": 1},
+                must_exist=must_exist,
+                records=writes,
+                records_on_create=on_create,
+            )
+
+        self._both(call)
+
+    @rule(sid=ENTRY_IDS, prefix=PREFIXES, latest=st.booleans(), renew=st.booleans())
+    def read_entries(self, sid: str, prefix: bytes, latest: bool, renew: bool) -> None:
+        async def call(sm: SessionManager, _: SessionItems) -> object:
+            read = await SessionEntries(sm).read(
+                sid, prefix=prefix, latest_group=latest, renew=renew
+            )
+            return None if read is None else read.entries
+
+        self._both(call)
+
     # --- the namespace ------------------------------------------------------------
 
     @rule()
     def count(self) -> None:
         self._both(lambda sm, _: sm.count())
+
+    @rule(prefix=st.sampled_from(["", "a", "p", "q", "x"]))
+    def session_ids(self, prefix: str) -> None:
+        self._both(lambda sm, _: SessionEntries(sm).session_ids(prefix))
 
     @rule()
     def cleanup(self) -> None:

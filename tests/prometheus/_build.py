@@ -8,26 +8,17 @@ later call finds it there and builds nothing.
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import resource
-import shutil
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests._gobuild import STAMP, BuildError, cache_root, go_binary, write_stamp
+from tests._gobuild import log as _golog
+from tests._gobuild import run_go as _go
 from tests.prometheus import versions
 
 _MAIN = "github.com/prometheus/prometheus/cmd/prometheus"
-_STAMP = "build.json"
 _TOOLS = f'//go:build tools\n\npackage tools\n\nimport _ "{_MAIN}"\n'
-
-
-class BuildError(RuntimeError):
-    """Prometheus could not be built; the message says which step and why."""
 
 
 @dataclass(frozen=True)
@@ -40,39 +31,21 @@ class Built:
 
 def cache_dir() -> Path:
     """``$HOURGLASS_PROMETHEUS_CACHE`` or ``~/.cache/hourglass/prometheus``, per version."""
-    root = os.environ.get("HOURGLASS_PROMETHEUS_CACHE") or (
-        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hourglass/prometheus"
+    return cache_root("HOURGLASS_PROMETHEUS_CACHE", "prometheus") / (
+        f"prometheus-{versions.MODULE_VERSION}"
     )
-    return Path(root) / f"prometheus-{versions.MODULE_VERSION}"
 
 
 def cached_binary() -> Path | None:
     """The ready binary, or None when it must be built first."""
     binary = cache_dir() / "bin" / "prometheus"
-    if (cache_dir() / _STAMP).is_file() and binary.is_file():
+    if (cache_dir() / STAMP).is_file() and binary.is_file():
         return binary
     return None
 
 
-def go_binary() -> str | None:
-    return shutil.which("go")
-
-
 def _log(message: str) -> None:
-    print(f"[prometheus build] {message}", file=sys.stderr, flush=True)
-
-
-def _go(args: list[str], cwd: Path, *, step: str) -> str:
-    env = {**os.environ, "GOFLAGS": "-mod=mod", "CGO_ENABLED": "0", "GOWORK": "off"}
-    proc = subprocess.run(
-        ["go", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False
-    )
-    if proc.returncode != 0:
-        tail = "\n".join(proc.stderr.strip().splitlines()[-25:])
-        missing = re.findall(r"(\S+@\S+): (?:reading|unknown revision|invalid version)", tail)
-        hint = f" (module not served by the proxy: {', '.join(missing)})" if missing else ""
-        raise BuildError(f"{step} failed{hint}: go {' '.join(args[:3])} ...\n{tail}")
-    return proc.stdout
+    _golog("prometheus", message)
 
 
 def _ldflags() -> str:
@@ -111,17 +84,10 @@ def build(*, force: bool = False) -> Built:
         src,
         step="build prometheus",
     )
-    seconds = time.monotonic() - started
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    (root / _STAMP).write_text(
-        json.dumps(
-            {
-                "module": versions.MODULE_VERSION,
-                "prometheus": versions.PROMETHEUS,
-                "seconds": round(seconds, 1),
-                "peak_rss_mib": round(peak),
-            }
-        )
+    seconds, peak = write_stamp(
+        root,
+        started,
+        {"module": versions.MODULE_VERSION, "prometheus": versions.PROMETHEUS},
     )
     _log(f"built in {seconds:.0f}s, peak child RSS {peak:.0f} MiB -> {bin_dir}")
     return Built(bin_dir / "prometheus", seconds, peak, cached=False)

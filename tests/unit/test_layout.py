@@ -152,6 +152,7 @@ LAYERS = {
         "settings",
         "manager",
         "items",
+        "entries",
     ],
 }
 

@@ -19,6 +19,7 @@ from itertools import islice
 
 from agent_lib.errors import ConfigError, PayloadTooLarge, SessionConflict
 from agent_lib.sessions import _loops
+from agent_lib.sessions.stores._memory_entries import MemoryEntries
 from agent_lib.sessions.stores._memory_entry import _Entry
 from agent_lib.sessions.stores._memory_items import MemoryItems
 from agent_lib.sessions.stores._memory_records import _Record
@@ -40,7 +41,7 @@ def _wall_us() -> int:
 
 
 @_loops.thread_safe
-class MemoryStore(MemoryItems, SessionStore):
+class MemoryStore(MemoryItems, MemoryEntries, SessionStore):
     """One namespace of sessions in a dict; safe to share between loops and threads."""
 
     def __init__(

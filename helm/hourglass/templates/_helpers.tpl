@@ -17,6 +17,36 @@
 {{- end -}}
 {{- end -}}
 
+{{/* Name of a cluster-scoped object (ClusterRole, webhook configuration, admission
+policies): `<release namespace>.<full name><suffix>`. Helm allows one release name in two
+namespaces, and a second release must not meet the first one's objects; a namespace has
+no dot, so no two releases can ever share a name. Optional suffix: (list . "-operator"). */}}
+{{- define "hourglass.clusterName" -}}
+{{- $ctx := . -}}
+{{- $suffix := "" -}}
+{{- if kindIs "slice" . -}}
+{{- $ctx = index . 0 -}}
+{{- $suffix = index . 1 -}}
+{{- end -}}
+{{- printf "%s.%s%s" $ctx.Release.Namespace (include "hourglass.fullname" $ctx) $suffix -}}
+{{- end -}}
+
+{{/* matchResources of an admission-policy binding: the watched namespaces only, so that
+two releases never judge each other's namespaces (nothing in cluster scope). */}}
+{{- define "hourglass.bindingScope" -}}
+{{- if ne .Values.operator.watch.scope "cluster" }}
+matchResources:
+  namespaceSelector:
+    matchExpressions:
+      - key: kubernetes.io/metadata.name
+        operator: In
+        values:
+          {{- range (include "hourglass.watchedNamespaces" . | trim | splitList "\n") }}
+          - {{ . | quote }}
+          {{- end }}
+{{- end }}
+{{- end -}}
+
 {{- define "hourglass.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "hourglass.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
