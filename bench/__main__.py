@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench._goals import GOALS
+from bench._goals import goal_of
 
-AREAS = ("timeouts", "sessions", "agents", "operator", "apiserver", "local", "tuning")
+AREAS = ("timeouts", "sessions", "agents", "operator", "apiserver", "local", "tuning", "fleet")
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "latest.json"
 SERIES = ROOT / "bench" / "results" / "series.json"
@@ -163,12 +163,12 @@ def _print_table(metrics: dict[str, float], failures: dict[str, str]) -> None:
     width = max((len(name) for name in metrics), default=10)
     print(f"{'metric':<{width}}  {'value':>14}  goal")
     for name, value in sorted(metrics.items()):
-        goal = GOALS.get(name)
+        goal = goal_of(name, metrics)
         verdict = ""
         if goal is not None:
-            op, bound = goal
+            op, bound, text = goal
             met = value <= bound if op == "<=" else value >= bound
-            verdict = f"{op} {bound:g}  {'met' if met else 'MISSED'}"
+            verdict = f"{text}  {'met' if met else 'MISSED'}"
         print(f"{name:<{width}}  {value:>14.4g}  {verdict}")
     for area, reason in failures.items():
         print(f"{area}: FAILED {reason}")

@@ -257,10 +257,27 @@ def _json(path: str, raw: bytes) -> Any:
 def _decode(path: str, status: int, payload: bytes) -> dict[str, Any]:
     if len(payload) > _MAX_BODY:
         raise ClusterApiError(path, f"response over {_MAX_BODY} bytes", status=status)
+    if not 200 <= status < 300:
+        raise ClusterApiError(path, _refusal(payload), status=status)
     body = _json(path, payload) if payload else {}
     if not isinstance(body, dict):
         raise ClusterApiError(path, "the API server sent a non-object", status=status)
-    if 200 <= status < 300:
-        return body
-    message = str(body.get("message") or body.get("reason") or "no message")[:300]
-    raise ClusterApiError(path, message, status=status)
+    return body
+
+
+def _refusal(payload: bytes) -> str:
+    """Why the server refused: a Status object's message, or the start of a plain-text body.
+
+    kube-apiserver answers its in-flight and priority-and-fairness limits with a plain-text
+    429 ("Too many requests, please try again later."); 1,000 agents starting at once
+    meet it (issue 21). Its status must reach the caller, not "something that is not JSON".
+    """
+    try:
+        body = json.loads(payload) if payload.strip() else {}
+    except ValueError:
+        text = payload.decode("utf-8", "replace")
+        printable = "".join(c if c.isprintable() else " " for c in text).strip()
+        return printable[:200] or "no message"
+    if not isinstance(body, dict):
+        return "no message"
+    return str(body.get("message") or body.get("reason") or "no message")[:300]

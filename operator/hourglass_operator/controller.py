@@ -21,7 +21,7 @@ from typing import Any
 
 from agent_lib.config.bundle import CONFIGMAP_NAME, HASH_ANNOTATION
 from agent_lib.config.revision import revision_to_write
-from hourglass_operator import metrics, tuning
+from hourglass_operator import metrics, resync, tuning
 from hourglass_operator.cronjob import (
     CRONJOB_NAME,
     POLICY_LABEL,
@@ -38,7 +38,8 @@ from hourglass_operator.k8s import (
     status_path,
 )
 from hourglass_operator.reconcile import NamespacePlan, ResourceKey, key_of, plan_namespace
-from hourglass_operator.rollout import PodReport
+from hourglass_operator.resync import Observed
+from hourglass_operator.rollout import PodReport, PodState
 from hourglass_operator.rollout_tracker import Resource, RolloutTracker
 from hourglass_operator.settings import OperatorSettings
 from hourglass_operator.status import READY, Condition, merge_patch, with_condition
@@ -72,6 +73,8 @@ class Controller:
         """The ConfigMap each namespace has, as last written or read, until an edit is seen."""
         self._config_hashes: dict[str, str] = {}
         """The hash on each namespace's ConfigMap, as last written or read: what agents get."""
+        self._wrote_at: dict[str, float] = {}
+        """When (monotonic) the operator last wrote each namespace's ConfigMap or CronJob."""
         self.rollouts = RolloutTracker()
 
     async def reconcile(
@@ -80,10 +83,13 @@ class Controller:
         bodies: Iterable[Mapping[str, Any]],
         trigger: str = "",
         pods: Iterable[PodReport] | None = None,
+        observed: Observed | None = None,
     ) -> NamespacePlan:
         """Render ``namespace`` from ``bodies`` (all its resources) and write what changed.
 
         ``pods`` (the namespace's agent pods) replace the ones known, when given.
+        ``observed`` (a resync round's lists) stands for the reads of the ConfigMap and
+        the CronJob, unless the namespace was written to since.
 
         A write the API server refuses raises `WriteRefused` with the delay before the next
         try (growing to minutes); a refusal that retrying cannot fix (422, 403, 409 again
@@ -105,8 +111,9 @@ class Controller:
             )
             metrics.RENDER_SECONDS.labels(namespace).observe(time.perf_counter() - started)
             try:
-                wrote = await self._apply_configmap(plan)
-                await self._apply_cronjob(plan)
+                listed = observed if self._still_true(observed, namespace) else None
+                wrote = await self._apply_configmap(plan, listed)
+                await self._apply_cronjob(plan, listed)
             except ApiRequestError as error:
                 raise await self._refused(plan, live, error, trigger) from error
             await self._apply_statuses(plan, live)
@@ -187,7 +194,14 @@ class Controller:
         """
         return any(_same_configmap(configmap, ours) for ours in self._written.get(namespace, ()))
 
-    async def _apply_configmap(self, plan: NamespacePlan) -> bool:
+    def _still_true(self, observed: Observed | None, namespace: str) -> bool:
+        return observed is not None and observed.fresh(self._wrote_at.get(namespace))
+
+    async def observe(self, namespaces: Iterable[str] | None) -> Observed:
+        """A resync round's lists (`resync.observe`)."""
+        return await resync.observe(self._kube, namespaces)
+
+    async def _apply_configmap(self, plan: NamespacePlan, observed: Observed | None) -> bool:
         namespace = plan.namespace
         path = configmap_path(namespace, CONFIGMAP_NAME)
         if plan.remove_configmap:
@@ -200,7 +214,12 @@ class Controller:
         if plan.rendered is None:
             return False
         known = self._known.get(namespace)
-        current = known if known is not None else await self._kube.get(path)
+        if known is not None:
+            current: Mapping[str, Any] | None = known
+        elif observed is not None:
+            current = observed.configmaps.get(namespace)
+        else:
+            current = await self._kube.get(path)
         self._note_hash(namespace, current)
         # A revision orders versions for the agents (a revert is a new version too);
         # unchanged content keeps the revision it has, so nothing is rewritten.
@@ -218,6 +237,8 @@ class Controller:
                 f"{MAX_CONFIGMAP_BYTES} (1 MiB): split the profiles across namespaces",
             )
         wrote = True
+        if current is None or not _same_configmap(current, desired):
+            self._wrote_at[namespace] = time.monotonic()
         if current is None:
             await self._kube.create(configmap_path(namespace), desired)
         elif not _same_configmap(current, desired):
@@ -234,14 +255,21 @@ class Controller:
             _log.info("wrote %s/%s hash %s", namespace, CONFIGMAP_NAME, plan.rendered.hash)
         return wrote
 
-    async def _apply_cronjob(self, plan: NamespacePlan) -> None:
+    async def _apply_cronjob(self, plan: NamespacePlan, observed: Observed | None) -> None:
         """Create or update the CronJob; a removed policy's goes with it (ownerReference)."""
         path = cronjob_path(plan.namespace, CRONJOB_NAME)
         if plan.cronjob is None:
             if plan.cleanup_blocked is not None:
                 await self._suspend_cronjob(path)
             return
-        current = await self._kube.get(path)
+        if observed is not None:
+            current = observed.cronjobs.get(plan.namespace)
+        else:
+            current = await self._kube.get(path)
+        if current is None or _annotation(current, SPEC_HASH_ANNOTATION) != _annotation(
+            plan.cronjob, SPEC_HASH_ANNOTATION
+        ):
+            self._wrote_at[plan.namespace] = time.monotonic()
         if current is None:
             await self._kube.create(cronjob_path(plan.namespace), plan.cronjob)
         elif _annotation(current, SPEC_HASH_ANNOTATION) != _annotation(
@@ -281,6 +309,12 @@ class Controller:
             self.rollouts.set_pods(namespace, pods)
             if live:
                 await self._write_statuses(namespace, live, {})
+
+    def rollout_settled(self, namespace: str, pods: Iterable[PodReport]) -> bool:
+        """Whether no pod is still pending on the hash the namespace's ConfigMap carries
+        (each runs it or rejected it), or there is no such hash yet."""
+        target = self._config_hashes.get(namespace)
+        return target is None or all(pod.state(target) is not PodState.PENDING for pod in pods)
 
     async def _write_statuses(
         self,
@@ -443,18 +477,22 @@ class Controller:
         return last
 
     async def resync_cleanups(
-        self, namespace: str, policies: Iterable[Mapping[str, Any]]
+        self,
+        namespace: str,
+        policies: Iterable[Mapping[str, Any]],
+        observed: Observed | None = None,
     ) -> dict[str, Any] | None:
-        """Record the newest finished cleanup Job, in case its watch event was missed."""
+        """Record the newest finished cleanup Job, in case its watch event was missed
+        (from ``observed``, a resync round's lists, when given)."""
         policies = list(policies)
         if not policies:
             return None
-        jobs = await self._kube.get(jobs_path(namespace), query={"labelSelector": POLICY_LABEL})
-        finished = [
-            (outcome[1], job)
-            for job in (jobs or {}).get("items", [])
-            if (outcome := _job_outcome(job)) is not None
-        ]
+        if observed is not None:
+            jobs: list[dict[str, Any]] = observed.jobs.get(namespace, [])
+        else:
+            listed = await self._kube.get(jobs_path(namespace), {"labelSelector": POLICY_LABEL})
+            jobs = (listed or {}).get("items", [])
+        finished = [(outcome[1], job) for job in jobs if (outcome := _job_outcome(job)) is not None]
         if not finished:
             return None
         _, newest = max(finished, key=lambda pair: pair[0])

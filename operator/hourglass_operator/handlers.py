@@ -19,7 +19,7 @@ import kopf
 
 from agent_lib.config.bundle import CONFIGMAP_NAME
 from hourglass_operator import kopf_settings as hourglass_kopf_settings
-from hourglass_operator import metrics, rollout_handlers, tuning_handlers, webhook
+from hourglass_operator import metrics, resync, rollout_handlers, tuning_handlers, webhook
 from hourglass_operator.controller import Controller, WriteRefused
 from hourglass_operator.cronjob import POLICY_LABEL
 from hourglass_operator.k8s import Kube
@@ -122,11 +122,20 @@ def build_registry(
                 bodies.extend(index[namespace])
         return bodies
 
-    async def reconcile(namespace: str, trigger: str, indices: Mapping[str, Any]) -> None:
+    async def reconcile(
+        namespace: str,
+        trigger: str,
+        indices: Mapping[str, Any],
+        observed: resync.Observed | None = None,
+    ) -> None:
         pods = rollout_handlers.pods_in(indices, namespace)
         try:
             await state["controller"].reconcile(
-                namespace, bodies_of(namespace, indices), trigger=trigger, pods=pods
+                namespace,
+                bodies_of(namespace, indices),
+                trigger=trigger,
+                pods=pods,
+                observed=observed,
             )
         except WriteRefused as error:
             raise kopf.TemporaryError(str(error), delay=error.delay) from error
@@ -149,7 +158,11 @@ def build_registry(
                 namespace, bodies_of(namespace, indices), pods
             )
 
-    rollout_handlers.register(registry, refresh_rollout)
+    def rollout_settled(namespace: str, indices: Mapping[str, Any]) -> bool:
+        pods = rollout_handlers.pods_in(indices, namespace)
+        return "controller" not in state or state["controller"].rollout_settled(namespace, pods)
+
+    rollout_handlers.register(registry, refresh_rollout, rollout_settled)
 
     for plural, kind in ((PROFILES, "TimeoutProfile"), (POLICIES, "SessionPolicy")):
         changed = _changed_handler(reconcile, kind)
@@ -179,15 +192,18 @@ def build_registry(
         while True:
             await asyncio.sleep(settings.resync_seconds)
             namespaces = {ns for name in INDICES for ns in indices_seen.get(name, {})}
+            observed = await _observe(state["controller"], settings, namespaces)
             for namespace in sorted(namespaces):
                 try:
                     if not await leads_in(namespace):
                         continue  # paused by kopf: our indices are frozen, the leader resyncs
                     state["controller"].distrust(namespace)
-                    await reconcile(namespace, "Resync", indices_seen)
+                    await reconcile(namespace, "Resync", indices_seen, observed)
                     policies = indices_seen.get("hourglass_policies", {})
                     await state["controller"].resync_cleanups(
-                        namespace, list(policies[namespace]) if namespace in policies else []
+                        namespace,
+                        list(policies[namespace]) if namespace in policies else [],
+                        observed,
                     )
                 except Exception:
                     _log.exception("resync of %s failed; the next round retries it", namespace)
@@ -254,6 +270,18 @@ def build_registry(
 
         webhook.register(registry, siblings)
     return registry
+
+
+async def _observe(
+    controller: Controller, settings: OperatorSettings, namespaces: set[str]
+) -> resync.Observed | None:
+    """A resync round's lists: cluster-wide, or per namespace for a namespaced operator;
+    None (one read per namespace, as before) when the lists fail."""
+    try:
+        return await controller.observe(namespaces if settings.namespaces else None)
+    except Exception as error:
+        _log.warning("resync lists failed (%s); reading each namespace instead", error)
+        return None
 
 
 def _is_deletion(**kwargs: Any) -> bool:

@@ -24,6 +24,8 @@ from hourglass_operator.rollout import CONFIG_LABEL, SELECTOR, PodReport
 POD_INDEX = "hourglass_pods"
 DEBOUNCE_S = 0.2
 """Pod reports within this window are written together."""
+PROGRESS_INTERVAL_S = 3.0
+"""While pods are pending, a namespace's rollout is written at most this often."""
 RETRY_FIRST_S = 0.5
 RETRY_MAX_S = 30.0
 """A failed rollout write is tried again after 0.5 s, 1 s, 2 s, ... up to 30 s (with jitter)."""
@@ -31,6 +33,8 @@ _log = logging.getLogger("hourglass_operator")
 
 Refresh = Callable[[str, Mapping[str, Any]], Awaitable[None]]
 """(namespace, indices): write the namespace's rollout from the indices as they are now."""
+Settled = Callable[[str, Mapping[str, Any]], bool]
+"""(namespace, indices): whether no pod is pending any more (the rollout's last write)."""
 
 
 def pods_in(indices: Mapping[str, Any], namespace: str) -> list[PodReport]:
@@ -49,9 +53,14 @@ def index_entry(namespace: str, pod: Mapping[str, Any]) -> dict[str, PodReport]:
     return {namespace: report} if report is not None else {}
 
 
-def register(registry: kopf.OperatorRegistry, refresh: Refresh) -> None:
-    """The pod index, the pod event handler, and the server-side label selector."""
-    debouncer = _Debouncer(refresh)
+def register(
+    registry: kopf.OperatorRegistry, refresh: Refresh, settled: Settled | None = None
+) -> None:
+    """The pod index, the pod event handler, and the server-side label selector.
+
+    With ``settled``, progress writes are held to one per `PROGRESS_INTERVAL_S`.
+    """
+    debouncer = _Debouncer(refresh, settled)
 
     @kopf.on.startup(registry=registry)
     def rollout_pod_selector(**kwargs: Any) -> None:
@@ -77,22 +86,53 @@ def retry_delay(failures: int) -> float:
 
 
 class _Debouncer:
-    """One pending refresh per namespace; reports arriving meanwhile join it."""
+    """One pending refresh per namespace; reports arriving meanwhile join it.
 
-    def __init__(self, refresh: Refresh) -> None:
+    With ``settled``, a refresh within ``interval`` of the namespace's previous one waits
+    for the rest of the interval, unless the rollout settles meanwhile (checked every
+    ``debounce``, not on each report: that check reads every pod of the namespace).
+    """
+
+    def __init__(
+        self,
+        refresh: Refresh,
+        settled: Settled | None = None,
+        *,
+        debounce: float = DEBOUNCE_S,
+        interval: float = PROGRESS_INTERVAL_S,
+    ) -> None:
         self._refresh = refresh
+        self._settled = settled
+        self._debounce = debounce
+        self._interval = interval
         self._pending: dict[str, asyncio.Task[None]] = {}
         self._indices: dict[str, Mapping[str, Any]] = {}
         self._failures: dict[str, int] = {}
+        self._last: dict[str, float] = {}
+        """The event loop's time of each namespace's latest refresh."""
 
-    def poke(self, namespace: str, indices: Mapping[str, Any], delay: float = DEBOUNCE_S) -> None:
+    def poke(self, namespace: str, indices: Mapping[str, Any], delay: float | None = None) -> None:
         self._indices[namespace] = indices
         if namespace not in self._pending:
-            self._pending[namespace] = asyncio.create_task(self._run(namespace, delay))
+            wait = self._debounce if delay is None else delay
+            self._pending[namespace] = asyncio.create_task(self._run(namespace, wait))
+
+    async def _hold(self, namespace: str) -> None:
+        """Wait out the progress interval, unless no pod is pending any more."""
+        last = self._last.get(namespace)
+        if self._settled is None or last is None:
+            return
+        loop = asyncio.get_running_loop()
+        while (left := last + self._interval - loop.time()) > 0:
+            if self._settled(namespace, self._indices[namespace]):
+                return
+            await asyncio.sleep(min(max(self._debounce, 0.01), left))
 
     async def _run(self, namespace: str, delay: float) -> None:
         await asyncio.sleep(delay)
+        await self._hold(namespace)
         del self._pending[namespace]
+        self._last[namespace] = asyncio.get_running_loop().time()
         try:
             await self._refresh(namespace, self._indices[namespace])
         except asyncio.CancelledError:

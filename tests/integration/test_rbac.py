@@ -84,6 +84,7 @@ REQUIRED: dict[tuple[str, str, str], tuple[frozenset[str], str]] = {
         "OwnerReferencesPermissionEnforcement: blockOwnerDeletion on what they own",
     ),
     **_need("batch", ("cronjobs",), ("get", "create", "patch"), "hourglass-cleanup per policy"),
+    **_need("batch", ("cronjobs",), ("list",), "the resync lists hourglass-cleanup (issue 21)"),
     **_need("batch", ("jobs",), ("list", "watch"), "finished cleanup runs -> lastCleanup"),
     **_need(
         "",
@@ -133,6 +134,7 @@ NAMED: dict[tuple[str, str, str], str] = {
     ("", "configmaps", "patch"): "hourglass-config",
     ("", "configmaps", "delete"): "hourglass-config",
     ("batch", "cronjobs", "get"): "hourglass-cleanup",
+    ("batch", "cronjobs", "list"): "hourglass-cleanup",
     ("batch", "cronjobs", "patch"): "hourglass-cleanup",
     # The chart's release `hourglass` in WATCHED: cluster-scoped names carry the namespace.
     ("admissionregistration.k8s.io", "validatingwebhookconfigurations", "patch"): (

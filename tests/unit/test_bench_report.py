@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bench import report
-from bench._goals import GOALS
+from bench._goals import GOALS, RELATIVE_GOALS
 
 SERIES = {
     "date": "2026-01-01T00:00:00+00:00",
@@ -61,7 +61,19 @@ def test_markdown_lists_every_metric_goal_baseline_and_missing_one(tmp_path: Pat
 
 
 def test_every_goal_has_a_description() -> None:
-    assert set(GOALS) <= set(report.ABOUT)
+    assert set(GOALS) | set(RELATIVE_GOALS) <= set(report.ABOUT)
+
+
+@pytest.mark.parametrize("name", sorted(RELATIVE_GOALS))
+def test_a_relative_goal_is_judged_against_the_metric_of_the_same_run(name: str) -> None:
+    op, factor, base = RELATIVE_GOALS[name]
+    metrics = {base: 100.0}
+    bound = factor * 100.0
+    inside, outside = (0.9 * bound, 1.1 * bound) if op == "<=" else (1.1 * bound, 0.9 * bound)
+    assert report.verdict(name, inside, metrics)[1] == "met"
+    assert report.verdict(name, outside, metrics)[1] == "**MISSED**"
+    assert base in report.verdict(name, inside, metrics)[0]
+    assert report.verdict(name, inside) == ("-", "")  # nothing to judge it against
 
 
 def test_report_without_results_says_what_to_run(tmp_path: Path, capsys) -> None:

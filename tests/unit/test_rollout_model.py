@@ -2,7 +2,9 @@
 reports, profile changes, ConfigMap refusals, evictions and terminations, operator
 restarts and failing status writes through the operator's real `Controller`, its
 `RolloutTracker`, the real pod-index entry (`index_entry`) in kopf's own `OperatorIndexer`,
-the real debouncer with its retries, and `hourglass rollout status`'s `judge`.
+the real debouncer with its retries and its progress hold (issue 21: the last write,
+that leaves no pod pending, is never held back or lost), and `hourglass rollout
+status`'s `judge`.
 
 What stands in for what cannot run in a unit test: `_FakeApi` for kube-apiserver (only
 the ConfigMap and the two status calls the controller makes, with refusals and outages
@@ -155,7 +157,13 @@ class RolloutModel(RuleBasedStateMachine):
         self.indexer = OperatorIndexer()
         for pod in self.pods.values():  # kopf's initial listing of the pod index
             self._index(pod)
-        self.debouncer = rollout_handlers._Debouncer(self._refresh)
+        # The progress hold of issue 21 too, its interval shortened to fit the settling.
+        self.debouncer = rollout_handlers._Debouncer(
+            self._refresh, self._rollout_settled, debounce=0.001, interval=0.01
+        )
+
+    def _rollout_settled(self, namespace: str, indices: Mapping[str, Any]) -> bool:
+        return self.controller.rollout_settled(namespace, pods_in(indices, namespace))
 
     def _post_event(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         self.events.append((type_, reason, message))

@@ -14,9 +14,9 @@ import yaml
 
 from agent_lib import TimeoutManager, atomic_swap
 from agent_lib.config import CONFIG_KEY, REVISION_KEY
-from agent_lib.errors import ConfigError
+from agent_lib.errors import ClusterApiError, ConfigError
 from agent_lib.timeouts._arbiter import Arbiter, Stamp
-from agent_lib.timeouts._kube import InCluster
+from agent_lib.timeouts._kube import InCluster, _decode
 from agent_lib.timeouts._pod_report import (
     APPLIED_HASH,
     APPLIED_PROFILE,
@@ -247,3 +247,18 @@ def test_outside_a_pod_nothing_talks_to_the_api(tmp_path: Path) -> None:
         assert tm.api_watch == "off"
         assert tm._link is not None and tm._link.reporter is None
     assert "api=off" in repr(tm)
+
+
+def test_a_plain_text_refusal_keeps_its_status_and_says_why() -> None:
+    """kube-apiserver's 429 (in-flight limits) is plain text; 1,000 agents starting at once
+    met it in the fleet benchmark and logged "something that is not JSON", no status."""
+    with pytest.raises(ClusterApiError) as caught:
+        _decode("/api/v1/x", 429, b"Too many requests, please try again later.\n")
+    assert caught.value.status == 429
+    assert caught.value.reason == "Too many requests, please try again later."
+    with pytest.raises(ClusterApiError) as status_object:
+        _decode("/api/v1/x", 403, b'{"kind": "Status", "message": "forbidden: no"}')
+    assert (status_object.value.status, status_object.value.reason) == (403, "forbidden: no")
+    assert _decode("/api/v1/x", 200, b'{"kind": "ConfigMap"}') == {"kind": "ConfigMap"}
+    with pytest.raises(ClusterApiError, match="not JSON"):
+        _decode("/api/v1/x", 200, b"<html>")

@@ -131,10 +131,12 @@ seccompProfile:
   - apiGroups: ["hourglass.dev"]
     resources: ["timeoutprofiles/finalizers", "sessionpolicies/finalizers"]
     verbs: ["update"]
+  # list: the resync lists hourglass-cleanup in one call (fieldSelector=metadata.name,
+  # which RBAC matches against the name) rather than a get per namespace.
   - apiGroups: ["batch"]
     resources: ["cronjobs"]
     resourceNames: ["hourglass-cleanup"]
-    verbs: ["get", "patch"]
+    verbs: ["get", "list", "patch"]
   # create: the admission policy admits only hourglass-cleanup, with the hardened pod.
   - apiGroups: ["batch"]
     resources: ["cronjobs"]
