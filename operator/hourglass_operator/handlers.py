@@ -192,11 +192,17 @@ def build_registry(
         while True:
             await asyncio.sleep(settings.resync_seconds)
             namespaces = {ns for name in INDICES for ns in indices_seen.get(name, {})}
-            observed = await _observe(state["controller"], settings, namespaces)
-            for namespace in sorted(namespaces):
+            # Where kopf paused this replica its indices are frozen: the leader resyncs.
+            try:
+                leading = {ns for ns in namespaces if await leads_in(ns)}
+            except Exception:
+                _log.exception("reading kopf's peering object failed; the next round retries")
+                continue
+            if not leading:
+                continue
+            observed = await _observe(state["controller"], settings, leading)
+            for namespace in sorted(leading):
                 try:
-                    if not await leads_in(namespace):
-                        continue  # paused by kopf: our indices are frozen, the leader resyncs
                     state["controller"].distrust(namespace)
                     await reconcile(namespace, "Resync", indices_seen, observed)
                     policies = indices_seen.get("hourglass_policies", {})
