@@ -61,6 +61,17 @@ def _complete(fleet: Fleet, namespace: str) -> bool:
     return bool(digest) and rollout.get("hash") == digest and rollout.get("applied") == "200/200"
 
 
+def _wait_reconciled(cluster: RealCluster, fleet: Fleet) -> None:
+    """Until the operator's first reconcile of every namespace is over: on a slow machine
+    the first rollout in one namespace can finish while others are still being created."""
+    names = [f"small-fleet-{n:02d}" for n in range(NAMESPACES)]
+    cluster.wait_for(
+        lambda: all(fleet.run(fleet.gather(fleet.reconciled(ns) for ns in names))),
+        timeout=120,
+        what="every namespace reconciled",
+    )
+
+
 def test_a_paced_rollout_reaches_every_pod_in_a_handful_of_status_writes(
     real_cluster: RealCluster, fleet: Fleet, operator: OperatorProcess
 ) -> None:
@@ -68,6 +79,7 @@ def test_a_paced_rollout_reaches_every_pod_in_a_handful_of_status_writes(
     driver = AgentDriver(fleet, {ns: [f"agent-{i:03d}" for i in range(PODS)]}, PACE_S).start()
     try:
         real_cluster.wait_for(lambda: _complete(fleet, ns), timeout=90, what="the first rollout")
+        _wait_reconciled(real_cluster, fleet)
         first = fleet.run(fleet.config_hash(ns))
         mark = real_cluster.audit_mark()
         fleet.run(fleet.set_request(ns, 21))
@@ -79,7 +91,7 @@ def test_a_paced_rollout_reaches_every_pod_in_a_handful_of_status_writes(
         time.sleep(SETTLE_S)
     finally:
         driver.stop()
-    calls = operator_calls(real_cluster, mark)
+    calls = operator_calls(real_cluster, mark, namespace=ns)
     writes = status_writes(calls)
     assert 2 <= writes <= STATUS_WRITES_BOUND, calls
 
@@ -87,13 +99,7 @@ def test_a_paced_rollout_reaches_every_pod_in_a_handful_of_status_writes(
 def test_an_idle_resync_round_lists_instead_of_reading_each_namespace(
     real_cluster: RealCluster, fleet: Fleet, operator: OperatorProcess
 ) -> None:
-    real_cluster.wait_for(
-        lambda: all(
-            fleet.run(fleet.config_hash(f"small-fleet-{n:02d}")) for n in range(NAMESPACES)
-        ),
-        timeout=90,
-        what="every namespace rendered",
-    )
+    _wait_reconciled(real_cluster, fleet)
     time.sleep(RESYNC_S)
     mark = real_cluster.audit_mark()
     time.sleep(3 * RESYNC_S)  # at least two rounds
