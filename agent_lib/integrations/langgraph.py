@@ -70,7 +70,6 @@ _ESCAPES = {"%": "%25", "\0": "%00", "\x1e": "%1E", "\x1f": "%1F"}
 _ESCAPE = str.maketrans(_ESCAPES)
 _NEEDS_ESCAPE = re.compile("[%\0\x1e\x1f]")
 _ESCAPED = re.compile("%(25|00|1E|1F)")
-_LENGTH = struct.Struct(">I")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -113,17 +112,23 @@ def _group(ns: str, checkpoint_id: str) -> bytes:
 
 
 def _pack(*parts: bytes) -> bytes:
-    return b"".join(_LENGTH.pack(len(part)) + part for part in parts)
+    """``parts`` behind one header: their count (a byte), then each length."""
+    return b"".join((_header(len(parts)).pack(len(parts), *map(len, parts)), *parts))
 
 
 def _unpack(blob: bytes) -> list[bytes]:
-    parts, at = [], 0
-    while at < len(blob):
-        (length,) = _LENGTH.unpack_from(blob, at)
-        at += _LENGTH.size
+    header = _header(blob[0])
+    lengths = header.unpack_from(blob)[1:]
+    parts, at = [], header.size
+    for length in lengths:
         parts.append(blob[at : at + length])
         at += length
     return parts
+
+
+@functools.cache
+def _header(count: int) -> struct.Struct:
+    return struct.Struct(f">B{count}I")
 
 
 @dataclass

@@ -12,7 +12,6 @@ from agent_lib.sessions.stores.entries import (
     EntryPut,
     EntryStore,
     StoredEntries,
-    check_names,
     entries_part,
     entry_cost,
     group_of,
@@ -56,7 +55,6 @@ class MemoryEntries(EntryStore):
         records: Sequence[RecordWrite] = (),
         records_on_create: bool = False,
     ) -> int | None:
-        check_names(puts, drop)
         self._start_sweeper()
         now = self._clock()
         entry = self._live(session_id, now)
@@ -103,7 +101,6 @@ class MemoryEntries(EntryStore):
         latest_group: bool = False,
         renew: bool = True,
     ) -> StoredEntries | None:
-        check_names((), (prefix,))
         now = self._clock()
         entry = self._live(session_id, now)
         if entry is None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent_lib.errors import PayloadTooLarge
 from agent_lib.sessions.stores.base import WRITE_EVICTION_BUDGET, Limits
-from agent_lib.sessions.stores.entries import EntryPut, EntryStore, StoredEntries, check_names
+from agent_lib.sessions.stores.entries import EntryPut, EntryStore, StoredEntries
 from agent_lib.sessions.stores.records import RecordWrite
 
 _GLOB = re.compile(r"[*?\[\]\\]")
@@ -46,14 +46,14 @@ class RedisEntries(EntryStore):
         records: Sequence[RecordWrite] = (),
         records_on_create: bool = False,
     ) -> int | None:
-        check_names(puts, drop)
         lim = self.limits
         mode = "update" if must_exist else "keep"
         caps = f"{lim.ttl_us} {lim.lifetime_us} {lim.max_sessions or 0} {lim.max_memory or 0}"
         head = f"{caps} {size} {WRITE_EVICTION_BUDGET} {mode} {int(records_on_create)}"
         record_keys, record_args = self._record_writes(records)
         tail: list[Any] = [*record_args[1:], *drop]  # their count goes in the header
-        tail += (b"".join((put.name, b"\0", put.value)) for put in puts)
+        for put in puts:
+            tail += (put.name, put.value)
         flags = "-" + "".join("1" if put.replace else "0" for put in puts)
         # id and write token in the header too: fewer arguments cost the client less
         ends = f"{len(drop)} {flags} {record_args[0]} {session_id} {secrets.token_urlsafe(9)}"
@@ -80,17 +80,15 @@ class RedisEntries(EntryStore):
         latest_group: bool = False,
         renew: bool = True,
     ) -> StoredEntries | None:
-        check_names((), (prefix,))
         lim = self.limits
         head = f"{lim.ttl_us} {lim.lifetime_us} {int(latest_group)} {int(renew)} {session_id}"
         args = (head, prefix)
         reply = await self._run("entries_read", self._keys(session_id), args)
         if not reply:
             return None
-        pairs = [tuple(member.split(b"\0", 1)) for member in reply[3]]
-        return StoredEntries(
-            [(name, value) for name, value in pairs], int(reply[0]), int(reply[1]), int(reply[2])
-        )
+        flat = reply[3]
+        pairs = list(zip(flat[::2], flat[1::2], strict=True))
+        return StoredEntries(pairs, int(reply[0]), int(reply[1]), int(reply[2]))
 
     async def session_ids(self, prefix: str) -> list[str]:
         lim = self.limits

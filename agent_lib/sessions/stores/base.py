@@ -7,6 +7,7 @@ payloads and estimates sizes once, so every store applies the same rules.
 from __future__ import annotations
 
 import abc
+import functools
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -24,11 +25,11 @@ class Limits:
     max_sessions: int | None = None
     max_memory: int | None = None
 
-    @property
+    @functools.cached_property
     def ttl_us(self) -> int:
         return max(1, round(self.ttl_s * 1e6))
 
-    @property
+    @functools.cached_property
     def lifetime_us(self) -> int:
         """``0`` when there is no absolute lifetime."""
         return 0 if self.max_lifetime_s is None else max(1, round(self.max_lifetime_s * 1e6))

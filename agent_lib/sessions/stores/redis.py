@@ -80,6 +80,7 @@ from agent_lib.sessions._ids import validate_key_prefix, validate_namespace
 from agent_lib.sessions._loops import MAX_EVENT_LOOPS, PerLoop
 from agent_lib.sessions.stores._redis_entries import RedisEntries
 from agent_lib.sessions.stores._redis_items import RedisItems
+from agent_lib.sessions.stores._redis_writes import with_timed_writes
 from agent_lib.sessions.stores._value import born as _born
 from agent_lib.sessions.stores._value import unwrap as _unwrap
 from agent_lib.sessions.stores.base import (
@@ -261,6 +262,7 @@ def connect(url: str, options: RedisOptions | None = None) -> tuple[AnyRedis, bo
             )
         except (ValueError, TypeError) as error:
             raise ConfigError("url", _rejected_option(error)) from None
+        pool.connection_class = with_timed_writes(pool.connection_class)
         return aioredis.Redis.from_pool(pool), False
     if scheme in ("redis+cluster", "rediss+cluster"):
         hosts, auth, _, query = _split_multi_host(rest, "url")

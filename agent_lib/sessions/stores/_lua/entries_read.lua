@@ -3,8 +3,8 @@
 -- header 'ttl_us lifetime_us latest-group(1/0) renew(1/0) id', prefix. With latest
 -- group, only the entries of the newest group under the prefix: the last name under
 -- it, cut after its first GROUP_END past the prefix, as a prefix of its own; two range
--- reads of O(log n + found). Returns {created, now, version, {members...}} (members
--- are 'name \0 value') or false when the session is gone.
+-- reads of O(log n + found). Returns {created, now, version, {name, value, ...}} (split
+-- here: the client then copies no value) or false when the session is gone.
 local ttl, lifetime, latest, renew, id = string.match(ARGV[1], '^(%d+) (%d+) (%d) (%d) (%S+)$')
 ttl, lifetime = tonumber(ttl), tonumber(lifetime)
 local prefix = ARGV[2]
@@ -44,5 +44,10 @@ if latest == '1' then
   end
   prefix = string.sub(last, 1, cut)
 end
-local found = redis.call('ZRANGEBYLEX', KEYS[5], '[' .. prefix, '(' .. prefix .. '\255')
+local found = {}
+for i, member in ipairs(redis.call('ZRANGEBYLEX', KEYS[5], '[' .. prefix, '(' .. prefix .. '\255')) do
+  local at = string.find(member, '\0', 1, true)
+  found[2 * i - 1] = string.sub(member, 1, at - 1)
+  found[2 * i] = string.sub(member, at + 1)
+end
 return {born, now, version or 0, found}

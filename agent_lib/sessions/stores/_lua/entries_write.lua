@@ -11,8 +11,8 @@
 -- n drops, '-' followed by each put's replace flag ('1' or '0'), the number of record
 -- writes, id, write token), payload, the LRU score of each of the n candidates, each
 -- record write (as write_records reads them), each prefix to drop, then each put's
--- member 'name \0 value'. Few arguments, none to copy: each costs the client (about
--- 2 us each with redis-py).
+-- name and value (joined here: a copy of a large value costs the client more than the
+-- server, which has time to spare while the client packs and parses).
 -- The session's accounted bytes are its payload's estimate plus its item part
 -- (common.lua's item_part), here the entries' costs plus SET_OVERHEAD while any.
 -- Returns {1, created, now, count, evicted, version}; {-1} when the session alone
@@ -99,12 +99,12 @@ if live then
 end
 count = count - #gone
 local puts = {}
-for p = PUTS, #ARGV do
-  local member = ARGV[p]
-  local replace = string.byte(flags, p - PUTS + 2) == 49
+for p = PUTS, #ARGV, 2 do
+  local name = ARGV[p]
+  local member = name .. '\0' .. ARGV[p + 1]
+  local replace = string.byte(flags, (p - PUTS) / 2 + 2) == 49
   local old = false
   if live then
-    local name = string.sub(member, 1, string.find(member, '\0', 1, true) - 1)
     old = redis.call('ZRANGEBYLEX', SET, '[' .. name .. '\0', '(' .. name .. '\1', 'LIMIT', 0, 1)[1]
     if old and dropped(old) then
       old = false
