@@ -54,7 +54,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 from urllib.parse import parse_qs, unquote
 
 import redis.asyncio as aioredis
@@ -80,7 +80,7 @@ from agent_lib.sessions._ids import validate_key_prefix, validate_namespace
 from agent_lib.sessions._loops import MAX_EVENT_LOOPS, PerLoop
 from agent_lib.sessions.stores._redis_entries import RedisEntries
 from agent_lib.sessions.stores._redis_items import RedisItems
-from agent_lib.sessions.stores._redis_writes import with_timed_writes
+from agent_lib.sessions.stores._redis_timeouts import with_cheap_timeouts
 from agent_lib.sessions.stores._value import born as _born
 from agent_lib.sessions.stores._value import unwrap as _unwrap
 from agent_lib.sessions.stores.base import (
@@ -200,7 +200,7 @@ class _WaitingPool(aioredis.ConnectionPool):
 
     async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
         deadline: float | None = None
-        get = cast(Callable[[], Awaitable[Any]], super().get_connection)  # untyped in redis-py
+        get: Callable[[], Awaitable[Any]] = super().get_connection  # untyped in redis-py
         while True:
             try:
                 return await get()
@@ -262,7 +262,7 @@ def connect(url: str, options: RedisOptions | None = None) -> tuple[AnyRedis, bo
             )
         except (ValueError, TypeError) as error:
             raise ConfigError("url", _rejected_option(error)) from None
-        pool.connection_class = with_timed_writes(pool.connection_class)
+        pool.connection_class = with_cheap_timeouts(pool.connection_class)
         return aioredis.Redis.from_pool(pool), False
     if scheme in ("redis+cluster", "rediss+cluster"):
         hosts, auth, _, query = _split_multi_host(rest, "url")
@@ -370,6 +370,12 @@ class RedisStore(RedisItems, RedisEntries, SessionStore):
         self.owners_base = f"{base}:o:"
         self.records_set = f"{base}:records"
         self.index_keys = (f"{base}:lru", f"{base}:born", f"{base}:sizes")
+        # The same as bytes for the per-session key lists (redis-py encodes str each call).
+        self._key_heads = [key.encode() for key in self.index_keys]
+        self._session_base_b, self._items_base_b = (
+            self.session_base.encode(),
+            base.encode() + b":i:",
+        )
         self._scripts: dict[str, AsyncScript] = {}
         self._policy_checked = False
 
@@ -410,7 +416,9 @@ class RedisStore(RedisItems, RedisEntries, SessionStore):
             script = self._scripts[name] = self.client.register_script(_script(name))
         return script
 
-    async def _evalsha(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    async def _evalsha(
+        self, script: AsyncScript, keys: Sequence[str | bytes], args: Sequence[Any]
+    ) -> Any:
         """``script(keys, args)`` without redis-py's per-call wrapper (a hot path)."""
         try:
             return await self.client.evalsha(script.sha, len(keys), *keys, *args)
@@ -418,7 +426,7 @@ class RedisStore(RedisItems, RedisEntries, SessionStore):
             script.sha = await self.client.script_load(script.script)
             return await self.client.evalsha(script.sha, len(keys), *keys, *args)
 
-    async def _run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    async def _run(self, name: str, keys: Sequence[str | bytes], args: Sequence[Any]) -> Any:
         if not self._policy_checked:
             await self._check_policy()
         script = self._registered(name)
@@ -468,13 +476,15 @@ class RedisStore(RedisItems, RedisEntries, SessionStore):
                 "session keys" if policy.startswith("volatile-") else "any key, the index too",
             )
 
-    def _keys(self, session_id: str, *others: str) -> list[str]:
+    def _keys(self, session_id: str, *others: str) -> list[str | bytes]:
         """The index keys, then each session's key and item list: a script that may
         remove a session declares its item list too."""
-        base, items = self.session_base, self.items_base
-        keys = [*self.index_keys, base + session_id, items + session_id]
-        for sid in others:
-            keys += (base + sid, items + sid)
+        base, items = self._session_base_b, self._items_base_b
+        sid = session_id.encode()
+        keys: list[str | bytes] = [*self._key_heads, base + sid, items + sid]
+        for other in others:
+            more = other.encode()
+            keys += (base + more, items + more)
         return keys
 
     async def create(self, session_id: str, payload: bytes, size: int) -> StoredSession:

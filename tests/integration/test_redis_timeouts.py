@@ -1,10 +1,12 @@
-"""The store's write timeout on a real valkey-server frozen with SIGSTOP.
+"""The store's socket timeout on a real valkey-server frozen with SIGSTOP.
 
-``_redis_writes`` bounds a command's write with ``asyncio.timeout`` instead of redis-py's
-``asyncio.wait_for`` (a Task per command). The bound must still hold where it matters:
-a write larger than the socket buffers to a server that reads nothing gives up after
-the socket timeout, closes the half-written connection, and the next call, once the
-server runs again, works on a fresh one.
+``_redis_timeouts`` keeps redis-py's bound without a timer per command: reads have
+deadlines that one watchdog per loop checks, and only a write that can wait gets a
+timer. The bound must hold as before: a read from a server that answers nothing, and
+a write larger than the socket buffers to a server that reads nothing, give up after
+the socket timeout (a read within 1.25 of it), the connection is closed, and the next
+call, once the server runs again, works on a fresh one; with no read pending, the
+watchdog sets no timer.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import redis.exceptions as rexc
 
 from agent_lib.errors import SessionStoreUnavailable
 from agent_lib.sessions.manager import SessionManager
+from agent_lib.sessions.stores import _redis_timeouts as _timeouts
 from agent_lib.sessions.stores.base import Limits
 from agent_lib.sessions.stores.redis import RedisOptions, RedisStore, connect
 from tests.fixtures.redis_server import RedisProcess, fresh_namespace
@@ -67,6 +70,37 @@ def test_a_write_to_a_frozen_server_gives_up_after_the_socket_timeout(
     assert TIMEOUT_S <= waited < TIMEOUT_S * 10, waited
     assert closed, "a half-written connection went back to the pool open"
     assert after == b"x"
+
+
+def test_a_read_from_a_frozen_server_gives_up_after_the_socket_timeout(
+    redis_server_factory: Callable[..., RedisProcess],
+) -> None:
+    server = redis_server_factory()
+
+    async def scenario() -> tuple[float, bool, bytes | None, bool]:
+        client, _ = connect(server.url, RedisOptions(socket_timeout=TIMEOUT_S, retries=0))
+        assert isinstance(client, aioredis.Redis)
+        try:
+            await client.set("small", b"x")
+            with _frozen(server):
+                started = time.monotonic()
+                with pytest.raises(rexc.TimeoutError, match="reading"):
+                    await client.get("small")
+                waited = time.monotonic() - started
+                idle = list(client.connection_pool._available_connections)  # type: ignore[attr-defined]
+                closed = all(not c.is_connected for c in idle)
+            value = await client.get("small")
+            await asyncio.sleep(TIMEOUT_S)  # the watchdog's last look, with nothing pending
+            watchdog = _timeouts._WATCHDOGS[asyncio.get_running_loop()]
+            return waited, closed, value, watchdog._handle is None
+        finally:
+            await client.aclose()
+
+    waited, closed, value, asleep = asyncio.run(scenario())
+    assert TIMEOUT_S <= waited < TIMEOUT_S * 3, waited
+    assert closed, "a connection whose read timed out went back to the pool open"
+    assert value == b"x"
+    assert asleep, "the watchdog kept a timer with no read pending"
 
 
 def test_the_store_reports_a_frozen_server_as_unavailable_in_bounded_time(
