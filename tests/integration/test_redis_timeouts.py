@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import time
+import weakref
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -101,6 +103,29 @@ def test_a_read_from_a_frozen_server_gives_up_after_the_socket_timeout(
     assert closed, "a connection whose read timed out went back to the pool open"
     assert value == b"x"
     assert asleep, "the watchdog kept a timer with no read pending"
+
+
+def test_a_closed_loop_leaves_no_watchdog_behind(
+    redis_server_factory: Callable[..., RedisProcess],
+) -> None:
+    """Sync callers run ``asyncio.run`` per request: each loop must go when it closes."""
+    server = redis_server_factory()
+    client, _ = connect(server.url, RedisOptions(socket_timeout=TIMEOUT_S))
+    loops: list[weakref.ref[asyncio.AbstractEventLoop]] = []
+
+    async def call() -> None:
+        loops.append(weakref.ref(asyncio.get_running_loop()))
+        fresh, _ = connect(server.url, RedisOptions(socket_timeout=TIMEOUT_S))
+        try:
+            await fresh.set("k", b"v")
+        finally:
+            await fresh.aclose()
+
+    for _ in range(3):
+        asyncio.run(call())
+    gc.collect()
+    assert [ref() for ref in loops] == [None, None, None]
+    del client
 
 
 def test_the_store_reports_a_frozen_server_as_unavailable_in_bounded_time(

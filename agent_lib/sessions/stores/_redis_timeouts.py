@@ -37,34 +37,47 @@ class _Watchdog:
     """The pending reads of one event loop and their deadlines (loop time)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        # weakly: `_WATCHDOGS` holds this for as long as the loop lives, no longer
+        self._loop_ref = weakref.ref(loop)
         self._armed: dict[int, tuple[float, _Deadlines]] = {}
         self._every = math.inf
-        self._handle: asyncio.TimerHandle | None = None
+        # weakly too: the loop holds its pending timer, and the timer this watchdog
+        self._handle: weakref.ref[asyncio.TimerHandle] | None = None
+
+    @property
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        loop = self._loop_ref()
+        assert loop is not None, "a watchdog is used only in its running loop"
+        return loop
 
     def arm(self, connection: _Deadlines, timeout: float) -> None:
         self._armed[id(connection)] = (self._loop.time() + timeout, connection)
         every = timeout / CHECKS_PER_TIMEOUT
         if every < self._every:
             self._every = every
-            if self._handle is not None:
-                self._handle.cancel()
-                self._handle = None
+            pending = self._handle() if self._handle is not None else None
+            if pending is not None:
+                pending.cancel()
+            self._handle = None
         if self._handle is None:
-            self._handle = self._loop.call_later(self._every, self._check)
+            self._schedule(self._loop)
 
     def disarm(self, connection: _Deadlines) -> None:
         self._armed.pop(id(connection), None)
 
     def _check(self) -> None:
         self._handle = None
-        now = self._loop.time()
+        loop = self._loop
+        now = loop.time()
         for key, (deadline, connection) in list(self._armed.items()):
             if deadline <= now:
                 del self._armed[key]
                 connection._expire()
         if self._armed:
-            self._handle = self._loop.call_later(self._every, self._check)
+            self._schedule(loop)
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._handle = weakref.ref(loop.call_later(self._every, self._check))
 
 
 _WATCHDOGS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Watchdog] = (
