@@ -38,7 +38,6 @@ import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 import psutil
 from hourglass_operator.settings import DEFAULT_RESYNC_S
@@ -47,7 +46,7 @@ from agent_lib.config.bundle import CONFIGMAP_NAME
 from tests.controlplane._build import BuildError, cached_bin_dir
 from tests.controlplane._run import ControlPlane
 from tests.fixtures.agent_pods import AgentPod, agent_rbac
-from tests.fixtures.controlplane import RealCluster, install
+from tests.fixtures.controlplane import RealCluster, install, poll
 from tests.fixtures.fleet import (
     AgentDriver,
     ApiWatchers,
@@ -109,17 +108,6 @@ def _cpu_s(operator: OperatorProcess) -> float:
     return float(times.user + times.system)
 
 
-def _wait(predicate: Any, timeout: float, what: str, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
-
-
 def _complete(fleet: Fleet, namespace: str, total: int) -> bool:
     """Whether the profile's rollout is of the ConfigMap's hash and reads total/total."""
     rollout = fleet.run(fleet.rollout(namespace))
@@ -147,14 +135,14 @@ def rollouts(cluster: RealCluster, fleet: Fleet, pods: int, rounds: int) -> dict
             agent = AgentPod(cluster, ns, f"real-agent-{i}")
             stack.callback(agent.stop)
             agent.start(timeout=60)
-        _wait(lambda: _complete(fleet, ns, pods), 600, f"the first rollout to {pods} pods")
+        poll(lambda: _complete(fleet, ns, pods), 600, f"the first rollout to {pods} pods")
         seconds, writes = [], []
         for i in range(rounds):
             mark = cluster.audit_mark()
             started = time.perf_counter()
             fleet.run(fleet.set_request(ns, 11 + i))
             time.sleep(0.5)  # the ConfigMap's new hash is what completion is judged by
-            _wait(lambda: _complete(fleet, ns, pods), 600, f"rollout {i} to {pods} pods")
+            poll(lambda: _complete(fleet, ns, pods), 600, f"rollout {i} to {pods} pods")
             seconds.append(time.perf_counter() - started)
             time.sleep(SETTLE_S)
             writes.append(status_writes(operator_calls(cluster, mark)))
@@ -176,10 +164,10 @@ def fan_out(cluster: RealCluster, fleet: Fleet, watchers: int, patches: int) -> 
     with ExitStack() as stack:
         operator = OperatorProcess(cluster, name="fleet-watch", verbose=False).start(60)
         stack.callback(operator.stop)
-        _wait(lambda: cluster.get("configmaps", ns, CONFIGMAP_NAME), 120, "the first render")
+        poll(lambda: cluster.get("configmaps", ns, CONFIGMAP_NAME), 120, "the first render")
         group = ApiWatchers(cluster, ns, "watched-agent", watchers).start()
         stack.callback(group.stop)
-        _wait(group.watching, 300, f"{watchers} API watches")
+        poll(group.watching, 300, f"{watchers} API watches")
         measured = []
         for i in range(patches):
             before = revision_of(cluster.get("configmaps", ns, CONFIGMAP_NAME)) or 0
@@ -190,7 +178,7 @@ def fan_out(cluster: RealCluster, fleet: Fleet, watchers: int, patches: int) -> 
                 newer = [r for r in list(group.arrivals) if r > before]
                 return group.all_got(max(newer)) if newer else None
 
-            times = _wait(arrived, 60, f"patch {i} in {watchers} watches", interval=0.01)
+            times = poll(arrived, 60, f"patch {i} in {watchers} watches", interval=0.01)
             measured.append((max(times) - started) * 1000)
         ordered = sorted(measured)
         return {
@@ -209,7 +197,7 @@ def spread(cluster: RealCluster, fleet: Fleet, namespaces: int, per_ns: int) -> 
     with ExitStack() as stack:
         operator = OperatorProcess(cluster, name="fleet-spread", verbose=False).start(60)
         stack.callback(operator.stop)
-        _wait(lambda: all(fleet.run(fleet.config_hash(n)) for n in names), 600, "renders")
+        poll(lambda: all(fleet.run(fleet.config_hash(n)) for n in names), 600, "renders")
         time.sleep(SETTLE_S)
         idle = _rss_mib(operator)
         cpu_before = _cpu_s(operator)
@@ -218,10 +206,10 @@ def spread(cluster: RealCluster, fleet: Fleet, namespaces: int, per_ns: int) -> 
         driver = AgentDriver(fleet, pods).start()  # after the Pods: it reports at once
         stack.callback(driver.stop)
         total = namespaces * per_ns
-        _wait(lambda: driver.patches >= total, 600, "the driver's first reports")
+        poll(lambda: driver.patches >= total, 600, "the driver's first reports")
         fleet.run(fleet.gather(fleet.set_request(n, 12) for n in names))
-        _wait(lambda: driver.patches >= 2 * total, 600, "the driver's second reports")
-        _wait(lambda: all(_complete(fleet, n, per_ns) for n in names), 600, "every rollout", 1)
+        poll(lambda: driver.patches >= 2 * total, 600, "the driver's second reports")
+        poll(lambda: all(_complete(fleet, n, per_ns) for n in names), 600, "every rollout", 1)
         time.sleep(SETTLE_S)
         loaded = _rss_mib(operator)
         return {
@@ -258,7 +246,7 @@ def big_cluster(
                 pending.pop(0)
             return not pending
 
-        _wait(done, 900, f"{namespaces} namespaces rendered", interval=0.2)
+        poll(done, 900, f"{namespaces} namespaces rendered", interval=0.2)
         cold = time.perf_counter() - started
         settled = _quiet(cluster)
         mark = cluster.audit_mark()
